@@ -1,0 +1,79 @@
+//! `/api/containers`: create, list, inspect and remove sessions.
+
+use std::collections::BTreeMap;
+
+use axum::extract::{Path, State};
+use axum::Json;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::body::ApiJson;
+use crate::app::AppState;
+use crate::error::ApiError;
+use crate::session::{CreateRequest, Owner, Session};
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct CreateBody {
+    image: Option<String>,
+    workspace_dir: Option<String>,
+    /// An existing session of the caller's: the call then returns it instead
+    /// of creating another (a safe retry). Ids are never chosen by clients.
+    session_id: Option<String>,
+    env: Option<BTreeMap<String, String>>,
+}
+
+pub async fn create(State(app): State<AppState>, ApiJson(body): ApiJson<CreateBody>) -> Result<Json<Value>, ApiError> {
+    let owner = Owner::default();
+    if let Some(id) = &body.session_id {
+        if let Ok(existing) = app.sessions.get(id, &owner) {
+            return Ok(Json(created(&existing)));
+        }
+    }
+    let req = CreateRequest {
+        image: body.image,
+        workspace_dir: body.workspace_dir,
+        env: body.env.unwrap_or_default(),
+        cols: None,
+        rows: None,
+    };
+    let session = app.sessions.create(req, &owner, &mut |_| {}).await?;
+    Ok(Json(created(&session)))
+}
+
+fn created(s: &Session) -> Value {
+    json!({
+        "sessionId": s.id,
+        "containerId": s.container_id,
+        "status": "running",
+        "image": s.image,
+    })
+}
+
+pub async fn list(State(app): State<AppState>) -> Json<Value> {
+    let owner = Owner::default();
+    let sessions: Vec<Value> = app
+        .sessions
+        .list(&owner)
+        .iter()
+        .map(|s| serde_json::to_value(s.info("running")).unwrap_or_default())
+        .collect();
+    Json(Value::Array(sessions))
+}
+
+pub async fn get(State(app): State<AppState>, Path(session_id): Path<String>) -> Result<Json<Value>, ApiError> {
+    let owner = Owner::default();
+    let session = app.sessions.get(&session_id, &owner)?;
+    let state = app.runtime.container_state(&session.container_id).await.map_err(ApiError::engine)?;
+    match state {
+        Some(st) => Ok(Json(serde_json::to_value(session.info(&st.status)).unwrap_or_default())),
+        // Removed behind our back: the next sweep drops the session too.
+        None => Err(ApiError::ContainerNotFound(format!("Container of session '{session_id}' no longer exists"))),
+    }
+}
+
+pub async fn remove(State(app): State<AppState>, Path(session_id): Path<String>) -> Result<Json<Value>, ApiError> {
+    let owner = Owner::default();
+    app.sessions.remove(&session_id, &owner).await?;
+    Ok(Json(json!({ "message": "Container removed successfully" })))
+}

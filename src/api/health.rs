@@ -1,0 +1,18 @@
+//! `GET /api/health`: never rate limited, never needs a token, always 200 so
+//! that a load balancer can tell "up but degraded" from "down".
+
+use axum::extract::State;
+use axum::Json;
+use serde_json::{json, Value};
+
+use crate::app::AppState;
+
+pub async fn health(State(app): State<AppState>) -> Json<Value> {
+    let connected = app.runtime.ping().await.is_ok();
+    Json(json!({
+        "status": if connected { "ok" } else { "degraded" },
+        "docker": if connected { "connected" } else { "disconnected" },
+        "uptime": app.started.elapsed().as_secs(),
+        "sessions": app.sessions.count(),
+    }))
+}

@@ -1,0 +1,29 @@
+//! The HTTP surface: the whole URL space is laid out in [`router`].
+
+mod body;
+mod containers;
+mod health;
+pub mod preview;
+
+use axum::routing::{get, post};
+use axum::Router;
+
+use crate::app::AppState;
+use crate::error::ApiError;
+
+pub fn router(app: AppState) -> Router {
+    Router::new()
+        .route("/", get(crate::ws::upgrade))
+        .route("/ws", get(crate::ws::upgrade))
+        .route("/api/health", get(health::health))
+        .route("/api/containers", post(containers::create).get(containers::list))
+        .route("/api/containers/{session_id}", get(containers::get).delete(containers::remove))
+        .route("/api/preview/configure", post(preview::configure_handler))
+        .fallback(not_found)
+        .with_state(app)
+}
+
+async fn not_found(uri: axum::http::Uri) -> ApiError {
+    let path: String = uri.path().chars().take(200).collect();
+    ApiError::ContainerNotFound(format!("No route for '{path}'"))
+}

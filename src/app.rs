@@ -1,0 +1,53 @@
+//! The shared state every handler gets through axum's `State`: settings,
+//! the session table, the runtime, and the server's shutdown signal.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::config::Settings;
+use crate::runtime::ContainerRuntime;
+use crate::session::SessionManager;
+
+pub struct App {
+    pub settings: Arc<Settings>,
+    pub sessions: Arc<SessionManager>,
+    pub runtime: Arc<dyn ContainerRuntime>,
+    pub started: Instant,
+    /// Cancelled on SIGTERM/SIGINT: connections send `reconnect` and close.
+    pub shutdown: CancellationToken,
+    /// Every task the server spawns, so shutdown can wait for them.
+    pub tasks: TaskTracker,
+    next_conn: AtomicU64,
+}
+
+pub type AppState = Arc<App>;
+
+impl App {
+    pub fn new(settings: Arc<Settings>, runtime: Arc<dyn ContainerRuntime>) -> Result<AppState, String> {
+        let shutdown = CancellationToken::new();
+        let tasks = TaskTracker::new();
+        let sessions = Arc::new(SessionManager::new(
+            Arc::clone(&settings),
+            Arc::clone(&runtime),
+            tasks.clone(),
+            shutdown.clone(),
+        )?);
+        Ok(Arc::new(App {
+            settings,
+            sessions,
+            runtime,
+            started: Instant::now(),
+            shutdown,
+            tasks,
+            next_conn: AtomicU64::new(1),
+        }))
+    }
+
+    pub fn next_conn_id(&self) -> u64 {
+        self.next_conn.fetch_add(1, Ordering::Relaxed)
+    }
+}

@@ -1,0 +1,152 @@
+//! The one error type of the API boundary. Each variant is one of the error
+//! names of the contract, and it renders the same shape over REST and over
+//! WebSocket: `{error, message, retryable, statusCode?}`.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::{json, Value};
+
+use crate::runtime::RuntimeError;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ApiError {
+    #[error("{0}")]
+    Validation(String),
+    #[error("{0}")]
+    Authentication(String),
+    #[error("{0}")]
+    ContainerNotFound(String),
+    #[error("{0}")]
+    MessageTooLarge(String),
+    #[error("{0}")]
+    RateLimit(String),
+    #[error("{0}")]
+    ContainerCreation(String),
+    #[error("{0}")]
+    DockerDaemon(String),
+}
+
+impl ApiError {
+    pub fn validation(msg: impl Into<String>) -> Self {
+        ApiError::Validation(msg.into())
+    }
+
+    pub fn session_not_found(session_id: &str) -> Self {
+        ApiError::ContainerNotFound(format!("Session '{session_id}' not found"))
+    }
+
+    pub fn name(&self) -> &'static str {
+        match self {
+            ApiError::Validation(_) => "ValidationError",
+            ApiError::Authentication(_) => "AuthenticationError",
+            ApiError::ContainerNotFound(_) => "ContainerNotFoundError",
+            ApiError::MessageTooLarge(_) => "MessageTooLarge",
+            ApiError::RateLimit(_) => "RateLimitError",
+            ApiError::ContainerCreation(_) => "ContainerCreationError",
+            ApiError::DockerDaemon(_) => "DockerDaemonError",
+        }
+    }
+
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::Validation(_) => StatusCode::BAD_REQUEST,
+            ApiError::Authentication(_) => StatusCode::UNAUTHORIZED,
+            ApiError::ContainerNotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::MessageTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::RateLimit(_) => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::ContainerCreation(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            ApiError::DockerDaemon(_) => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+
+    pub fn retryable(&self) -> bool {
+        matches!(self, ApiError::RateLimit(_) | ApiError::DockerDaemon(_))
+    }
+
+    /// The REST body.
+    pub fn to_json(&self) -> Value {
+        json!({
+            "error": self.name(),
+            "message": self.to_string(),
+            "retryable": self.retryable(),
+            "statusCode": self.status().as_u16(),
+        })
+    }
+
+    /// The WebSocket message (no `statusCode`, as the contract says).
+    pub fn to_ws_json(&self, session_id: Option<&str>) -> Value {
+        let mut v = json!({
+            "type": "error",
+            "error": self.name(),
+            "message": self.to_string(),
+            "retryable": self.retryable(),
+        });
+        if let Some(id) = session_id {
+            v["sessionId"] = Value::from(id);
+        }
+        v
+    }
+
+    /// Maps an engine failure met while creating a session.
+    pub fn creation(err: RuntimeError) -> Self {
+        match err {
+            RuntimeError::Unavailable(m) => ApiError::DockerDaemon(daemon_message(&m)),
+            RuntimeError::ImageNotFound(image) => ApiError::ContainerCreation(format!(
+                "Failed to create container: Image '{image}' not found"
+            )),
+            RuntimeError::NotFound(m) | RuntimeError::Engine(m) => {
+                ApiError::ContainerCreation(format!("Failed to create container: {m}"))
+            }
+        }
+    }
+
+    /// Maps an engine failure met on any other operation.
+    pub fn engine(err: RuntimeError) -> Self {
+        match err {
+            RuntimeError::Unavailable(m) => ApiError::DockerDaemon(daemon_message(&m)),
+            RuntimeError::ImageNotFound(image) => {
+                ApiError::ContainerCreation(format!("Image '{image}' not found"))
+            }
+            RuntimeError::NotFound(m) => ApiError::ContainerNotFound(m),
+            RuntimeError::Engine(m) => ApiError::DockerDaemon(format!("Docker engine error: {m}")),
+        }
+    }
+}
+
+fn daemon_message(detail: &str) -> String {
+    format!("Docker daemon is not responding: {detail}")
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        (status, axum::Json(self.to_json())).into_response()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rest_shape_has_status_code_and_ws_shape_does_not() {
+        let e = ApiError::DockerDaemon("down".into());
+        let rest = e.to_json();
+        assert_eq!(rest["error"], "DockerDaemonError");
+        assert_eq!(rest["retryable"], true);
+        assert_eq!(rest["statusCode"], 503);
+        let ws = e.to_ws_json(Some("session-x"));
+        assert_eq!(ws["type"], "error");
+        assert!(ws.get("statusCode").is_none());
+        assert_eq!(ws["sessionId"], "session-x");
+    }
+
+    #[test]
+    fn missing_image_names_the_image() {
+        let e = ApiError::creation(RuntimeError::ImageNotFound("node:99".into()));
+        assert_eq!(e.name(), "ContainerCreationError");
+        assert_eq!(e.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert!(!e.retryable());
+        assert!(e.to_string().contains("'node:99'"));
+    }
+}

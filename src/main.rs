@@ -1,0 +1,31 @@
+use clap::Parser;
+
+use claude_studio::config::{Cli, Settings};
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "claude_studio=info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let mut cli = Cli::parse();
+    if cli.docker_host.is_none() {
+        cli.docker_host = std::env::var("DOCKER_HOST").ok().filter(|h| !h.is_empty());
+    }
+    let settings = match Settings::resolve(cli) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("claude-studio: {e}");
+            return std::process::ExitCode::from(2);
+        }
+    };
+    match claude_studio::server::run(settings).await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("claude-studio: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

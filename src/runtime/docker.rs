@@ -1,0 +1,350 @@
+//! The Docker Engine implementation of [`ContainerRuntime`], over bollard.
+//!
+//! The client is made on first use and version-negotiated then, so the server
+//! starts while the engine is down and picks it up when it appears; the same
+//! client keeps working across engine restarts because every request opens
+//! its own socket connection when the old one is gone.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bollard::errors::Error as BollardError;
+use bollard::exec::CreateExecOptions;
+use bollard::models::{
+    ContainerCreateBody, HostConfig, Mount, MountType, NetworkCreateRequest,
+};
+use bollard::query_parameters::{
+    CreateImageOptionsBuilder, ListContainersOptionsBuilder, RemoveContainerOptionsBuilder,
+};
+use bollard::Docker;
+use futures_util::StreamExt;
+use tokio::sync::Mutex;
+
+use super::hijack;
+use super::spec::{self, ContainerSpec, ShellSpec};
+use super::{ContainerRuntime, ContainerState, ManagedContainer, PullProgress, RuntimeError, ShellIo};
+
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+const REQUEST_TIMEOUT_SECS: u64 = 120;
+
+pub struct DockerRuntime {
+    socket: PathBuf,
+    client: Mutex<Option<Docker>>,
+    network: String,
+    network_ready: Mutex<bool>,
+}
+
+/// Maps a bollard error: engine answers keep their status, anything else
+/// means the engine could not be reached.
+fn map_err(e: BollardError) -> RuntimeError {
+    match e {
+        BollardError::DockerResponseServerError { status_code: 404, message } => RuntimeError::NotFound(message),
+        BollardError::DockerResponseServerError { message, .. } => RuntimeError::Engine(message),
+        BollardError::JsonDataError { message, .. } => RuntimeError::Engine(message),
+        other => RuntimeError::Unavailable(other.to_string()),
+    }
+}
+
+impl DockerRuntime {
+    /// `host` is `unix:///path` or a bare socket path; `None` means the local default.
+    pub fn new(host: Option<&str>, network: &str) -> Result<DockerRuntime, String> {
+        let host = host.unwrap_or("unix:///var/run/docker.sock");
+        let socket = match host.strip_prefix("unix://") {
+            Some(p) => PathBuf::from(p),
+            None if host.starts_with('/') => PathBuf::from(host),
+            None => return Err(format!("unsupported Docker host {host:?}: only unix sockets are supported")),
+        };
+        Ok(DockerRuntime {
+            socket,
+            client: Mutex::new(None),
+            network: network.to_string(),
+            network_ready: Mutex::new(false),
+        })
+    }
+
+    async fn client(&self) -> Result<Docker, RuntimeError> {
+        let mut slot = self.client.lock().await;
+        if let Some(c) = slot.as_ref() {
+            return Ok(c.clone());
+        }
+        let path = self.socket.to_string_lossy();
+        let c = Docker::connect_with_unix(&path, REQUEST_TIMEOUT_SECS, bollard::API_DEFAULT_VERSION)
+            .map_err(|e| RuntimeError::Unavailable(e.to_string()))?;
+        let c = tokio::time::timeout(CONNECT_TIMEOUT, c.negotiate_version())
+            .await
+            .map_err(|_| RuntimeError::Unavailable("timed out connecting to the Docker engine".into()))?
+            .map_err(map_err)?;
+        *slot = Some(c.clone());
+        Ok(c)
+    }
+
+    async fn ensure_network(&self, docker: &Docker) -> Result<(), RuntimeError> {
+        let mut ready = self.network_ready.lock().await;
+        if *ready {
+            return Ok(());
+        }
+        match docker.inspect_network(&self.network, None).await {
+            Ok(_) => {}
+            Err(BollardError::DockerResponseServerError { status_code: 404, .. }) => {
+                let req = NetworkCreateRequest {
+                    name: self.network.clone(),
+                    driver: Some("bridge".into()),
+                    options: Some(HashMap::from([(
+                        "com.docker.network.bridge.enable_icc".to_string(),
+                        "false".to_string(),
+                    )])),
+                    labels: Some(HashMap::from([("studio.managed".to_string(), "true".to_string())])),
+                    ..Default::default()
+                };
+                match docker.create_network(req).await {
+                    Ok(_) => {}
+                    // Another server made it in the meantime.
+                    Err(BollardError::DockerResponseServerError { status_code: 409, .. }) => {}
+                    Err(e) => return Err(map_err(e)),
+                }
+            }
+            Err(e) => return Err(map_err(e)),
+        }
+        *ready = true;
+        Ok(())
+    }
+
+    fn create_body(&self, spec: &ContainerSpec) -> ContainerCreateBody {
+        let mut tmpfs = HashMap::from([
+            ("/tmp".to_string(), format!("rw,nosuid,nodev,mode=1777,{}", spec::TMP_SIZE)),
+            (spec::HOME.to_string(), format!("rw,nosuid,nodev,mode=0755,uid=1000,gid=1000,{}", spec::HOME_SIZE)),
+        ]);
+        let mounts = match &spec.workspace {
+            Some(dir) => vec![Mount {
+                target: Some(spec::WORKDIR.into()),
+                source: Some(dir.to_string_lossy().into_owned()),
+                typ: Some(MountType::BIND),
+                read_only: Some(false),
+                ..Default::default()
+            }],
+            None => {
+                tmpfs.insert(
+                    spec::WORKDIR.to_string(),
+                    format!("rw,nosuid,nodev,mode=0755,uid=1000,gid=1000,{}", spec::WORKSPACE_SIZE),
+                );
+                Vec::new()
+            }
+        };
+        let memory = spec.limits.memory_bytes as i64;
+        let host = HostConfig {
+            readonly_rootfs: Some(true),
+            memory: Some(memory),
+            memory_swap: Some(memory),
+            nano_cpus: Some(spec.limits.nano_cpus),
+            pids_limit: Some(spec.limits.pids),
+            cap_drop: Some(vec!["ALL".into()]),
+            security_opt: Some(vec!["no-new-privileges".into()]),
+            privileged: Some(false),
+            init: Some(true),
+            tmpfs: Some(tmpfs),
+            mounts: Some(mounts),
+            network_mode: Some(self.network.clone()),
+            ipc_mode: Some("private".into()),
+            ..Default::default()
+        };
+        ContainerCreateBody {
+            image: Some(spec.image.clone()),
+            entrypoint: Some(ContainerSpec::keepalive_cmd()),
+            user: Some(spec::USER.into()),
+            working_dir: Some(spec::WORKDIR.into()),
+            env: Some(spec.env.clone()),
+            labels: Some(spec.labels.clone().into_iter().collect()),
+            host_config: Some(host),
+            ..Default::default()
+        }
+    }
+}
+
+#[async_trait]
+impl ContainerRuntime for DockerRuntime {
+    async fn ping(&self) -> Result<(), RuntimeError> {
+        let docker = self.client().await?;
+        tokio::time::timeout(CONNECT_TIMEOUT, docker.ping())
+            .await
+            .map_err(|_| RuntimeError::Unavailable("Docker engine did not answer a ping".into()))?
+            .map(|_| ())
+            .map_err(map_err)
+    }
+
+    async fn image_present(&self, image: &str) -> Result<bool, RuntimeError> {
+        let docker = self.client().await?;
+        match docker.inspect_image(image).await {
+            Ok(_) => Ok(true),
+            Err(BollardError::DockerResponseServerError { status_code: 404, .. }) => Ok(false),
+            Err(e) => Err(map_err(e)),
+        }
+    }
+
+    async fn pull_image(&self, image: &str, progress: &mut (dyn FnMut(PullProgress) + Send)) -> Result<(), RuntimeError> {
+        let docker = self.client().await?;
+        let opts = CreateImageOptionsBuilder::default().from_image(image).build();
+        let mut stream = docker.create_image(Some(opts), None, None);
+        while let Some(item) = stream.next().await {
+            match item {
+                Ok(info) => {
+                    if let Some(err) = info.error_detail.and_then(|d| d.message) {
+                        tracing::info!(image, %err, "pull failed");
+                        return Err(RuntimeError::ImageNotFound(image.to_string()));
+                    }
+                    let detail = info.progress_detail.unwrap_or_default();
+                    progress(PullProgress {
+                        message: info.status.unwrap_or_default(),
+                        current: detail.current,
+                        total: detail.total,
+                    });
+                }
+                Err(e) => {
+                    return match map_err(e) {
+                        RuntimeError::Unavailable(m) => Err(RuntimeError::Unavailable(m)),
+                        other => {
+                            tracing::info!(image, err = %other, "pull failed");
+                            Err(RuntimeError::ImageNotFound(image.to_string()))
+                        }
+                    };
+                }
+            }
+        }
+        if self.image_present(image).await? {
+            Ok(())
+        } else {
+            Err(RuntimeError::ImageNotFound(image.to_string()))
+        }
+    }
+
+    async fn create_container(&self, spec: &ContainerSpec) -> Result<String, RuntimeError> {
+        let docker = self.client().await?;
+        self.ensure_network(&docker).await?;
+        let body = self.create_body(spec);
+        let created = match docker.create_container(None, body.clone()).await {
+            Ok(c) => c,
+            Err(BollardError::DockerResponseServerError { status_code: 404, message })
+                if message.contains("network") =>
+            {
+                // The network was removed behind our back: make it again, once.
+                *self.network_ready.lock().await = false;
+                self.ensure_network(&docker).await?;
+                docker.create_container(None, body).await.map_err(map_err)?
+            }
+            Err(BollardError::DockerResponseServerError { status_code: 404, .. }) => {
+                return Err(RuntimeError::ImageNotFound(spec.image.clone()));
+            }
+            Err(e) => return Err(map_err(e)),
+        };
+        if let Err(e) = docker.start_container(&created.id, None).await {
+            let _ = self.remove_container(&created.id).await;
+            return Err(map_err(e));
+        }
+        Ok(created.id)
+    }
+
+    async fn remove_container(&self, id: &str) -> Result<(), RuntimeError> {
+        let docker = self.client().await?;
+        let opts = RemoveContainerOptionsBuilder::default().force(true).v(true).build();
+        match docker.remove_container(id, Some(opts)).await {
+            Ok(()) => Ok(()),
+            Err(BollardError::DockerResponseServerError { status_code: 404, .. }) => Ok(()),
+            // Already being removed by an earlier call.
+            Err(BollardError::DockerResponseServerError { status_code: 409, message })
+                if message.contains("already in progress") =>
+            {
+                Ok(())
+            }
+            Err(e) => Err(map_err(e)),
+        }
+    }
+
+    async fn container_state(&self, id: &str) -> Result<Option<ContainerState>, RuntimeError> {
+        let docker = self.client().await?;
+        let info = match docker.inspect_container(id, None).await {
+            Ok(i) => i,
+            Err(BollardError::DockerResponseServerError { status_code: 404, .. }) => return Ok(None),
+            Err(e) => return Err(map_err(e)),
+        };
+        let state = info.state.unwrap_or_default();
+        let ip = info
+            .network_settings
+            .and_then(|n| n.networks)
+            .and_then(|mut nets| nets.remove(&self.network))
+            .and_then(|n| n.ip_address)
+            .and_then(|ip| ip.parse().ok());
+        Ok(Some(ContainerState {
+            running: state.running.unwrap_or(false),
+            status: state.status.map(|s| s.to_string()).unwrap_or_else(|| "unknown".into()),
+            ip,
+        }))
+    }
+
+    async fn list_managed(&self, instance: &str) -> Result<Vec<ManagedContainer>, RuntimeError> {
+        let docker = self.client().await?;
+        let filters = HashMap::from([(
+            "label".to_string(),
+            vec![format!("{}={instance}", spec::LABEL_INSTANCE)],
+        )]);
+        let opts = ListContainersOptionsBuilder::default().all(true).filters(&filters).build();
+        let list = docker.list_containers(Some(opts)).await.map_err(map_err)?;
+        Ok(list
+            .into_iter()
+            .filter_map(|c| {
+                Some(ManagedContainer {
+                    id: c.id?,
+                    running: c.state.map(|s| s.to_string() == "running").unwrap_or(false),
+                    labels: c.labels.unwrap_or_default(),
+                    created: c.created.unwrap_or(0),
+                })
+            })
+            .collect())
+    }
+
+    async fn start_shell(&self, container_id: &str, spec: &ShellSpec) -> Result<ShellIo, RuntimeError> {
+        let docker = self.client().await?;
+        let exec = docker
+            .create_exec(
+                container_id,
+                CreateExecOptions::<String> {
+                    attach_stdin: Some(true),
+                    attach_stdout: Some(true),
+                    attach_stderr: Some(true),
+                    tty: Some(true),
+                    cmd: Some(spec.cmd.clone()),
+                    ..Default::default()
+                },
+            )
+            .await
+            .map_err(map_err)?;
+        let version = docker.client_version().to_string();
+        let stream = hijack::start_exec(&self.socket, &version, &exec.id).await?;
+        // The TTY starts at the engine's default size; set the client's now.
+        let _ = self.resize_shell(&exec.id, spec.cols, spec.rows).await;
+        let (output, input) = tokio::io::split(stream);
+        Ok(ShellIo {
+            exec_id: exec.id,
+            output: Box::pin(output),
+            input: Box::pin(input),
+        })
+    }
+
+    async fn resize_shell(&self, exec_id: &str, cols: u16, rows: u16) -> Result<(), RuntimeError> {
+        let docker = self.client().await?;
+        let opts = bollard::query_parameters::ResizeExecOptions {
+            h: rows as i32,
+            w: cols as i32,
+        };
+        docker.resize_exec(exec_id, opts).await.map_err(map_err)
+    }
+
+    async fn shell_exit_code(&self, exec_id: &str) -> Result<Option<i64>, RuntimeError> {
+        let docker = self.client().await?;
+        let info = docker.inspect_exec(exec_id).await.map_err(map_err)?;
+        if info.running.unwrap_or(false) {
+            return Ok(None);
+        }
+        Ok(info.exit_code)
+    }
+}

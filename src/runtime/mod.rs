@@ -1,0 +1,92 @@
+//! The container runtime behind a narrow trait. Everything the server needs
+//! from an engine is here: images, hardened containers, and a TTY shell inside
+//! one. Docker is the one implementation today (`docker.rs`); another engine
+//! (Kubernetes) would implement the same trait.
+
+pub mod docker;
+mod hijack;
+pub mod spec;
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::pin::Pin;
+
+use async_trait::async_trait;
+use tokio::io::{AsyncRead, AsyncWrite};
+
+pub use spec::{ContainerSpec, ShellSpec};
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RuntimeError {
+    /// The engine cannot be reached; retrying later may succeed.
+    #[error("{0}")]
+    Unavailable(String),
+    /// The image is neither present nor pullable.
+    #[error("image '{0}' not found")]
+    ImageNotFound(String),
+    /// The container (or exec) does not exist.
+    #[error("{0}")]
+    NotFound(String),
+    /// The engine answered with an error.
+    #[error("{0}")]
+    Engine(String),
+}
+
+/// One step of an image pull, as the engine reports it.
+#[derive(Debug, Clone, Default)]
+pub struct PullProgress {
+    pub message: String,
+    pub current: Option<i64>,
+    pub total: Option<i64>,
+}
+
+/// A container that carries our labels, as listed by the engine.
+#[derive(Debug, Clone)]
+pub struct ManagedContainer {
+    pub id: String,
+    pub labels: HashMap<String, String>,
+    pub running: bool,
+    /// Unix seconds.
+    pub created: i64,
+}
+
+/// What the engine says about one container now.
+#[derive(Debug, Clone)]
+pub struct ContainerState {
+    pub running: bool,
+    pub status: String,
+    /// The container's address on its network, for the preview proxy.
+    pub ip: Option<IpAddr>,
+}
+
+/// A started TTY shell: its raw byte streams and its engine-side handle.
+pub struct ShellIo {
+    pub exec_id: String,
+    pub output: Pin<Box<dyn AsyncRead + Send>>,
+    pub input: Pin<Box<dyn AsyncWrite + Send>>,
+}
+
+#[async_trait]
+pub trait ContainerRuntime: Send + Sync + 'static {
+    /// Cheap liveness check of the engine.
+    async fn ping(&self) -> Result<(), RuntimeError>;
+    async fn image_present(&self, image: &str) -> Result<bool, RuntimeError>;
+    /// Pulls an image, reporting progress; `ImageNotFound` when it cannot be had.
+    async fn pull_image(
+        &self,
+        image: &str,
+        progress: &mut (dyn FnMut(PullProgress) + Send),
+    ) -> Result<(), RuntimeError>;
+    /// Creates and starts a container; on failure nothing is left behind.
+    async fn create_container(&self, spec: &ContainerSpec) -> Result<String, RuntimeError>;
+    /// Removes a container and its anonymous volumes; a missing one is success.
+    async fn remove_container(&self, id: &str) -> Result<(), RuntimeError>;
+    /// `None` when the container no longer exists.
+    async fn container_state(&self, id: &str) -> Result<Option<ContainerState>, RuntimeError>;
+    /// Containers labelled as ours for `instance`.
+    async fn list_managed(&self, instance: &str) -> Result<Vec<ManagedContainer>, RuntimeError>;
+    async fn start_shell(&self, container_id: &str, spec: &ShellSpec) -> Result<ShellIo, RuntimeError>;
+    async fn resize_shell(&self, exec_id: &str, cols: u16, rows: u16) -> Result<(), RuntimeError>;
+    /// The shell's exit code once it has ended, `None` while it runs.
+    async fn shell_exit_code(&self, exec_id: &str) -> Result<Option<i64>, RuntimeError>;
+}

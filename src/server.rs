@@ -1,0 +1,72 @@
+//! Start-up and shutdown: bind, serve, and on SIGTERM/SIGINT stop accepting,
+//! tell every WebSocket to reconnect, and wait (at most 10 s) for the tasks.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+
+use crate::app::App;
+use crate::config::Settings;
+use crate::runtime::docker::DockerRuntime;
+use crate::runtime::ContainerRuntime;
+
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+pub async fn run(settings: Settings) -> anyhow::Result<()> {
+    let settings = Arc::new(settings);
+    let runtime: Arc<dyn ContainerRuntime> =
+        Arc::new(DockerRuntime::new(settings.docker_host.as_deref(), &settings.network).map_err(anyhow::Error::msg)?);
+    let app = App::new(Arc::clone(&settings), Arc::clone(&runtime)).map_err(anyhow::Error::msg)?;
+
+    let listener = TcpListener::bind(settings.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", settings.listen))?;
+    let local = listener.local_addr()?;
+    match runtime.ping().await {
+        Ok(()) => tracing::info!("Docker engine connected"),
+        Err(e) => tracing::warn!(error = %e, "Docker engine unreachable; serving anyway and retrying"),
+    }
+    app.sessions.spawn_background();
+    // Tests and scripts read this line to learn the port.
+    println!("claude-studio listening on http://{local}");
+
+    let shutdown = app.shutdown.clone();
+    tokio::spawn({
+        let shutdown = shutdown.clone();
+        async move {
+            wait_for_signal().await;
+            tracing::info!("shutting down");
+            shutdown.cancel();
+        }
+    });
+
+    let router = crate::api::router(Arc::clone(&app));
+    let serve = axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
+        .with_graceful_shutdown(shutdown.clone().cancelled_owned());
+    let serving = tokio::spawn(async move { serve.await });
+    shutdown.cancelled().await;
+
+    app.tasks.close();
+    let drained = tokio::time::timeout(SHUTDOWN_GRACE, async {
+        app.tasks.wait().await;
+        let _ = serving.await;
+    })
+    .await;
+    if drained.is_err() {
+        tracing::warn!("tasks still running after {SHUTDOWN_GRACE:?}; exiting anyway");
+    }
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+    let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+}

@@ -1,0 +1,309 @@
+//! A session's terminal: one TTY shell at a time inside the container, its
+//! recent output, and the clients attached to it.
+//!
+//! Data flow: a pump task reads the shell's raw bytes, decodes them into text
+//! without splitting characters (`utf8`), appends them to the replay buffer
+//! (`replay`) and hands one pre-serialized `output` frame to every attached
+//! client's bounded queue. When a queue is full the pump waits, so the shell
+//! is read more slowly instead of output piling up; a client that stays full
+//! for [`SLOW_CLIENT_TIMEOUT`] is kicked with `reconnect` and can attach again.
+
+mod replay;
+pub mod utf8;
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::ws::Utf8Bytes;
+use futures_util::future::join_all;
+use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::sync::{mpsc, Mutex};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::error::ApiError;
+use crate::runtime::{ContainerRuntime, ShellSpec};
+use crate::ws::protocol::ServerMessage;
+use replay::Replay;
+use utf8::Utf8Decoder;
+
+/// At least this much recent output is replayed on attach.
+pub const REPLAY_BYTES: usize = 64 * 1024;
+/// Largest read from the shell, and so the largest `output` message's payload.
+pub const READ_CHUNK: usize = 32 * 1024;
+pub const SLOW_CLIENT_TIMEOUT: Duration = Duration::from_secs(10);
+pub const RECONNECT_DELAY_MS: u64 = 1000;
+
+/// One attached WebSocket connection, as the terminal sees it.
+#[derive(Clone, Debug)]
+pub struct Subscriber {
+    pub conn_id: u64,
+    pub tx: mpsc::Sender<Utf8Bytes>,
+    /// Cancelled (with a reason set) to make the connection send `reconnect` and close.
+    pub kick: Kick,
+}
+
+/// Tells a connection to leave with a `reconnect` reason.
+#[derive(Clone, Debug, Default)]
+pub struct Kick {
+    token: CancellationToken,
+    reason: Arc<std::sync::OnceLock<&'static str>>,
+}
+
+impl Kick {
+    pub fn kick(&self, reason: &'static str) {
+        let _ = self.reason.set(reason);
+        self.token.cancel();
+    }
+    pub async fn kicked(&self) -> &'static str {
+        self.token.cancelled().await;
+        self.reason.get().copied().unwrap_or("Server restarting")
+    }
+}
+
+struct Shell {
+    exec_id: String,
+    input: std::pin::Pin<Box<dyn AsyncWrite + Send>>,
+    done: CancellationToken,
+}
+
+struct Shared {
+    replay: Replay,
+    subscribers: Vec<Subscriber>,
+}
+
+pub struct Terminal {
+    session_id: Arc<str>,
+    container_id: Arc<str>,
+    runtime: Arc<dyn ContainerRuntime>,
+    shell_cmd: Vec<String>,
+    shared: Mutex<Shared>,
+    shell: Mutex<Option<Shell>>,
+    size: std::sync::Mutex<(u16, u16)>,
+    attached: AtomicUsize,
+    /// Cancelled when the session ends; stops the pump.
+    stop: CancellationToken,
+    tasks: TaskTracker,
+}
+
+impl Terminal {
+    pub fn new(
+        session_id: &str,
+        container_id: &str,
+        runtime: Arc<dyn ContainerRuntime>,
+        shell: &str,
+        tasks: TaskTracker,
+        stop: CancellationToken,
+    ) -> Arc<Terminal> {
+        Arc::new(Terminal {
+            session_id: session_id.into(),
+            container_id: container_id.into(),
+            runtime,
+            shell_cmd: vec![shell.to_string()],
+            shared: Mutex::new(Shared { replay: Replay::new(REPLAY_BYTES), subscribers: Vec::new() }),
+            shell: Mutex::new(None),
+            size: std::sync::Mutex::new((80, 24)),
+            attached: AtomicUsize::new(0),
+            stop,
+            tasks,
+        })
+    }
+
+    /// Number of live attached connections.
+    pub fn attached(&self) -> usize {
+        self.attached.load(Ordering::Relaxed)
+    }
+
+    pub fn set_size(&self, cols: u16, rows: u16) {
+        *self.size.lock().unwrap() = (cols, rows);
+    }
+
+    /// Attaches a connection. With `preamble`, the connection first gets
+    /// `attached` and the replay; either way it then sees all live output,
+    /// with nothing lost or repeated between the two.
+    pub async fn attach(self: &Arc<Self>, sub: Subscriber, preamble: bool) -> Result<(), ApiError> {
+        {
+            let mut shared = self.shared.lock().await;
+            if preamble {
+                let attached = ServerMessage::Attached {
+                    session_id: &self.session_id,
+                    container_id: &self.container_id,
+                    status: "running",
+                };
+                let replay = ServerMessage::Output {
+                    session_id: &self.session_id,
+                    data: shared.replay.snapshot(),
+                    replay: Some(true),
+                };
+                for msg in [attached.to_text(), replay.to_text()] {
+                    if !send_with_timeout(&sub, msg.into()).await {
+                        return Ok(());
+                    }
+                }
+            }
+            if !shared.subscribers.iter().any(|s| s.conn_id == sub.conn_id) && !sub.tx.is_closed() {
+                shared.subscribers.push(sub);
+                self.attached.store(shared.subscribers.len(), Ordering::Relaxed);
+            }
+        }
+        self.ensure_shell().await
+    }
+
+    pub async fn detach(&self, conn_id: u64) -> bool {
+        let mut shared = self.shared.lock().await;
+        let before = shared.subscribers.len();
+        shared.subscribers.retain(|s| s.conn_id != conn_id);
+        self.attached.store(shared.subscribers.len(), Ordering::Relaxed);
+        before != shared.subscribers.len()
+    }
+
+    pub async fn is_attached(&self, conn_id: u64) -> bool {
+        self.shared.lock().await.subscribers.iter().any(|s| s.conn_id == conn_id)
+    }
+
+    pub async fn input(self: &Arc<Self>, data: &[u8]) -> Result<(), ApiError> {
+        self.ensure_shell().await?;
+        let mut shell = self.shell.lock().await;
+        if let Some(sh) = shell.as_mut() {
+            // A write to a shell that just ended fails; its `exit` tells the client.
+            if sh.input.write_all(data).await.is_err() || sh.input.flush().await.is_err() {
+                tracing::debug!(session = %self.session_id, "input to an ended shell dropped");
+            }
+        }
+        Ok(())
+    }
+
+    pub async fn resize(&self, cols: u16, rows: u16) -> Result<(), ApiError> {
+        self.set_size(cols, rows);
+        let exec_id = self.shell.lock().await.as_ref().map(|s| s.exec_id.clone());
+        if let Some(id) = exec_id {
+            self.runtime.resize_shell(&id, cols, rows).await.map_err(ApiError::engine)?;
+        }
+        Ok(())
+    }
+
+    /// Starts a shell unless one is running.
+    async fn ensure_shell(self: &Arc<Self>) -> Result<(), ApiError> {
+        let mut slot = self.shell.lock().await;
+        if slot.as_ref().is_some_and(|s| !s.done.is_cancelled()) {
+            return Ok(());
+        }
+        let (cols, rows) = *self.size.lock().unwrap();
+        let spec = ShellSpec { cmd: self.shell_cmd.clone(), cols, rows };
+        let io = self.runtime.start_shell(&self.container_id, &spec).await.map_err(ApiError::engine)?;
+        let done = CancellationToken::new();
+        *slot = Some(Shell { exec_id: io.exec_id.clone(), input: io.input, done: done.clone() });
+        let this = Arc::clone(self);
+        self.tasks.spawn(async move { this.pump(io.exec_id, io.output, done).await });
+        Ok(())
+    }
+
+    async fn pump(
+        self: Arc<Self>,
+        exec_id: String,
+        mut output: std::pin::Pin<Box<dyn tokio::io::AsyncRead + Send>>,
+        done: CancellationToken,
+    ) {
+        let mut decoder = Utf8Decoder::new();
+        let mut buf = vec![0u8; READ_CHUNK];
+        loop {
+            let n = tokio::select! {
+                _ = self.stop.cancelled() => { done.cancel(); return; }
+                n = output.read(&mut buf) => n,
+            };
+            match n {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    let text = decoder.decode(&buf[..n]);
+                    if !text.is_empty() {
+                        self.publish(&text).await;
+                    }
+                }
+            }
+        }
+        let tail = decoder.finish();
+        if !tail.is_empty() {
+            self.publish(&tail).await;
+        }
+        done.cancel();
+        let code = self.exit_code(&exec_id).await;
+        let msg = ServerMessage::Exit { session_id: &self.session_id, code, signal: None }.to_text();
+        self.broadcast(msg.into()).await;
+    }
+
+    /// The engine may report the exec as running for a moment after its
+    /// stream ends; ask a few times.
+    async fn exit_code(&self, exec_id: &str) -> Option<i64> {
+        for _ in 0..50 {
+            match self.runtime.shell_exit_code(exec_id).await {
+                Ok(Some(code)) => return Some(code),
+                Ok(None) => tokio::time::sleep(Duration::from_millis(20)).await,
+                Err(_) => return None,
+            }
+        }
+        None
+    }
+
+    async fn publish(&self, text: &str) {
+        let frame: Utf8Bytes = ServerMessage::Output { session_id: &self.session_id, data: text, replay: None }
+            .to_text()
+            .into();
+        let mut shared = self.shared.lock().await;
+        shared.replay.push(text);
+        self.fan_out(&mut shared, frame).await;
+    }
+
+    async fn broadcast(&self, frame: Utf8Bytes) {
+        let mut shared = self.shared.lock().await;
+        self.fan_out(&mut shared, frame).await;
+    }
+
+    /// Hands `frame` to every subscriber; drops the closed ones and kicks the
+    /// ones that stay full too long.
+    async fn fan_out(&self, shared: &mut Shared, frame: Utf8Bytes) {
+        let mut pending = Vec::new();
+        shared.subscribers.retain(|s| match s.tx.try_send(frame.clone()) {
+            Ok(()) => true,
+            Err(mpsc::error::TrySendError::Closed(_)) => false,
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                pending.push(s.clone());
+                true
+            }
+        });
+        if !pending.is_empty() {
+            let results = join_all(pending.iter().map(|s| send_with_timeout(s, frame.clone()))).await;
+            let gone: Vec<u64> = pending.iter().zip(results).filter(|(_, ok)| !ok).map(|(s, _)| s.conn_id).collect();
+            shared.subscribers.retain(|s| !gone.contains(&s.conn_id));
+        }
+        self.attached.store(shared.subscribers.len(), Ordering::Relaxed);
+    }
+
+    /// Ends the terminal: subscribers get `reconnect` with `reason`, the
+    /// shell's input is closed and the pump stops.
+    pub async fn close(&self, reason: &'static str) {
+        self.stop.cancel();
+        let mut shared = self.shared.lock().await;
+        let msg: Utf8Bytes = ServerMessage::Reconnect { reason, delay: RECONNECT_DELAY_MS }.to_text().into();
+        for s in shared.subscribers.drain(..) {
+            let _ = s.tx.try_send(msg.clone());
+        }
+        self.attached.store(0, Ordering::Relaxed);
+        drop(shared);
+        if let Some(mut sh) = self.shell.lock().await.take() {
+            let _ = sh.input.shutdown().await;
+        }
+    }
+}
+
+/// Sends within [`SLOW_CLIENT_TIMEOUT`]; a client that cannot take it is kicked.
+async fn send_with_timeout(sub: &Subscriber, frame: Utf8Bytes) -> bool {
+    match tokio::time::timeout(SLOW_CLIENT_TIMEOUT, sub.tx.send(frame)).await {
+        Ok(Ok(())) => true,
+        Ok(Err(_)) => false,
+        Err(_) => {
+            sub.kick.kick("Client too slow");
+            false
+        }
+    }
+}

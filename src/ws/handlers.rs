@@ -1,0 +1,109 @@
+//! Applies one client message. Every failure becomes an `error` message to
+//! this client; none of them closes the connection.
+
+use std::sync::Arc;
+
+use super::connection::Connection;
+use super::protocol::{Attach, ClientMessage, ConfigurePreview, Create, Input, Resize, ServerMessage};
+use crate::error::ApiError;
+use crate::runtime::PullProgress;
+use crate::session::CreateRequest;
+
+pub async fn handle(conn: &Arc<Connection>, msg: ClientMessage) {
+    let result = match msg {
+        ClientMessage::Ping => {
+            conn.send(&ServerMessage::Pong).await;
+            Ok(())
+        }
+        ClientMessage::Create(c) => {
+            // Creating may pull an image for minutes; the connection keeps
+            // answering meanwhile.
+            let conn2 = Arc::clone(conn);
+            conn.app.tasks.spawn(async move {
+                if let Err(e) = create(&conn2, c).await {
+                    conn2.send_error(&e, None).await;
+                }
+            });
+            Ok(())
+        }
+        ClientMessage::Input(m) => input(conn, m).await,
+        ClientMessage::Attach(m) => {
+            let id = m.session_id.clone();
+            attach(conn, m).await.map_err(|e| (e, Some(id)))
+        }
+        ClientMessage::Resize(m) => resize(conn, m).await,
+        ClientMessage::ConfigurePreview(m) => {
+            let id = m.session_id.clone();
+            configure_preview(conn, m).await.map_err(|e| (e, Some(id)))
+        }
+    };
+    if let Err((e, session)) = result {
+        conn.send_error(&e, session.as_deref()).await;
+    }
+}
+
+type Outcome = Result<(), (ApiError, Option<String>)>;
+
+async fn create(conn: &Arc<Connection>, c: Create) -> Result<(), ApiError> {
+    let req = CreateRequest {
+        image: c.image,
+        workspace_dir: c.workspace_dir,
+        env: c.env.unwrap_or_default(),
+        cols: c.cols,
+        rows: c.rows,
+    };
+    // Progress goes out as it comes; a full queue drops a progress line rather than stall the pull.
+    let tx = conn.subscriber().tx;
+    let mut progress = move |p: PullProgress| {
+        let msg = ServerMessage::Progress { stage: "pull", message: &p.message, current: p.current, total: p.total };
+        let _ = tx.try_send(msg.to_text().into());
+    };
+    let session = conn.app.sessions.create(req, &conn.owner, &mut progress).await?;
+    conn.send(&ServerMessage::ContainerCreated {
+        session_id: &session.id,
+        container_id: &session.container_id,
+        status: "running",
+    })
+    .await;
+    conn.set_current(&session.id);
+    session
+        .terminal
+        .attach(conn.subscriber(), false)
+        .await
+}
+
+async fn input(conn: &Arc<Connection>, m: Input) -> Outcome {
+    let id = conn.session_or_current(m.session_id).map_err(|e| (e, None))?;
+    let fail = |e| (e, Some(id.clone()));
+    let session = conn.app.sessions.get(&id, &conn.owner).map_err(fail)?;
+    if !session.terminal.is_attached(conn.id).await {
+        session.terminal.attach(conn.subscriber(), true).await.map_err(fail)?;
+        conn.set_current(&id);
+    }
+    session.terminal.input(m.data.as_bytes()).await.map_err(fail)
+}
+
+async fn attach(conn: &Arc<Connection>, m: Attach) -> Result<(), ApiError> {
+    let session = conn.app.sessions.get(&m.session_id, &conn.owner)?;
+    session.terminal.attach(conn.subscriber(), true).await?;
+    conn.set_current(&session.id);
+    Ok(())
+}
+
+async fn resize(conn: &Arc<Connection>, m: Resize) -> Outcome {
+    let id = conn.session_or_current(m.session_id).map_err(|e| (e, None))?;
+    let fail = |e| (e, Some(id.clone()));
+    let session = conn.app.sessions.get(&id, &conn.owner).map_err(fail)?;
+    session.terminal.resize(m.cols, m.rows).await.map_err(fail)
+}
+
+async fn configure_preview(conn: &Arc<Connection>, m: ConfigurePreview) -> Result<(), ApiError> {
+    let configured = crate::api::preview::configure(&conn.app, &conn.owner, &m.session_id, m.port)?;
+    conn.send(&ServerMessage::PreviewConfigured {
+        session_id: &m.session_id,
+        preview_url: &configured.preview_url,
+        target_url: &configured.target_url,
+    })
+    .await;
+    Ok(())
+}
