@@ -1,0 +1,139 @@
+//! The WebSocket terminal against a real container.
+
+mod common;
+
+use common::*;
+use serde_json::json;
+
+#[tokio::test]
+async fn create_type_and_read_the_echo() {
+    let server = Server::start().await;
+    let mut ws = server.ws().await;
+    let (sid, cid) = ws.create(json!({})).await;
+    assert!(sid.starts_with("session-"), "{sid}");
+    assert_eq!(cid.len(), 64, "containerId is the Docker id: {cid}");
+    let out = ws.run(&sid, "echo hello-$((40+2))").await;
+    assert!(out.contains("hello-42"), "{out:?}");
+    // The shell runs as uid 1000 in /workspace with a colour terminal.
+    let out = ws.run(&sid, "id -u; pwd; echo $TERM").await;
+    assert!(out.contains("1000"), "{out:?}");
+    assert!(out.contains("/workspace"), "{out:?}");
+    assert!(out.contains("xterm-256color"), "{out:?}");
+}
+
+#[tokio::test]
+async fn exit_reports_the_code_and_attach_starts_a_fresh_shell() {
+    let server = Server::start().await;
+    let mut ws = server.ws().await;
+    let (sid, _) = ws.create(json!({})).await;
+    ws.run(&sid, "true").await;
+    ws.input(&sid, "exit 3\n").await;
+    let exit = ws.expect("exit").await;
+    assert_eq!(exit["sessionId"], sid.as_str());
+    assert_eq!(exit["code"], 3);
+    assert!(exit["signal"].is_null());
+    // The container keeps running; attaching starts a new shell in it.
+    ws.send(json!({"type": "attach", "sessionId": sid})).await;
+    ws.expect("attached").await;
+    let out = ws.run(&sid, "echo again-$((1+1))").await;
+    assert!(out.contains("again-2"), "{out:?}");
+}
+
+#[tokio::test]
+async fn second_connection_attaches_with_replay_and_shares_the_terminal() {
+    let server = Server::start().await;
+    let mut a = server.ws().await;
+    let (sid, cid) = a.create(json!({})).await;
+    a.run(&sid, "echo first-$((2*3))").await;
+
+    let mut b = server.ws().await;
+    b.send(json!({"type": "attach", "sessionId": sid})).await;
+    let attached = b.expect("attached").await;
+    assert_eq!(attached["sessionId"], sid.as_str());
+    assert_eq!(attached["containerId"], cid.as_str());
+    assert_eq!(attached["status"], "running");
+    let replay = b.expect("output").await;
+    assert_eq!(replay["replay"], true);
+    assert!(replay["data"].as_str().unwrap().contains("first-6"), "{replay}");
+
+    // Input from either connection is seen by both.
+    b.input(&sid, "echo from-b-$((5+5))\n").await;
+    a.read_until(&sid, "from-b-10").await;
+    b.read_until(&sid, "from-b-10").await;
+}
+
+#[tokio::test]
+async fn resize_changes_the_tty_size() {
+    let server = Server::start().await;
+    let mut ws = server.ws().await;
+    let (sid, _) = ws.create(json!({"cols": 100, "rows": 30})).await;
+    let out = ws.run(&sid, "stty size").await;
+    assert!(out.contains("30 100"), "{out:?}");
+    ws.send(json!({"type": "resize", "sessionId": sid, "cols": 132, "rows": 43})).await;
+    let out = ws.run(&sid, "stty size").await;
+    assert!(out.contains("43 132"), "{out:?}");
+}
+
+#[tokio::test]
+async fn large_utf8_output_is_never_split_and_is_coalesced() {
+    let server = Server::start().await;
+    let mut ws = server.ws().await;
+    let (sid, _) = ws.create(json!({})).await;
+    ws.run(&sid, "true").await;
+    let lines = 20000;
+    ws.input(&sid, &format!("yes 'aé世🎉' | head -n {lines}; echo END-$((9*9))\n")).await;
+    let mut messages = 0;
+    let mut text = String::new();
+    loop {
+        let v = ws.next().await.expect("connection stays open");
+        if v["type"] != "output" {
+            continue;
+        }
+        messages += 1;
+        let data = v["data"].as_str().unwrap();
+        assert!(!data.contains('\u{FFFD}'), "a character was split");
+        text.push_str(data);
+        if text.contains("END-81") {
+            break;
+        }
+    }
+    assert_eq!(text.matches("aé世🎉").count(), lines, "every line arrives whole");
+    // ~240 KB of output must not arrive as one message per line.
+    assert!(messages < lines / 20, "{messages} messages for {lines} lines");
+}
+
+#[tokio::test]
+async fn bad_messages_get_errors_and_the_connection_stays_open() {
+    let server = Server::start().await;
+    let mut ws = server.ws().await;
+    let cases = [
+        ("{not json", "Malformed JSON"),
+        ("[]", "JSON object"),
+        (r#"{"type":"teleport"}"#, "Unknown message type"),
+        (r#"{"type":"input","sessionId":"session-x","data":42}"#, "data"),
+        (r#"{"type":"resize","sessionId":"session-x","cols":0,"rows":5}"#, "cols"),
+        (r#"{"type":"create","image":"Bad Image!"}"#, "image"),
+    ];
+    for (text, needle) in cases {
+        ws.send_text(text).await;
+        let e = ws.expect("error").await;
+        assert_eq!(e["error"], "ValidationError", "{text}: {e}");
+        assert_eq!(e["retryable"], false);
+        assert!(e["message"].as_str().unwrap().contains(needle), "{text}: {e}");
+        assert!(e.get("statusCode").is_none());
+    }
+    for msg in [
+        json!({"type": "attach", "sessionId": "session-doesnotexist0000000"}),
+        json!({"type": "input", "sessionId": "session-doesnotexist0000000", "data": "ls\n"}),
+    ] {
+        ws.send(msg).await;
+        let e = ws.expect("error").await;
+        assert_eq!(e["error"], "ContainerNotFoundError", "{e}");
+    }
+    let big = format!(r#"{{"type":"input","sessionId":"s","data":"{}"}}"#, "x".repeat(1024 * 1024 + 10));
+    ws.send_text(&big).await;
+    let e = ws.expect("error").await;
+    assert_eq!(e["error"], "MessageTooLarge", "{e}");
+    ws.send(json!({"type": "ping"})).await;
+    ws.expect("pong").await;
+}
