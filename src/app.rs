@@ -27,7 +27,10 @@ pub struct App {
 pub type AppState = Arc<App>;
 
 impl App {
-    pub fn new(settings: Arc<Settings>, runtime: Arc<dyn ContainerRuntime>) -> Result<AppState, String> {
+    pub fn new(
+        settings: Arc<Settings>,
+        runtime: Arc<dyn ContainerRuntime>,
+    ) -> Result<AppState, String> {
         let shutdown = CancellationToken::new();
         let tasks = TaskTracker::new();
         let sessions = Arc::new(SessionManager::new(

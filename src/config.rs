@@ -12,7 +12,11 @@ use serde::Deserialize;
 /// Command line and environment. Every field is optional so that a value
 /// given in the TOML file can fill what neither a flag nor a variable set.
 #[derive(Debug, Default, Parser)]
-#[command(name = "claude-studio", version, about = "Isolated Docker workspaces with a WebSocket terminal, a container API and live preview")]
+#[command(
+    name = "claude-studio",
+    version,
+    about = "Isolated Docker workspaces with a WebSocket terminal, a container API and live preview"
+)]
 pub struct Cli {
     /// TOML file with any of the settings below (snake_case keys).
     #[arg(long, env = "STUDIO_CONFIG")]
@@ -21,10 +25,18 @@ pub struct Cli {
     #[arg(long, env = "STUDIO_LISTEN")]
     pub listen: Option<SocketAddr>,
     /// Host directory under which a session's workspaceDir must lie (repeatable).
-    #[arg(long = "workspace-root", env = "STUDIO_WORKSPACE_ROOT", value_delimiter = ',')]
+    #[arg(
+        long = "workspace-root",
+        env = "STUDIO_WORKSPACE_ROOT",
+        value_delimiter = ','
+    )]
     pub workspace_root: Vec<PathBuf>,
     /// Glob of images a session may use (repeatable); none means any image.
-    #[arg(long = "allowed-image", env = "STUDIO_ALLOWED_IMAGE", value_delimiter = ',')]
+    #[arg(
+        long = "allowed-image",
+        env = "STUDIO_ALLOWED_IMAGE",
+        value_delimiter = ','
+    )]
     pub allowed_image: Vec<String>,
     /// Image used when a create names none.
     #[arg(long, env = "STUDIO_DEFAULT_IMAGE")]
@@ -72,10 +84,18 @@ pub struct Cli {
     #[arg(long, env = "STUDIO_PREVIEW_DOMAIN")]
     pub preview_domain: Option<String>,
     /// Extra Origin allowed to open WebSockets (repeatable).
-    #[arg(long = "allowed-origin", env = "STUDIO_ALLOWED_ORIGIN", value_delimiter = ',')]
+    #[arg(
+        long = "allowed-origin",
+        env = "STUDIO_ALLOWED_ORIGIN",
+        value_delimiter = ','
+    )]
     pub allowed_origin: Vec<String>,
     /// Extra Host name the server answers to (repeatable).
-    #[arg(long = "allowed-host", env = "STUDIO_ALLOWED_HOST", value_delimiter = ',')]
+    #[arg(
+        long = "allowed-host",
+        env = "STUDIO_ALLOWED_HOST",
+        value_delimiter = ','
+    )]
     pub allowed_host: Vec<String>,
     /// Label value that scopes this server's containers (servers sharing an engine use different ones).
     #[arg(long, env = "STUDIO_INSTANCE")]
@@ -170,7 +190,8 @@ impl Default for Settings {
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
-    let d = humantime::parse_duration(s.trim()).map_err(|e| format!("invalid duration {s:?}: {e}"))?;
+    let d =
+        humantime::parse_duration(s.trim()).map_err(|e| format!("invalid duration {s:?}: {e}"))?;
     if d.is_zero() {
         return Err(format!("invalid duration {s:?}: must be greater than zero"));
     }
@@ -211,14 +232,23 @@ impl Settings {
             None => FileConfig::default(),
         };
         let d = Settings::default();
-        let dur = |cli: Option<Duration>, file: Option<String>, def: Duration| -> Result<Duration, String> {
+        let dur = |cli: Option<Duration>,
+                   file: Option<String>,
+                   def: Duration|
+         -> Result<Duration, String> {
             match (cli, file) {
                 (Some(v), _) => Ok(v),
                 (None, Some(s)) => parse_duration(&s),
                 (None, None) => Ok(def),
             }
         };
-        let list = |cli: Vec<String>, file: Option<Vec<String>>| if cli.is_empty() { file.unwrap_or_default() } else { cli };
+        let list = |cli: Vec<String>, file: Option<Vec<String>>| {
+            if cli.is_empty() {
+                file.unwrap_or_default()
+            } else {
+                cli
+            }
+        };
 
         let memory_bytes = match (cli.memory, file.memory) {
             (Some(v), _) => v,
@@ -254,10 +284,21 @@ impl Settings {
                 cli.workspace_root
             },
             allowed_images: list(cli.allowed_image, file.allowed_image),
-            default_image: cli.default_image.or(file.default_image).unwrap_or(d.default_image),
+            default_image: cli
+                .default_image
+                .or(file.default_image)
+                .unwrap_or(d.default_image),
             session_timeout: dur(cli.session_timeout, file.session_timeout, d.session_timeout)?,
-            heartbeat_interval: dur(cli.heartbeat_interval, file.heartbeat_interval, d.heartbeat_interval)?,
-            cleanup_interval: dur(cli.cleanup_interval, file.cleanup_interval, d.cleanup_interval)?,
+            heartbeat_interval: dur(
+                cli.heartbeat_interval,
+                file.heartbeat_interval,
+                d.heartbeat_interval,
+            )?,
+            cleanup_interval: dur(
+                cli.cleanup_interval,
+                file.cleanup_interval,
+                d.cleanup_interval,
+            )?,
             limits: ContainerLimits {
                 memory_bytes,
                 nano_cpus: (cpus * 1e9) as i64,
@@ -268,8 +309,13 @@ impl Settings {
             docker_host: cli.docker_host.or(file.docker_host),
             api_tokens,
             trust_proxy: flag(cli.trust_proxy).or(file.trust_proxy).unwrap_or(false),
-            insecure_no_auth: flag(cli.insecure_no_auth).or(file.insecure_no_auth).unwrap_or(false),
-            preview_domain: cli.preview_domain.or(file.preview_domain).unwrap_or(d.preview_domain),
+            insecure_no_auth: flag(cli.insecure_no_auth)
+                .or(file.insecure_no_auth)
+                .unwrap_or(false),
+            preview_domain: cli
+                .preview_domain
+                .or(file.preview_domain)
+                .unwrap_or(d.preview_domain),
             allowed_origins: list(cli.allowed_origin, file.allowed_origin),
             allowed_hosts: list(cli.allowed_host, file.allowed_host),
             instance: cli.instance.or(file.instance).unwrap_or(d.instance),
@@ -291,8 +337,16 @@ impl Settings {
         if self.shell.is_empty() {
             return Err("--shell must not be empty".into());
         }
-        if self.instance.is_empty() || !self.instance.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
-            return Err(format!("invalid --instance {:?}: use letters, digits, '-', '_', '.'", self.instance));
+        if self.instance.is_empty()
+            || !self
+                .instance
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+        {
+            return Err(format!(
+                "invalid --instance {:?}: use letters, digits, '-', '_', '.'",
+                self.instance
+            ));
         }
         Ok(())
     }
@@ -326,8 +380,18 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("studio-cfg-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let file = dir.join("c.toml");
-        std::fs::write(&file, "session_timeout = \"10m\"\nmemory = \"1g\"\ndefault_image = \"busybox:latest\"\n").unwrap();
-        let s = resolve(&["--config", file.to_str().unwrap(), "--session-timeout", "2s"]).unwrap();
+        std::fs::write(
+            &file,
+            "session_timeout = \"10m\"\nmemory = \"1g\"\ndefault_image = \"busybox:latest\"\n",
+        )
+        .unwrap();
+        let s = resolve(&[
+            "--config",
+            file.to_str().unwrap(),
+            "--session-timeout",
+            "2s",
+        ])
+        .unwrap();
         assert_eq!(s.session_timeout, Duration::from_secs(2));
         assert_eq!(s.limits.memory_bytes, 1 << 30);
         assert_eq!(s.default_image, "busybox:latest");

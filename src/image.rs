@@ -55,7 +55,9 @@ fn is_domain(d: &str) -> bool {
     !host.is_empty()
         && host.split('.').all(|label| {
             !label.is_empty()
-                && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
                 && !label.starts_with('-')
                 && !label.ends_with('-')
         })
@@ -66,12 +68,15 @@ fn is_tag(t: &str) -> bool {
     !b.is_empty()
         && b.len() <= 128
         && (b[0].is_ascii_alphanumeric() || b[0] == b'_')
-        && b.iter().all(|x| x.is_ascii_alphanumeric() || matches!(x, b'_' | b'.' | b'-'))
+        && b.iter()
+            .all(|x| x.is_ascii_alphanumeric() || matches!(x, b'_' | b'.' | b'-'))
 }
 
 fn is_digest(d: &str) -> bool {
     match d.split_once(':') {
-        Some(("sha256", hex)) => hex.len() == 64 && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')),
+        Some(("sha256", hex)) => {
+            hex.len() == 64 && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+        }
         _ => false,
     }
 }
@@ -82,7 +87,9 @@ impl ImageRef {
             return Err("image must not be empty".into());
         }
         if s.len() > MAX_LEN {
-            return Err(format!("image reference is longer than {MAX_LEN} characters"));
+            return Err(format!(
+                "image reference is longer than {MAX_LEN} characters"
+            ));
         }
         let invalid = || format!("invalid image reference '{s}'");
         let (name_tag, digest) = match s.split_once('@') {
@@ -97,7 +104,10 @@ impl ImageRef {
         // A ':' after the last '/' starts the tag; one before it is a registry port.
         let last_slash = name_tag.rfind('/').map(|i| i + 1).unwrap_or(0);
         let (name, tag) = match name_tag[last_slash..].find(':') {
-            Some(i) => (&name_tag[..last_slash + i], Some(&name_tag[last_slash + i + 1..])),
+            Some(i) => (
+                &name_tag[..last_slash + i],
+                Some(&name_tag[last_slash + i + 1..]),
+            ),
             None => (name_tag, None),
         };
         if let Some(t) = tag {
@@ -123,7 +133,10 @@ impl ImageRef {
         } else {
             s.to_string()
         };
-        Ok(ImageRef { raw: s.to_string(), normalized })
+        Ok(ImageRef {
+            raw: s.to_string(),
+            normalized,
+        })
     }
 }
 
@@ -140,7 +153,8 @@ impl ImagePolicy {
         }
         let mut b = GlobSetBuilder::new();
         for p in patterns {
-            let glob = Glob::new(p).map_err(|e| format!("invalid --allowed-image pattern {p:?}: {e}"))?;
+            let glob =
+                Glob::new(p).map_err(|e| format!("invalid --allowed-image pattern {p:?}: {e}"))?;
             b.add(glob);
         }
         let set = b.build().map_err(|e| e.to_string())?;
@@ -172,7 +186,10 @@ mod tests {
         ] {
             assert!(ImageRef::parse(ok).is_ok(), "{ok}");
         }
-        assert_eq!(ImageRef::parse("busybox").unwrap().normalized, "busybox:latest");
+        assert_eq!(
+            ImageRef::parse("busybox").unwrap().normalized,
+            "busybox:latest"
+        );
         assert_eq!(ImageRef::parse("node:20").unwrap().normalized, "node:20");
     }
 
@@ -202,6 +219,8 @@ mod tests {
         assert!(p.allows(&ImageRef::parse("node:20-alpine").unwrap()));
         assert!(p.allows(&ImageRef::parse("busybox").unwrap()));
         assert!(!p.allows(&ImageRef::parse("alpine:3").unwrap()));
-        assert!(ImagePolicy::new(&[]).unwrap().allows(&ImageRef::parse("anything").unwrap()));
+        assert!(ImagePolicy::new(&[])
+            .unwrap()
+            .allows(&ImageRef::parse("anything").unwrap()));
     }
 }

@@ -6,7 +6,8 @@ use claude_studio::config::{Cli, Settings};
 async fn main() -> std::process::ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "claude_studio=info".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "claude_studio=info".into()),
         )
         .with_writer(std::io::stderr)
         .init();

@@ -17,8 +17,10 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
 pub async fn run(settings: Settings) -> anyhow::Result<()> {
     let settings = Arc::new(settings);
-    let runtime: Arc<dyn ContainerRuntime> =
-        Arc::new(DockerRuntime::new(settings.docker_host.as_deref(), &settings.network).map_err(anyhow::Error::msg)?);
+    let runtime: Arc<dyn ContainerRuntime> = Arc::new(
+        DockerRuntime::new(settings.docker_host.as_deref(), &settings.network)
+            .map_err(anyhow::Error::msg)?,
+    );
     let app = App::new(Arc::clone(&settings), Arc::clone(&runtime)).map_err(anyhow::Error::msg)?;
 
     let listener = TcpListener::bind(settings.listen)
@@ -27,7 +29,9 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     let local = listener.local_addr()?;
     match runtime.ping().await {
         Ok(()) => tracing::info!("Docker engine connected"),
-        Err(e) => tracing::warn!(error = %e, "Docker engine unreachable; serving anyway and retrying"),
+        Err(e) => {
+            tracing::warn!(error = %e, "Docker engine unreachable; serving anyway and retrying")
+        }
     }
     app.sessions.spawn_background();
     // Tests and scripts read this line to learn the port.
@@ -44,8 +48,11 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     });
 
     let router = crate::api::router(Arc::clone(&app));
-    let serve = axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
-        .with_graceful_shutdown(shutdown.clone().cancelled_owned());
+    let serve = axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown.clone().cancelled_owned());
     let serving = tokio::spawn(async move { serve.await });
     shutdown.cancelled().await;
 

@@ -32,7 +32,12 @@ impl WorkspaceRoots {
 
     /// Returns the resolved directory to mount for the client's `requested` path.
     pub fn resolve(&self, requested: &str) -> Result<PathBuf, ApiError> {
-        let bad = |why: &str| ApiError::validation(format!("Invalid workspaceDir '{}': {why}", shorten(requested)));
+        let bad = |why: &str| {
+            ApiError::validation(format!(
+                "Invalid workspaceDir '{}': {why}",
+                shorten(requested)
+            ))
+        };
         if requested.is_empty() {
             return Err(bad("must not be empty"));
         }
@@ -47,9 +52,12 @@ impl WorkspaceRoots {
             return Err(bad("must be an absolute path"));
         }
         if self.roots.is_empty() {
-            return Err(bad("no workspace root is configured on this server (--workspace-root)"));
+            return Err(bad(
+                "no workspace root is configured on this server (--workspace-root)",
+            ));
         }
-        let resolved = std::fs::canonicalize(path).map_err(|_| bad("does not exist or is not accessible"))?;
+        let resolved =
+            std::fs::canonicalize(path).map_err(|_| bad("does not exist or is not accessible"))?;
         if !self.roots.iter().any(|root| resolved.starts_with(root)) {
             return Err(bad("is outside the allowed workspace roots"));
         }
@@ -93,7 +101,7 @@ mod tests {
     #[test]
     fn accepts_a_directory_inside_a_root() {
         let (_t, root, _) = tree("ok");
-        let roots = WorkspaceRoots::new(&[root.clone()]).unwrap();
+        let roots = WorkspaceRoots::new(std::slice::from_ref(&root)).unwrap();
         let got = roots.resolve(root.join("proj").to_str().unwrap()).unwrap();
         assert_eq!(got, std::fs::canonicalize(root.join("proj")).unwrap());
         assert!(roots.resolve(root.to_str().unwrap()).is_ok());
@@ -102,7 +110,7 @@ mod tests {
     #[test]
     fn rejects_traversal_relative_missing_and_files() {
         let (_t, root, _) = tree("bad");
-        let roots = WorkspaceRoots::new(&[root.clone()]).unwrap();
+        let roots = WorkspaceRoots::new(std::slice::from_ref(&root)).unwrap();
         let traversal = format!("{}/proj/../../outside", root.display());
         for (p, why) in [
             (traversal.as_str(), "outside"),
@@ -115,17 +123,27 @@ mod tests {
             assert!(e.to_string().contains(why), "{p}: {e}");
         }
         let missing = root.join("nope");
-        assert!(roots.resolve(missing.to_str().unwrap()).unwrap_err().to_string().contains("does not exist"));
+        assert!(roots
+            .resolve(missing.to_str().unwrap())
+            .unwrap_err()
+            .to_string()
+            .contains("does not exist"));
         let file = root.join("file.txt");
-        assert!(roots.resolve(file.to_str().unwrap()).unwrap_err().to_string().contains("not a directory"));
+        assert!(roots
+            .resolve(file.to_str().unwrap())
+            .unwrap_err()
+            .to_string()
+            .contains("not a directory"));
     }
 
     #[test]
     fn rejects_symlink_escapes() {
         let (_t, root, outside) = tree("link");
         std::os::unix::fs::symlink(&outside, root.join("escape")).unwrap();
-        let roots = WorkspaceRoots::new(&[root.clone()]).unwrap();
-        let e = roots.resolve(root.join("escape").to_str().unwrap()).unwrap_err();
+        let roots = WorkspaceRoots::new(std::slice::from_ref(&root)).unwrap();
+        let e = roots
+            .resolve(root.join("escape").to_str().unwrap())
+            .unwrap_err();
         assert!(e.to_string().contains("outside"), "{e}");
         // The message quotes the client's path, never the resolved host path.
         assert!(!e.to_string().contains("/outside"), "{e}");
@@ -136,7 +154,7 @@ mod tests {
         let (_t, root, _) = tree("prefix");
         let sibling = PathBuf::from(format!("{}-evil", root.display()));
         std::fs::create_dir_all(&sibling).unwrap();
-        let roots = WorkspaceRoots::new(&[root.clone()]).unwrap();
+        let roots = WorkspaceRoots::new(std::slice::from_ref(&root)).unwrap();
         assert!(roots.resolve(sibling.to_str().unwrap()).is_err());
         std::fs::remove_dir_all(sibling).ok();
     }
@@ -144,6 +162,10 @@ mod tests {
     #[test]
     fn no_roots_means_no_workspace_dirs() {
         let roots = WorkspaceRoots::new(&[]).unwrap();
-        assert!(roots.resolve("/tmp").unwrap_err().to_string().contains("no workspace root"));
+        assert!(roots
+            .resolve("/tmp")
+            .unwrap_err()
+            .to_string()
+            .contains("no workspace root"));
     }
 }

@@ -54,7 +54,10 @@ async fn second_connection_attaches_with_replay_and_shares_the_terminal() {
     assert_eq!(attached["status"], "running");
     let replay = b.expect("output").await;
     assert_eq!(replay["replay"], true);
-    assert!(replay["data"].as_str().unwrap().contains("first-6"), "{replay}");
+    assert!(
+        replay["data"].as_str().unwrap().contains("first-6"),
+        "{replay}"
+    );
 
     // Input from either connection is seen by both.
     b.input(&sid, "echo from-b-$((5+5))\n").await;
@@ -69,7 +72,8 @@ async fn resize_changes_the_tty_size() {
     let (sid, _) = ws.create(json!({"cols": 100, "rows": 30})).await;
     let out = ws.run(&sid, "stty size").await;
     assert!(out.contains("30 100"), "{out:?}");
-    ws.send(json!({"type": "resize", "sessionId": sid, "cols": 132, "rows": 43})).await;
+    ws.send(json!({"type": "resize", "sessionId": sid, "cols": 132, "rows": 43}))
+        .await;
     let out = ws.run(&sid, "stty size").await;
     assert!(out.contains("43 132"), "{out:?}");
 }
@@ -81,7 +85,11 @@ async fn large_utf8_output_is_never_split_and_is_coalesced() {
     let (sid, _) = ws.create(json!({})).await;
     ws.run(&sid, "true").await;
     let lines = 20000;
-    ws.input(&sid, &format!("yes 'aé世🎉' | head -n {lines}; echo END-$((9*9))\n")).await;
+    ws.input(
+        &sid,
+        &format!("yes 'aé世🎉' | head -n {lines}; echo END-$((9*9))\n"),
+    )
+    .await;
     let mut messages = 0;
     let mut text = String::new();
     loop {
@@ -97,9 +105,16 @@ async fn large_utf8_output_is_never_split_and_is_coalesced() {
             break;
         }
     }
-    assert_eq!(text.matches("aé世🎉").count(), lines, "every line arrives whole");
+    assert_eq!(
+        text.matches("aé世🎉").count(),
+        lines,
+        "every line arrives whole"
+    );
     // ~240 KB of output must not arrive as one message per line.
-    assert!(messages < lines / 20, "{messages} messages for {lines} lines");
+    assert!(
+        messages < lines / 20,
+        "{messages} messages for {lines} lines"
+    );
 }
 
 #[tokio::test]
@@ -110,8 +125,14 @@ async fn bad_messages_get_errors_and_the_connection_stays_open() {
         ("{not json", "Malformed JSON"),
         ("[]", "JSON object"),
         (r#"{"type":"teleport"}"#, "Unknown message type"),
-        (r#"{"type":"input","sessionId":"session-x","data":42}"#, "data"),
-        (r#"{"type":"resize","sessionId":"session-x","cols":0,"rows":5}"#, "cols"),
+        (
+            r#"{"type":"input","sessionId":"session-x","data":42}"#,
+            "data",
+        ),
+        (
+            r#"{"type":"resize","sessionId":"session-x","cols":0,"rows":5}"#,
+            "cols",
+        ),
         (r#"{"type":"create","image":"Bad Image!"}"#, "image"),
     ];
     for (text, needle) in cases {
@@ -119,7 +140,10 @@ async fn bad_messages_get_errors_and_the_connection_stays_open() {
         let e = ws.expect("error").await;
         assert_eq!(e["error"], "ValidationError", "{text}: {e}");
         assert_eq!(e["retryable"], false);
-        assert!(e["message"].as_str().unwrap().contains(needle), "{text}: {e}");
+        assert!(
+            e["message"].as_str().unwrap().contains(needle),
+            "{text}: {e}"
+        );
         assert!(e.get("statusCode").is_none());
     }
     for msg in [
@@ -130,7 +154,10 @@ async fn bad_messages_get_errors_and_the_connection_stays_open() {
         let e = ws.expect("error").await;
         assert_eq!(e["error"], "ContainerNotFoundError", "{e}");
     }
-    let big = format!(r#"{{"type":"input","sessionId":"s","data":"{}"}}"#, "x".repeat(1024 * 1024 + 10));
+    let big = format!(
+        r#"{{"type":"input","sessionId":"s","data":"{}"}}"#,
+        "x".repeat(1024 * 1024 + 10)
+    );
     ws.send_text(&big).await;
     let e = ws.expect("error").await;
     assert_eq!(e["error"], "MessageTooLarge", "{e}");

@@ -28,7 +28,9 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
 }
 
 fn too_large() -> ApiError {
-    ApiError::MessageTooLarge(format!("Request body exceeds the limit of {MAX_BODY_BYTES} bytes"))
+    ApiError::MessageTooLarge(format!(
+        "Request body exceeds the limit of {MAX_BODY_BYTES} bytes"
+    ))
 }
 
 fn parse<T: DeserializeOwned>(bytes: &Bytes) -> Result<T, ApiError> {
@@ -38,7 +40,8 @@ fn parse<T: DeserializeOwned>(bytes: &Bytes) -> Result<T, ApiError> {
     let value: serde_json::Value = if bytes.iter().all(|b| b.is_ascii_whitespace()) {
         serde_json::Value::Object(Default::default())
     } else {
-        serde_json::from_slice(bytes).map_err(|e| ApiError::validation(format!("Malformed JSON: {e}")))?
+        serde_json::from_slice(bytes)
+            .map_err(|e| ApiError::validation(format!("Malformed JSON: {e}")))?
     };
     if !value.is_object() {
         return Err(ApiError::validation("Request body must be a JSON object"));

@@ -23,7 +23,10 @@ pub struct CreateBody {
     env: Option<BTreeMap<String, String>>,
 }
 
-pub async fn create(State(app): State<AppState>, ApiJson(body): ApiJson<CreateBody>) -> Result<Json<Value>, ApiError> {
+pub async fn create(
+    State(app): State<AppState>,
+    ApiJson(body): ApiJson<CreateBody>,
+) -> Result<Json<Value>, ApiError> {
     let owner = Owner::default();
     if let Some(id) = &body.session_id {
         if let Ok(existing) = app.sessions.get(id, &owner) {
@@ -61,18 +64,32 @@ pub async fn list(State(app): State<AppState>) -> Json<Value> {
     Json(Value::Array(sessions))
 }
 
-pub async fn get(State(app): State<AppState>, Path(session_id): Path<String>) -> Result<Json<Value>, ApiError> {
+pub async fn get(
+    State(app): State<AppState>,
+    Path(session_id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
     let owner = Owner::default();
     let session = app.sessions.get(&session_id, &owner)?;
-    let state = app.runtime.container_state(&session.container_id).await.map_err(ApiError::engine)?;
+    let state = app
+        .runtime
+        .container_state(&session.container_id)
+        .await
+        .map_err(ApiError::engine)?;
     match state {
-        Some(st) => Ok(Json(serde_json::to_value(session.info(&st.status)).unwrap_or_default())),
+        Some(st) => Ok(Json(
+            serde_json::to_value(session.info(&st.status)).unwrap_or_default(),
+        )),
         // Removed behind our back: the next sweep drops the session too.
-        None => Err(ApiError::ContainerNotFound(format!("Container of session '{session_id}' no longer exists"))),
+        None => Err(ApiError::ContainerNotFound(format!(
+            "Container of session '{session_id}' no longer exists"
+        ))),
     }
 }
 
-pub async fn remove(State(app): State<AppState>, Path(session_id): Path<String>) -> Result<Json<Value>, ApiError> {
+pub async fn remove(
+    State(app): State<AppState>,
+    Path(session_id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
     let owner = Owner::default();
     app.sessions.remove(&session_id, &owner).await?;
     Ok(Json(json!({ "message": "Container removed successfully" })))

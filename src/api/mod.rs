@@ -16,8 +16,14 @@ pub fn router(app: AppState) -> Router {
         .route("/", get(crate::ws::upgrade))
         .route("/ws", get(crate::ws::upgrade))
         .route("/api/health", get(health::health))
-        .route("/api/containers", post(containers::create).get(containers::list))
-        .route("/api/containers/{session_id}", get(containers::get).delete(containers::remove))
+        .route(
+            "/api/containers",
+            post(containers::create).get(containers::list),
+        )
+        .route(
+            "/api/containers/{session_id}",
+            get(containers::get).delete(containers::remove),
+        )
         .route("/api/preview/configure", post(preview::configure_handler))
         .fallback(not_found)
         .with_state(app)

@@ -25,9 +25,16 @@ pub struct Configured {
 }
 
 /// Shared by REST and WebSocket.
-pub fn configure(app: &App, owner: &Owner, session_id: &str, port: u16) -> Result<Configured, ApiError> {
+pub fn configure(
+    app: &App,
+    owner: &Owner,
+    session_id: &str,
+    port: u16,
+) -> Result<Configured, ApiError> {
     if port == 0 {
-        return Err(ApiError::validation("port must be between 1 and 65535, got 0"));
+        return Err(ApiError::validation(
+            "port must be between 1 and 65535, got 0",
+        ));
     }
     let session = app.sessions.get(session_id, owner)?;
     session.set_preview_port(port);
@@ -37,8 +44,13 @@ pub fn configure(app: &App, owner: &Owner, session_id: &str, port: u16) -> Resul
     })
 }
 
-pub async fn configure_handler(State(app): State<AppState>, ApiJson(body): ApiJson<ConfigureBody>) -> Result<Json<Value>, ApiError> {
+pub async fn configure_handler(
+    State(app): State<AppState>,
+    ApiJson(body): ApiJson<ConfigureBody>,
+) -> Result<Json<Value>, ApiError> {
     let owner = Owner::default();
     let c = configure(&app, &owner, &body.session_id, body.port)?;
-    Ok(Json(json!({ "previewUrl": c.preview_url, "targetUrl": c.target_url, "sessionId": body.session_id })))
+    Ok(Json(
+        json!({ "previewUrl": c.preview_url, "targetUrl": c.target_url, "sessionId": body.session_id }),
+    ))
 }

@@ -12,9 +12,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use bollard::errors::Error as BollardError;
 use bollard::exec::CreateExecOptions;
-use bollard::models::{
-    ContainerCreateBody, HostConfig, Mount, MountType, NetworkCreateRequest,
-};
+use bollard::models::{ContainerCreateBody, HostConfig, Mount, MountType, NetworkCreateRequest};
 use bollard::query_parameters::{
     CreateImageOptionsBuilder, ListContainersOptionsBuilder, RemoveContainerOptionsBuilder,
 };
@@ -24,7 +22,9 @@ use tokio::sync::Mutex;
 
 use super::hijack;
 use super::spec::{self, ContainerSpec, ShellSpec};
-use super::{ContainerRuntime, ContainerState, ManagedContainer, PullProgress, RuntimeError, ShellIo};
+use super::{
+    ContainerRuntime, ContainerState, ManagedContainer, PullProgress, RuntimeError, ShellIo,
+};
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 const REQUEST_TIMEOUT_SECS: u64 = 120;
@@ -40,7 +40,10 @@ pub struct DockerRuntime {
 /// means the engine could not be reached.
 fn map_err(e: BollardError) -> RuntimeError {
     match e {
-        BollardError::DockerResponseServerError { status_code: 404, message } => RuntimeError::NotFound(message),
+        BollardError::DockerResponseServerError {
+            status_code: 404,
+            message,
+        } => RuntimeError::NotFound(message),
         BollardError::DockerResponseServerError { message, .. } => RuntimeError::Engine(message),
         BollardError::JsonDataError { message, .. } => RuntimeError::Engine(message),
         other => RuntimeError::Unavailable(other.to_string()),
@@ -54,7 +57,11 @@ impl DockerRuntime {
         let socket = match host.strip_prefix("unix://") {
             Some(p) => PathBuf::from(p),
             None if host.starts_with('/') => PathBuf::from(host),
-            None => return Err(format!("unsupported Docker host {host:?}: only unix sockets are supported")),
+            None => {
+                return Err(format!(
+                    "unsupported Docker host {host:?}: only unix sockets are supported"
+                ))
+            }
         };
         Ok(DockerRuntime {
             socket,
@@ -70,11 +77,14 @@ impl DockerRuntime {
             return Ok(c.clone());
         }
         let path = self.socket.to_string_lossy();
-        let c = Docker::connect_with_unix(&path, REQUEST_TIMEOUT_SECS, bollard::API_DEFAULT_VERSION)
-            .map_err(|e| RuntimeError::Unavailable(e.to_string()))?;
+        let c =
+            Docker::connect_with_unix(&path, REQUEST_TIMEOUT_SECS, bollard::API_DEFAULT_VERSION)
+                .map_err(|e| RuntimeError::Unavailable(e.to_string()))?;
         let c = tokio::time::timeout(CONNECT_TIMEOUT, c.negotiate_version())
             .await
-            .map_err(|_| RuntimeError::Unavailable("timed out connecting to the Docker engine".into()))?
+            .map_err(|_| {
+                RuntimeError::Unavailable("timed out connecting to the Docker engine".into())
+            })?
             .map_err(map_err)?;
         *slot = Some(c.clone());
         Ok(c)
@@ -87,7 +97,9 @@ impl DockerRuntime {
         }
         match docker.inspect_network(&self.network, None).await {
             Ok(_) => {}
-            Err(BollardError::DockerResponseServerError { status_code: 404, .. }) => {
+            Err(BollardError::DockerResponseServerError {
+                status_code: 404, ..
+            }) => {
                 let req = NetworkCreateRequest {
                     name: self.network.clone(),
                     driver: Some("bridge".into()),
@@ -95,13 +107,18 @@ impl DockerRuntime {
                         "com.docker.network.bridge.enable_icc".to_string(),
                         "false".to_string(),
                     )])),
-                    labels: Some(HashMap::from([("studio.managed".to_string(), "true".to_string())])),
+                    labels: Some(HashMap::from([(
+                        "studio.managed".to_string(),
+                        "true".to_string(),
+                    )])),
                     ..Default::default()
                 };
                 match docker.create_network(req).await {
                     Ok(_) => {}
                     // Another server made it in the meantime.
-                    Err(BollardError::DockerResponseServerError { status_code: 409, .. }) => {}
+                    Err(BollardError::DockerResponseServerError {
+                        status_code: 409, ..
+                    }) => {}
                     Err(e) => return Err(map_err(e)),
                 }
             }
@@ -113,8 +130,24 @@ impl DockerRuntime {
 
     fn create_body(&self, spec: &ContainerSpec) -> ContainerCreateBody {
         let mut tmpfs = HashMap::from([
-            ("/tmp".to_string(), format!("rw,nosuid,nodev,mode=1777,{}", spec::TMP_SIZE)),
-            (spec::HOME.to_string(), format!("rw,nosuid,nodev,mode=0755,uid=1000,gid=1000,{}", spec::HOME_SIZE)),
+            // Owned by the session user: runc keeps the image's mountpoint mode
+            // (often root 0755), so `mode=` alone would leave /tmp unwritable.
+            // `exec`, because Docker mounts tmpfs noexec by default and dev tools
+            // run binaries from /tmp, the home and the workspace.
+            (
+                "/tmp".to_string(),
+                format!(
+                    "rw,nosuid,nodev,exec,mode=1777,uid=1000,gid=1000,{}",
+                    spec::TMP_SIZE
+                ),
+            ),
+            (
+                spec::HOME.to_string(),
+                format!(
+                    "rw,nosuid,nodev,exec,mode=0755,uid=1000,gid=1000,{}",
+                    spec::HOME_SIZE
+                ),
+            ),
         ]);
         let mounts = match &spec.workspace {
             Some(dir) => vec![Mount {
@@ -127,7 +160,10 @@ impl DockerRuntime {
             None => {
                 tmpfs.insert(
                     spec::WORKDIR.to_string(),
-                    format!("rw,nosuid,nodev,mode=0755,uid=1000,gid=1000,{}", spec::WORKSPACE_SIZE),
+                    format!(
+                        "rw,nosuid,nodev,exec,mode=0755,uid=1000,gid=1000,{}",
+                        spec::WORKSPACE_SIZE
+                    ),
                 );
                 Vec::new()
             }
@@ -177,14 +213,22 @@ impl ContainerRuntime for DockerRuntime {
         let docker = self.client().await?;
         match docker.inspect_image(image).await {
             Ok(_) => Ok(true),
-            Err(BollardError::DockerResponseServerError { status_code: 404, .. }) => Ok(false),
+            Err(BollardError::DockerResponseServerError {
+                status_code: 404, ..
+            }) => Ok(false),
             Err(e) => Err(map_err(e)),
         }
     }
 
-    async fn pull_image(&self, image: &str, progress: &mut (dyn FnMut(PullProgress) + Send)) -> Result<(), RuntimeError> {
+    async fn pull_image(
+        &self,
+        image: &str,
+        progress: &mut (dyn FnMut(PullProgress) + Send),
+    ) -> Result<(), RuntimeError> {
         let docker = self.client().await?;
-        let opts = CreateImageOptionsBuilder::default().from_image(image).build();
+        let opts = CreateImageOptionsBuilder::default()
+            .from_image(image)
+            .build();
         let mut stream = docker.create_image(Some(opts), None, None);
         while let Some(item) = stream.next().await {
             match item {
@@ -224,15 +268,18 @@ impl ContainerRuntime for DockerRuntime {
         let body = self.create_body(spec);
         let created = match docker.create_container(None, body.clone()).await {
             Ok(c) => c,
-            Err(BollardError::DockerResponseServerError { status_code: 404, message })
-                if message.contains("network") =>
-            {
+            Err(BollardError::DockerResponseServerError {
+                status_code: 404,
+                message,
+            }) if message.contains("network") => {
                 // The network was removed behind our back: make it again, once.
                 *self.network_ready.lock().await = false;
                 self.ensure_network(&docker).await?;
                 docker.create_container(None, body).await.map_err(map_err)?
             }
-            Err(BollardError::DockerResponseServerError { status_code: 404, .. }) => {
+            Err(BollardError::DockerResponseServerError {
+                status_code: 404, ..
+            }) => {
                 return Err(RuntimeError::ImageNotFound(spec.image.clone()));
             }
             Err(e) => return Err(map_err(e)),
@@ -246,16 +293,20 @@ impl ContainerRuntime for DockerRuntime {
 
     async fn remove_container(&self, id: &str) -> Result<(), RuntimeError> {
         let docker = self.client().await?;
-        let opts = RemoveContainerOptionsBuilder::default().force(true).v(true).build();
+        let opts = RemoveContainerOptionsBuilder::default()
+            .force(true)
+            .v(true)
+            .build();
         match docker.remove_container(id, Some(opts)).await {
             Ok(()) => Ok(()),
-            Err(BollardError::DockerResponseServerError { status_code: 404, .. }) => Ok(()),
+            Err(BollardError::DockerResponseServerError {
+                status_code: 404, ..
+            }) => Ok(()),
             // Already being removed by an earlier call.
-            Err(BollardError::DockerResponseServerError { status_code: 409, message })
-                if message.contains("already in progress") =>
-            {
-                Ok(())
-            }
+            Err(BollardError::DockerResponseServerError {
+                status_code: 409,
+                message,
+            }) if message.contains("already in progress") => Ok(()),
             Err(e) => Err(map_err(e)),
         }
     }
@@ -264,7 +315,9 @@ impl ContainerRuntime for DockerRuntime {
         let docker = self.client().await?;
         let info = match docker.inspect_container(id, None).await {
             Ok(i) => i,
-            Err(BollardError::DockerResponseServerError { status_code: 404, .. }) => return Ok(None),
+            Err(BollardError::DockerResponseServerError {
+                status_code: 404, ..
+            }) => return Ok(None),
             Err(e) => return Err(map_err(e)),
         };
         let state = info.state.unwrap_or_default();
@@ -276,7 +329,10 @@ impl ContainerRuntime for DockerRuntime {
             .and_then(|ip| ip.parse().ok());
         Ok(Some(ContainerState {
             running: state.running.unwrap_or(false),
-            status: state.status.map(|s| s.to_string()).unwrap_or_else(|| "unknown".into()),
+            status: state
+                .status
+                .map(|s| s.to_string())
+                .unwrap_or_else(|| "unknown".into()),
             ip,
         }))
     }
@@ -287,7 +343,10 @@ impl ContainerRuntime for DockerRuntime {
             "label".to_string(),
             vec![format!("{}={instance}", spec::LABEL_INSTANCE)],
         )]);
-        let opts = ListContainersOptionsBuilder::default().all(true).filters(&filters).build();
+        let opts = ListContainersOptionsBuilder::default()
+            .all(true)
+            .filters(&filters)
+            .build();
         let list = docker.list_containers(Some(opts)).await.map_err(map_err)?;
         Ok(list
             .into_iter()
@@ -302,7 +361,11 @@ impl ContainerRuntime for DockerRuntime {
             .collect())
     }
 
-    async fn start_shell(&self, container_id: &str, spec: &ShellSpec) -> Result<ShellIo, RuntimeError> {
+    async fn start_shell(
+        &self,
+        container_id: &str,
+        spec: &ShellSpec,
+    ) -> Result<ShellIo, RuntimeError> {
         let docker = self.client().await?;
         let exec = docker
             .create_exec(

@@ -17,12 +17,19 @@ use super::RuntimeError;
 /// A bidirectional raw byte stream to the exec's TTY.
 pub type RawStream = TokioIo<hyper::upgrade::Upgraded>;
 
-pub async fn start_exec(socket: &Path, api_version: &str, exec_id: &str) -> Result<RawStream, RuntimeError> {
+pub async fn start_exec(
+    socket: &Path,
+    api_version: &str,
+    exec_id: &str,
+) -> Result<RawStream, RuntimeError> {
     let unavailable = |e: &dyn std::fmt::Display| RuntimeError::Unavailable(e.to_string());
-    let stream = UnixStream::connect(socket).await.map_err(|e| unavailable(&e))?;
-    let (mut sender, conn) = hyper::client::conn::http1::handshake::<_, Full<Bytes>>(TokioIo::new(stream))
+    let stream = UnixStream::connect(socket)
         .await
         .map_err(|e| unavailable(&e))?;
+    let (mut sender, conn) =
+        hyper::client::conn::http1::handshake::<_, Full<Bytes>>(TokioIo::new(stream))
+            .await
+            .map_err(|e| unavailable(&e))?;
     // The connection future completes as soon as the upgrade happens, so this
     // task lives no longer than the request itself.
     tokio::spawn(async move {
@@ -33,12 +40,19 @@ pub async fn start_exec(socket: &Path, api_version: &str, exec_id: &str) -> Resu
         .header(CONTENT_TYPE, "application/json")
         .header(CONNECTION, "Upgrade")
         .header(UPGRADE, "tcp")
-        .body(Full::new(Bytes::from_static(br#"{"Detach":false,"Tty":true}"#)))
+        .body(Full::new(Bytes::from_static(
+            br#"{"Detach":false,"Tty":true}"#,
+        )))
         .map_err(|e| RuntimeError::Engine(e.to_string()))?;
-    let res = sender.send_request(req).await.map_err(|e| unavailable(&e))?;
+    let res = sender
+        .send_request(req)
+        .await
+        .map_err(|e| unavailable(&e))?;
     match res.status() {
         StatusCode::SWITCHING_PROTOCOLS | StatusCode::OK => {}
-        StatusCode::NOT_FOUND => return Err(RuntimeError::NotFound(format!("exec {exec_id} not found"))),
+        StatusCode::NOT_FOUND => {
+            return Err(RuntimeError::NotFound(format!("exec {exec_id} not found")))
+        }
         s => return Err(RuntimeError::Engine(format!("exec start answered {s}"))),
     }
     let upgraded = hyper::upgrade::on(res).await.map_err(|e| unavailable(&e))?;

@@ -85,7 +85,11 @@ pub trait ContainerRuntime: Send + Sync + 'static {
     async fn container_state(&self, id: &str) -> Result<Option<ContainerState>, RuntimeError>;
     /// Containers labelled as ours for `instance`.
     async fn list_managed(&self, instance: &str) -> Result<Vec<ManagedContainer>, RuntimeError>;
-    async fn start_shell(&self, container_id: &str, spec: &ShellSpec) -> Result<ShellIo, RuntimeError>;
+    async fn start_shell(
+        &self,
+        container_id: &str,
+        spec: &ShellSpec,
+    ) -> Result<ShellIo, RuntimeError>;
     async fn resize_shell(&self, exec_id: &str, cols: u16, rows: u16) -> Result<(), RuntimeError>;
     /// The shell's exit code once it has ended, `None` while it runs.
     async fn shell_exit_code(&self, exec_id: &str) -> Result<Option<i64>, RuntimeError>;

@@ -19,7 +19,10 @@ pub fn new_session_id() -> String {
 /// re-adopted containers are checked with this before they are trusted.
 pub fn is_well_formed(s: &str) -> bool {
     s.strip_prefix(PREFIX).is_some_and(|rest| {
-        (22..=64).contains(&rest.len()) && rest.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        (22..=64).contains(&rest.len())
+            && rest
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
     })
 }
 
@@ -45,7 +48,14 @@ mod tests {
 
     #[test]
     fn malformed_ids_are_recognised() {
-        for bad in ["", "session-", "session-abc", "sess-AAAAAAAAAAAAAAAAAAAAAA", "session-AAAAAAAAAAAAAAAAAAAAA/", "session-../../etc/passwdxxxxxxxxx"] {
+        for bad in [
+            "",
+            "session-",
+            "session-abc",
+            "sess-AAAAAAAAAAAAAAAAAAAAAA",
+            "session-AAAAAAAAAAAAAAAAAAAAA/",
+            "session-../../etc/passwdxxxxxxxxx",
+        ] {
             assert!(!is_well_formed(bad), "{bad}");
         }
     }

@@ -17,8 +17,12 @@ use super::{now_millis, Owner, Session};
 use crate::config::Settings;
 use crate::error::ApiError;
 use crate::image::{ImagePolicy, ImageRef};
-use crate::runtime::spec::{LABEL_CREATED, LABEL_IMAGE, LABEL_INSTANCE, LABEL_OWNER, LABEL_SESSION};
-use crate::runtime::{ContainerRuntime, ContainerSpec, ManagedContainer, PullProgress, RuntimeError};
+use crate::runtime::spec::{
+    LABEL_CREATED, LABEL_IMAGE, LABEL_INSTANCE, LABEL_OWNER, LABEL_SESSION,
+};
+use crate::runtime::{
+    ContainerRuntime, ContainerSpec, ManagedContainer, PullProgress, RuntimeError,
+};
 use crate::terminal::Terminal;
 use crate::workspace::WorkspaceRoots;
 
@@ -55,7 +59,10 @@ pub struct SessionManager {
 
 pub fn validate_env(env: &BTreeMap<String, String>) -> Result<Vec<String>, ApiError> {
     if env.len() > MAX_ENV_VARS {
-        return Err(ApiError::validation(format!("env has {} variables; at most {MAX_ENV_VARS} are allowed", env.len())));
+        return Err(ApiError::validation(format!(
+            "env has {} variables; at most {MAX_ENV_VARS} are allowed",
+            env.len()
+        )));
     }
     env.iter()
         .map(|(k, v)| {
@@ -125,18 +132,35 @@ impl SessionManager {
         let requested = req.image.as_deref().unwrap_or(&self.settings.default_image);
         let image = ImageRef::parse(requested).map_err(ApiError::Validation)?;
         if !self.images.allows(&image) {
-            return Err(ApiError::validation(format!("Image '{}' is not allowed on this server", image.raw)));
+            return Err(ApiError::validation(format!(
+                "Image '{}' is not allowed on this server",
+                image.raw
+            )));
         }
-        let workspace = req.workspace_dir.as_deref().map(|d| self.roots.resolve(d)).transpose()?;
+        let workspace = req
+            .workspace_dir
+            .as_deref()
+            .map(|d| self.roots.resolve(d))
+            .transpose()?;
         let mut env = ContainerSpec::base_env();
         env.extend(validate_env(&req.env)?);
 
         let named = |e: RuntimeError| match e {
-            RuntimeError::ImageNotFound(_) => ApiError::creation(RuntimeError::ImageNotFound(image.raw.clone())),
+            RuntimeError::ImageNotFound(_) => {
+                ApiError::creation(RuntimeError::ImageNotFound(image.raw.clone()))
+            }
             other => ApiError::creation(other),
         };
-        if !self.runtime.image_present(&image.normalized).await.map_err(named)? {
-            self.runtime.pull_image(&image.normalized, progress).await.map_err(named)?;
+        if !self
+            .runtime
+            .image_present(&image.normalized)
+            .await
+            .map_err(named)?
+        {
+            self.runtime
+                .pull_image(&image.normalized, progress)
+                .await
+                .map_err(named)?;
         }
 
         let id = new_session_id();
@@ -165,7 +189,14 @@ impl SessionManager {
         Ok(session)
     }
 
-    fn insert(&self, id: String, container_id: String, image: String, owner: Owner, created: i64) -> Arc<Session> {
+    fn insert(
+        &self,
+        id: String,
+        container_id: String,
+        image: String,
+        owner: Owner,
+        created: i64,
+    ) -> Arc<Session> {
         let session = Arc::new(Session {
             terminal: self.new_terminal(&id, &container_id),
             id: id.clone(),
@@ -176,7 +207,10 @@ impl SessionManager {
             last_activity_ms: now_millis().into(),
             preview_port: Mutex::new(None),
         });
-        self.sessions.write().unwrap().insert(id, Arc::clone(&session));
+        self.sessions
+            .write()
+            .unwrap()
+            .insert(id, Arc::clone(&session));
         session
     }
 
@@ -194,7 +228,14 @@ impl SessionManager {
     }
 
     pub fn list(&self, owner: &Owner) -> Vec<Arc<Session>> {
-        let mut v: Vec<_> = self.sessions.read().unwrap().values().filter(|s| &s.owner == owner).cloned().collect();
+        let mut v: Vec<_> = self
+            .sessions
+            .read()
+            .unwrap()
+            .values()
+            .filter(|s| &s.owner == owner)
+            .cloned()
+            .collect();
         v.sort_by(|a, b| a.created.cmp(&b.created).then_with(|| a.id.cmp(&b.id)));
         v
     }
@@ -211,7 +252,10 @@ impl SessionManager {
     /// cannot remove it, the session stays and the error is returned.
     pub async fn remove(&self, id: &str, owner: &Owner) -> Result<(), ApiError> {
         let session = self.get(id, owner)?;
-        self.runtime.remove_container(&session.container_id).await.map_err(ApiError::engine)?;
+        self.runtime
+            .remove_container(&session.container_id)
+            .await
+            .map_err(ApiError::engine)?;
         self.forget(&session, "Session removed").await;
         tracing::info!(session = %id, "session removed");
         Ok(())
@@ -255,7 +299,13 @@ impl SessionManager {
             }
             let label = |k: &str| c.labels.get(k).cloned().unwrap_or_default();
             let created = label(LABEL_CREATED).parse().unwrap_or(c.created);
-            self.insert(sid.clone(), c.id.clone(), label(LABEL_IMAGE), Owner::from_label(&label(LABEL_OWNER)), created);
+            self.insert(
+                sid.clone(),
+                c.id.clone(),
+                label(LABEL_IMAGE),
+                Owner::from_label(&label(LABEL_OWNER)),
+                created,
+            );
             tracing::info!(session = %sid, container = %c.id, "session re-adopted");
             adopted += 1;
         }
@@ -270,7 +320,10 @@ impl SessionManager {
             }
             Err(e) => {
                 tracing::warn!(container = %container_id, error = %e, "orphan container removal failed; will retry");
-                self.orphans.lock().unwrap().insert(container_id.to_string());
+                self.orphans
+                    .lock()
+                    .unwrap()
+                    .insert(container_id.to_string());
             }
         }
     }
@@ -281,22 +334,31 @@ impl SessionManager {
         let now = now_millis();
         let timeout = self.settings.session_timeout.as_millis() as u64;
         // Snapshot before listing: every container of this snapshot existed before the list.
-        let snapshot = self.all();
-        for s in &snapshot {
-            if s.terminal.attached() == 0 && s.idle_millis(now) > timeout {
+        let mut snapshot = self.all();
+        let mut live = Vec::with_capacity(snapshot.len());
+        for s in snapshot.drain(..) {
+            if s.idle_millis(now) > timeout && s.terminal.prune().await == 0 {
                 tracing::info!(session = %s.id, "session expired");
                 self.remove_orphan(&s.container_id).await;
-                self.forget(s, "Session expired").await;
+                self.forget(&s, "Session expired").await;
+            } else {
+                live.push(s);
             }
         }
-        let listed: Vec<ManagedContainer> = match self.runtime.list_managed(&self.settings.instance).await {
-            Ok(l) => l,
-            Err(e) => {
-                tracing::debug!(error = %e, "sweep could not list containers");
-                return;
-            }
-        };
-        let existing: HashSet<&str> = listed.iter().filter(|c| c.running).map(|c| c.id.as_str()).collect();
+        let snapshot = live;
+        let listed: Vec<ManagedContainer> =
+            match self.runtime.list_managed(&self.settings.instance).await {
+                Ok(l) => l,
+                Err(e) => {
+                    tracing::debug!(error = %e, "sweep could not list containers");
+                    return;
+                }
+            };
+        let existing: HashSet<&str> = listed
+            .iter()
+            .filter(|c| c.running)
+            .map(|c| c.id.as_str())
+            .collect();
         for s in &snapshot {
             if !existing.contains(s.container_id.as_str()) {
                 tracing::info!(session = %s.id, "container is gone; session dropped");
@@ -320,7 +382,10 @@ impl SessionManager {
         }
         // Orphans the engine no longer lists are gone.
         let listed_ids: HashSet<&str> = listed.iter().map(|c| c.id.as_str()).collect();
-        self.orphans.lock().unwrap().retain(|id| listed_ids.contains(id.as_str()));
+        self.orphans
+            .lock()
+            .unwrap()
+            .retain(|id| listed_ids.contains(id.as_str()));
     }
 
     /// Adopts leftovers once the engine answers, then sweeps on every interval.
@@ -360,15 +425,23 @@ mod tests {
 
     #[test]
     fn env_is_checked() {
-        let ok = BTreeMap::from([("NODE_ENV".to_string(), "dev".to_string()), ("_X1".to_string(), "".to_string())]);
+        let ok = BTreeMap::from([
+            ("NODE_ENV".to_string(), "dev".to_string()),
+            ("_X1".to_string(), "".to_string()),
+        ]);
         assert_eq!(validate_env(&ok).unwrap(), vec!["NODE_ENV=dev", "_X1="]);
         for bad in ["1X", "A-B", "", "A=B", "A B"] {
-            let e = validate_env(&BTreeMap::from([(bad.to_string(), "v".to_string())])).unwrap_err();
+            let e =
+                validate_env(&BTreeMap::from([(bad.to_string(), "v".to_string())])).unwrap_err();
             assert_eq!(e.name(), "ValidationError", "{bad}");
         }
         let nul = BTreeMap::from([("A".to_string(), "a\0b".to_string())]);
         assert!(validate_env(&nul).is_err());
-        let many: BTreeMap<String, String> = (0..65).map(|i| (format!("V{i}"), String::new())).collect();
-        assert!(validate_env(&many).unwrap_err().to_string().contains("at most 64"));
+        let many: BTreeMap<String, String> =
+            (0..65).map(|i| (format!("V{i}"), String::new())).collect();
+        assert!(validate_env(&many)
+            .unwrap_err()
+            .to_string()
+            .contains("at most 64"));
     }
 }

@@ -101,7 +101,10 @@ impl Terminal {
             container_id: container_id.into(),
             runtime,
             shell_cmd: vec![shell.to_string()],
-            shared: Mutex::new(Shared { replay: Replay::new(REPLAY_BYTES), subscribers: Vec::new() }),
+            shared: Mutex::new(Shared {
+                replay: Replay::new(REPLAY_BYTES),
+                subscribers: Vec::new(),
+            }),
             shell: Mutex::new(None),
             size: std::sync::Mutex::new((80, 24)),
             attached: AtomicUsize::new(0),
@@ -144,22 +147,39 @@ impl Terminal {
             }
             if !shared.subscribers.iter().any(|s| s.conn_id == sub.conn_id) && !sub.tx.is_closed() {
                 shared.subscribers.push(sub);
-                self.attached.store(shared.subscribers.len(), Ordering::Relaxed);
+                self.attached
+                    .store(shared.subscribers.len(), Ordering::Relaxed);
             }
         }
         self.ensure_shell().await
+    }
+
+    /// Drops subscribers whose connection has gone (one can slip in while
+    /// its connection closes) and returns how many remain.
+    pub async fn prune(&self) -> usize {
+        let mut shared = self.shared.lock().await;
+        shared.subscribers.retain(|s| !s.tx.is_closed());
+        self.attached
+            .store(shared.subscribers.len(), Ordering::Relaxed);
+        shared.subscribers.len()
     }
 
     pub async fn detach(&self, conn_id: u64) -> bool {
         let mut shared = self.shared.lock().await;
         let before = shared.subscribers.len();
         shared.subscribers.retain(|s| s.conn_id != conn_id);
-        self.attached.store(shared.subscribers.len(), Ordering::Relaxed);
+        self.attached
+            .store(shared.subscribers.len(), Ordering::Relaxed);
         before != shared.subscribers.len()
     }
 
     pub async fn is_attached(&self, conn_id: u64) -> bool {
-        self.shared.lock().await.subscribers.iter().any(|s| s.conn_id == conn_id)
+        self.shared
+            .lock()
+            .await
+            .subscribers
+            .iter()
+            .any(|s| s.conn_id == conn_id)
     }
 
     pub async fn input(self: &Arc<Self>, data: &[u8]) -> Result<(), ApiError> {
@@ -178,7 +198,10 @@ impl Terminal {
         self.set_size(cols, rows);
         let exec_id = self.shell.lock().await.as_ref().map(|s| s.exec_id.clone());
         if let Some(id) = exec_id {
-            self.runtime.resize_shell(&id, cols, rows).await.map_err(ApiError::engine)?;
+            self.runtime
+                .resize_shell(&id, cols, rows)
+                .await
+                .map_err(ApiError::engine)?;
         }
         Ok(())
     }
@@ -190,12 +213,25 @@ impl Terminal {
             return Ok(());
         }
         let (cols, rows) = *self.size.lock().unwrap();
-        let spec = ShellSpec { cmd: self.shell_cmd.clone(), cols, rows };
-        let io = self.runtime.start_shell(&self.container_id, &spec).await.map_err(ApiError::engine)?;
+        let spec = ShellSpec {
+            cmd: self.shell_cmd.clone(),
+            cols,
+            rows,
+        };
+        let io = self
+            .runtime
+            .start_shell(&self.container_id, &spec)
+            .await
+            .map_err(ApiError::engine)?;
         let done = CancellationToken::new();
-        *slot = Some(Shell { exec_id: io.exec_id.clone(), input: io.input, done: done.clone() });
+        *slot = Some(Shell {
+            exec_id: io.exec_id.clone(),
+            input: io.input,
+            done: done.clone(),
+        });
         let this = Arc::clone(self);
-        self.tasks.spawn(async move { this.pump(io.exec_id, io.output, done).await });
+        self.tasks
+            .spawn(async move { this.pump(io.exec_id, io.output, done).await });
         Ok(())
     }
 
@@ -228,7 +264,12 @@ impl Terminal {
         }
         done.cancel();
         let code = self.exit_code(&exec_id).await;
-        let msg = ServerMessage::Exit { session_id: &self.session_id, code, signal: None }.to_text();
+        let msg = ServerMessage::Exit {
+            session_id: &self.session_id,
+            code,
+            signal: None,
+        }
+        .to_text();
         self.broadcast(msg.into()).await;
     }
 
@@ -246,9 +287,13 @@ impl Terminal {
     }
 
     async fn publish(&self, text: &str) {
-        let frame: Utf8Bytes = ServerMessage::Output { session_id: &self.session_id, data: text, replay: None }
-            .to_text()
-            .into();
+        let frame: Utf8Bytes = ServerMessage::Output {
+            session_id: &self.session_id,
+            data: text,
+            replay: None,
+        }
+        .to_text()
+        .into();
         let mut shared = self.shared.lock().await;
         shared.replay.push(text);
         self.fan_out(&mut shared, frame).await;
@@ -263,20 +308,29 @@ impl Terminal {
     /// ones that stay full too long.
     async fn fan_out(&self, shared: &mut Shared, frame: Utf8Bytes) {
         let mut pending = Vec::new();
-        shared.subscribers.retain(|s| match s.tx.try_send(frame.clone()) {
-            Ok(()) => true,
-            Err(mpsc::error::TrySendError::Closed(_)) => false,
-            Err(mpsc::error::TrySendError::Full(_)) => {
-                pending.push(s.clone());
-                true
-            }
-        });
+        shared
+            .subscribers
+            .retain(|s| match s.tx.try_send(frame.clone()) {
+                Ok(()) => true,
+                Err(mpsc::error::TrySendError::Closed(_)) => false,
+                Err(mpsc::error::TrySendError::Full(_)) => {
+                    pending.push(s.clone());
+                    true
+                }
+            });
         if !pending.is_empty() {
-            let results = join_all(pending.iter().map(|s| send_with_timeout(s, frame.clone()))).await;
-            let gone: Vec<u64> = pending.iter().zip(results).filter(|(_, ok)| !ok).map(|(s, _)| s.conn_id).collect();
+            let results =
+                join_all(pending.iter().map(|s| send_with_timeout(s, frame.clone()))).await;
+            let gone: Vec<u64> = pending
+                .iter()
+                .zip(results)
+                .filter(|(_, ok)| !ok)
+                .map(|(s, _)| s.conn_id)
+                .collect();
             shared.subscribers.retain(|s| !gone.contains(&s.conn_id));
         }
-        self.attached.store(shared.subscribers.len(), Ordering::Relaxed);
+        self.attached
+            .store(shared.subscribers.len(), Ordering::Relaxed);
     }
 
     /// Ends the terminal: subscribers get `reconnect` with `reason`, the
@@ -284,7 +338,12 @@ impl Terminal {
     pub async fn close(&self, reason: &'static str) {
         self.stop.cancel();
         let mut shared = self.shared.lock().await;
-        let msg: Utf8Bytes = ServerMessage::Reconnect { reason, delay: RECONNECT_DELAY_MS }.to_text().into();
+        let msg: Utf8Bytes = ServerMessage::Reconnect {
+            reason,
+            delay: RECONNECT_DELAY_MS,
+        }
+        .to_text()
+        .into();
         for s in shared.subscribers.drain(..) {
             let _ = s.tx.try_send(msg.clone());
         }

@@ -10,7 +10,10 @@ pub struct Replay {
 
 impl Replay {
     pub fn new(cap: usize) -> Self {
-        Replay { text: String::new(), cap }
+        Replay {
+            text: String::new(),
+            cap,
+        }
     }
 
     pub fn push(&mut self, s: &str) {

@@ -2,12 +2,11 @@
 //! a writer that drains its bounded outgoing queue, pings it, and sends
 //! `reconnect` when the server stops or the client falls too far behind.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
-use axum::extract::ws::{close_code, CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
+use axum::extract::ws::{close_code, CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -19,7 +18,7 @@ use super::handlers;
 use super::protocol::{ClientMessage, ServerMessage, MAX_MESSAGE_BYTES};
 use crate::app::AppState;
 use crate::error::ApiError;
-use crate::session::{now_millis, Owner};
+use crate::session::Owner;
 use crate::terminal::{Kick, Subscriber, READ_CHUNK, RECONNECT_DELAY_MS};
 
 /// Frames up to this size are read (and answered with `MessageTooLarge` when
@@ -29,7 +28,10 @@ const HARD_FRAME_LIMIT: usize = 8 * MAX_MESSAGE_BYTES;
 /// of terminal text, so this bounds a connection's unsent output at 1 MiB.
 pub const OUT_QUEUE: usize = MAX_MESSAGE_BYTES / READ_CHUNK;
 
-pub async fn upgrade(State(app): State<AppState>, ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>) -> Response {
+pub async fn upgrade(
+    State(app): State<AppState>,
+    ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> Response {
     let ws = match ws {
         Ok(ws) => ws,
         Err(_) => {
@@ -63,7 +65,11 @@ pub struct Connection {
 
 impl Connection {
     pub fn subscriber(&self) -> Subscriber {
-        Subscriber { conn_id: self.id, tx: self.tx.clone(), kick: self.kick.clone() }
+        Subscriber {
+            conn_id: self.id,
+            tx: self.tx.clone(),
+            kick: self.kick.clone(),
+        }
     }
 
     pub async fn send(&self, msg: &ServerMessage<'_>) {
@@ -71,7 +77,10 @@ impl Connection {
     }
 
     pub async fn send_error(&self, err: &ApiError, session_id: Option<&str>) {
-        let _ = self.tx.send(err.to_ws_json(session_id).to_string().into()).await;
+        let _ = self
+            .tx
+            .send(err.to_ws_json(session_id).to_string().into())
+            .await;
     }
 
     pub fn set_current(&self, session_id: &str) {
@@ -82,7 +91,9 @@ impl Connection {
     pub fn session_or_current(&self, named: Option<String>) -> Result<String, ApiError> {
         named
             .or_else(|| self.current.lock().unwrap().clone())
-            .ok_or_else(|| ApiError::validation("sessionId is required: this connection has no session yet"))
+            .ok_or_else(|| {
+                ApiError::validation("sessionId is required: this connection has no session yet")
+            })
     }
 }
 
@@ -97,7 +108,8 @@ async fn serve(socket: WebSocket, app: AppState, owner: Owner) {
         current: Mutex::new(None),
     });
     let (mut sink, mut stream) = socket.split();
-    let last_seen = AtomicU64::new(now_millis());
+    // Pings sent since the client last sent anything; two unanswered close it.
+    let unanswered = AtomicU32::new(0);
     let heartbeat = app.settings.heartbeat_interval;
 
     let writer = async {
@@ -113,8 +125,7 @@ async fn serve(socket: WebSocket, app: AppState, owner: Owner) {
                     None => break None,
                 },
                 _ = ping.tick() => {
-                    let silent = Duration::from_millis(now_millis().saturating_sub(last_seen.load(Ordering::Relaxed)));
-                    if silent > heartbeat * 2 {
+                    if unanswered.fetch_add(1, Ordering::Relaxed) >= 2 {
                         tracing::debug!(conn = conn.id, "missed two heartbeats; closing");
                         break None;
                     }
@@ -123,17 +134,30 @@ async fn serve(socket: WebSocket, app: AppState, owner: Owner) {
             }
         };
         if let Some(reason) = reason {
-            let msg = ServerMessage::Reconnect { reason, delay: RECONNECT_DELAY_MS }.to_text();
+            let msg = ServerMessage::Reconnect {
+                reason,
+                delay: RECONNECT_DELAY_MS,
+            }
+            .to_text();
             let _ = sink.send(Message::Text(msg.into())).await;
-            let code = if reason == "Server restarting" { close_code::RESTART } else { close_code::AGAIN };
-            let _ = sink.send(Message::Close(Some(CloseFrame { code, reason: reason.into() }))).await;
+            let code = if reason == "Server restarting" {
+                close_code::RESTART
+            } else {
+                close_code::AGAIN
+            };
+            let _ = sink
+                .send(Message::Close(Some(CloseFrame {
+                    code,
+                    reason: reason.into(),
+                })))
+                .await;
         }
         let _ = sink.close().await;
     };
 
     let reader = async {
         while let Some(Ok(msg)) = stream.next().await {
-            last_seen.store(now_millis(), Ordering::Relaxed);
+            unanswered.store(0, Ordering::Relaxed);
             match msg {
                 Message::Text(text) if text.len() > MAX_MESSAGE_BYTES => {
                     let err = ApiError::MessageTooLarge(format!(
@@ -147,7 +171,9 @@ async fn serve(socket: WebSocket, app: AppState, owner: Owner) {
                     Err(e) => conn.send_error(&e, None).await,
                 },
                 Message::Binary(_) => {
-                    let err = ApiError::validation("Binary frames are not supported; send JSON text frames");
+                    let err = ApiError::validation(
+                        "Binary frames are not supported; send JSON text frames",
+                    );
                     conn.send_error(&err, None).await;
                 }
                 Message::Close(_) => break,

@@ -4,7 +4,9 @@
 use std::sync::Arc;
 
 use super::connection::Connection;
-use super::protocol::{Attach, ClientMessage, ConfigurePreview, Create, Input, Resize, ServerMessage};
+use super::protocol::{
+    Attach, ClientMessage, ConfigurePreview, Create, Input, Resize, ServerMessage,
+};
 use crate::error::ApiError;
 use crate::runtime::PullProgress;
 use crate::session::CreateRequest;
@@ -55,10 +57,19 @@ async fn create(conn: &Arc<Connection>, c: Create) -> Result<(), ApiError> {
     // Progress goes out as it comes; a full queue drops a progress line rather than stall the pull.
     let tx = conn.subscriber().tx;
     let mut progress = move |p: PullProgress| {
-        let msg = ServerMessage::Progress { stage: "pull", message: &p.message, current: p.current, total: p.total };
+        let msg = ServerMessage::Progress {
+            stage: "pull",
+            message: &p.message,
+            current: p.current,
+            total: p.total,
+        };
         let _ = tx.try_send(msg.to_text().into());
     };
-    let session = conn.app.sessions.create(req, &conn.owner, &mut progress).await?;
+    let session = conn
+        .app
+        .sessions
+        .create(req, &conn.owner, &mut progress)
+        .await?;
     conn.send(&ServerMessage::ContainerCreated {
         session_id: &session.id,
         container_id: &session.container_id,
@@ -66,21 +77,28 @@ async fn create(conn: &Arc<Connection>, c: Create) -> Result<(), ApiError> {
     })
     .await;
     conn.set_current(&session.id);
-    session
-        .terminal
-        .attach(conn.subscriber(), false)
-        .await
+    session.terminal.attach(conn.subscriber(), false).await
 }
 
 async fn input(conn: &Arc<Connection>, m: Input) -> Outcome {
-    let id = conn.session_or_current(m.session_id).map_err(|e| (e, None))?;
+    let id = conn
+        .session_or_current(m.session_id)
+        .map_err(|e| (e, None))?;
     let fail = |e| (e, Some(id.clone()));
     let session = conn.app.sessions.get(&id, &conn.owner).map_err(fail)?;
     if !session.terminal.is_attached(conn.id).await {
-        session.terminal.attach(conn.subscriber(), true).await.map_err(fail)?;
+        session
+            .terminal
+            .attach(conn.subscriber(), true)
+            .await
+            .map_err(fail)?;
         conn.set_current(&id);
     }
-    session.terminal.input(m.data.as_bytes()).await.map_err(fail)
+    session
+        .terminal
+        .input(m.data.as_bytes())
+        .await
+        .map_err(fail)
 }
 
 async fn attach(conn: &Arc<Connection>, m: Attach) -> Result<(), ApiError> {
@@ -91,7 +109,9 @@ async fn attach(conn: &Arc<Connection>, m: Attach) -> Result<(), ApiError> {
 }
 
 async fn resize(conn: &Arc<Connection>, m: Resize) -> Outcome {
-    let id = conn.session_or_current(m.session_id).map_err(|e| (e, None))?;
+    let id = conn
+        .session_or_current(m.session_id)
+        .map_err(|e| (e, None))?;
     let fail = |e| (e, Some(id.clone()));
     let session = conn.app.sessions.get(&id, &conn.owner).map_err(fail)?;
     session.terminal.resize(m.cols, m.rows).await.map_err(fail)

@@ -96,7 +96,9 @@ impl ClientMessage {
         let value: Value = serde_json::from_str(text)
             .map_err(|e| ApiError::validation(format!("Malformed JSON: {e}")))?;
         let Value::Object(mut map) = value else {
-            return Err(ApiError::validation("Message must be a JSON object with a 'type' field"));
+            return Err(ApiError::validation(
+                "Message must be a JSON object with a 'type' field",
+            ));
         };
         let kind = match map.remove("type") {
             Some(Value::String(s)) => s,
@@ -155,9 +157,17 @@ pub fn json_type(v: &Value) -> &'static str {
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ServerMessage<'a> {
     #[serde(rename_all = "camelCase")]
-    ContainerCreated { session_id: &'a str, container_id: &'a str, status: &'a str },
+    ContainerCreated {
+        session_id: &'a str,
+        container_id: &'a str,
+        status: &'a str,
+    },
     #[serde(rename_all = "camelCase")]
-    Attached { session_id: &'a str, container_id: &'a str, status: &'a str },
+    Attached {
+        session_id: &'a str,
+        container_id: &'a str,
+        status: &'a str,
+    },
     #[serde(rename_all = "camelCase")]
     Output {
         session_id: &'a str,
@@ -166,7 +176,11 @@ pub enum ServerMessage<'a> {
         replay: Option<bool>,
     },
     #[serde(rename_all = "camelCase")]
-    Exit { session_id: &'a str, code: Option<i64>, signal: Option<&'a str> },
+    Exit {
+        session_id: &'a str,
+        code: Option<i64>,
+        signal: Option<&'a str>,
+    },
     Pong,
     #[serde(rename_all = "camelCase")]
     Progress {
@@ -175,9 +189,16 @@ pub enum ServerMessage<'a> {
         current: Option<i64>,
         total: Option<i64>,
     },
-    Reconnect { reason: &'a str, delay: u64 },
+    Reconnect {
+        reason: &'a str,
+        delay: u64,
+    },
     #[serde(rename_all = "camelCase")]
-    PreviewConfigured { session_id: &'a str, preview_url: &'a str, target_url: &'a str },
+    PreviewConfigured {
+        session_id: &'a str,
+        preview_url: &'a str,
+        target_url: &'a str,
+    },
 }
 
 impl ServerMessage<'_> {
@@ -198,7 +219,10 @@ mod tests {
 
     #[test]
     fn parses_every_client_message() {
-        assert_eq!(ClientMessage::parse(r#"{"type":"ping"}"#).unwrap(), ClientMessage::Ping);
+        assert_eq!(
+            ClientMessage::parse(r#"{"type":"ping"}"#).unwrap(),
+            ClientMessage::Ping
+        );
         let ClientMessage::Create(c) = ClientMessage::parse(
             r#"{"type":"create","image":"node:20-alpine","workspaceDir":"/w","cols":120,"rows":40,"env":{"A":"1"}}"#,
         )
@@ -210,13 +234,22 @@ mod tests {
             ClientMessage::parse(r#"{"type":"input","sessionId":"s","data":"ls\n"}"#).unwrap(),
             ClientMessage::Input(Input { data, .. }) if data == "ls\n"
         ));
-        assert!(matches!(ClientMessage::parse(r#"{"type":"attach","sessionId":"s"}"#).unwrap(), ClientMessage::Attach(_)));
         assert!(matches!(
-            ClientMessage::parse(r#"{"type":"resize","sessionId":"s","cols":100,"rows":30}"#).unwrap(),
-            ClientMessage::Resize(Resize { cols: 100, rows: 30, .. })
+            ClientMessage::parse(r#"{"type":"attach","sessionId":"s"}"#).unwrap(),
+            ClientMessage::Attach(_)
         ));
         assert!(matches!(
-            ClientMessage::parse(r#"{"type":"configure_preview","sessionId":"s","port":3000}"#).unwrap(),
+            ClientMessage::parse(r#"{"type":"resize","sessionId":"s","cols":100,"rows":30}"#)
+                .unwrap(),
+            ClientMessage::Resize(Resize {
+                cols: 100,
+                rows: 30,
+                ..
+            })
+        ));
+        assert!(matches!(
+            ClientMessage::parse(r#"{"type":"configure_preview","sessionId":"s","port":3000}"#)
+                .unwrap(),
             ClientMessage::ConfigurePreview(ConfigurePreview { port: 3000, .. })
         ));
     }
@@ -232,25 +265,60 @@ mod tests {
         assert!(err(r#"{"type":"input","sessionId":"s"}"#).contains("data"));
         assert!(err(r#"{"type":"attach","sessionId":42}"#).contains("field 'sessionId'"));
         assert!(err(r#"{"type":"create","imgae":"x"}"#).contains("imgae"));
-        assert!(err(r#"{"type":"resize","sessionId":"s","cols":0,"rows":10}"#).contains("cols must be between 1 and 1000"));
+        assert!(
+            err(r#"{"type":"resize","sessionId":"s","cols":0,"rows":10}"#)
+                .contains("cols must be between 1 and 1000")
+        );
         assert!(err(r#"{"type":"resize","sessionId":"s","cols":10,"rows":1001}"#).contains("rows"));
         assert!(err(r#"{"type":"resize","sessionId":"s","cols":-1,"rows":10}"#).contains("cols"));
-        assert!(err(r#"{"type":"configure_preview","sessionId":"s","port":"3000"}"#).contains("port"));
-        assert!(err(r#"{"type":"configure_preview","sessionId":"s","port":70000}"#).contains("port"));
-        assert!(err(r#"{"type":"configure_preview","sessionId":"s","port":3000,"host":"evil"}"#).contains("host"));
+        assert!(
+            err(r#"{"type":"configure_preview","sessionId":"s","port":"3000"}"#).contains("port")
+        );
+        assert!(
+            err(r#"{"type":"configure_preview","sessionId":"s","port":70000}"#).contains("port")
+        );
+        assert!(
+            err(r#"{"type":"configure_preview","sessionId":"s","port":3000,"host":"evil"}"#)
+                .contains("host")
+        );
     }
 
     #[test]
     fn server_messages_have_the_documented_shapes() {
-        let out = ServerMessage::Output { session_id: "s", data: "hi", replay: None }.to_text();
+        let out = ServerMessage::Output {
+            session_id: "s",
+            data: "hi",
+            replay: None,
+        }
+        .to_text();
         assert_eq!(out, r#"{"type":"output","sessionId":"s","data":"hi"}"#);
-        let exit = ServerMessage::Exit { session_id: "s", code: Some(0), signal: None }.to_text();
-        assert_eq!(exit, r#"{"type":"exit","sessionId":"s","code":0,"signal":null}"#);
-        let created = ServerMessage::ContainerCreated { session_id: "s", container_id: "c", status: "running" }.to_text();
-        assert_eq!(created, r#"{"type":"container_created","sessionId":"s","containerId":"c","status":"running"}"#);
+        let exit = ServerMessage::Exit {
+            session_id: "s",
+            code: Some(0),
+            signal: None,
+        }
+        .to_text();
+        assert_eq!(
+            exit,
+            r#"{"type":"exit","sessionId":"s","code":0,"signal":null}"#
+        );
+        let created = ServerMessage::ContainerCreated {
+            session_id: "s",
+            container_id: "c",
+            status: "running",
+        }
+        .to_text();
+        assert_eq!(
+            created,
+            r#"{"type":"container_created","sessionId":"s","containerId":"c","status":"running"}"#
+        );
         assert_eq!(ServerMessage::Pong.to_text(), r#"{"type":"pong"}"#);
         assert_eq!(
-            ServerMessage::Reconnect { reason: "Session expired", delay: 1000 }.to_text(),
+            ServerMessage::Reconnect {
+                reason: "Session expired",
+                delay: 1000
+            }
+            .to_text(),
             r#"{"type":"reconnect","reason":"Session expired","delay":1000}"#
         );
     }

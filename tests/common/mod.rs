@@ -26,7 +26,11 @@ pub fn test_image() -> String {
 pub fn unique(prefix: &str) -> String {
     use std::sync::atomic::{AtomicU32, Ordering};
     static N: AtomicU32 = AtomicU32::new(0);
-    format!("{prefix}-{}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed))
+    format!(
+        "{prefix}-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
 }
 
 pub struct Server {
@@ -96,13 +100,23 @@ impl ServerBuilder {
         .expect("claude-studio did not start listening");
         // Keep draining stdout so the child never blocks on a full pipe.
         tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-        Server { child: Some(child), addr, instance: self.instance, http: reqwest::Client::new(), cleanup: true }
+        Server {
+            child: Some(child),
+            addr,
+            instance: self.instance,
+            http: reqwest::Client::new(),
+            cleanup: true,
+        }
     }
 }
 
 impl Server {
     pub fn builder() -> ServerBuilder {
-        ServerBuilder { args: Vec::new(), env: Vec::new(), instance: unique("t") }
+        ServerBuilder {
+            args: Vec::new(),
+            env: Vec::new(),
+            instance: unique("t"),
+        }
     }
 
     pub async fn start() -> Server {
@@ -146,7 +160,10 @@ impl Server {
     pub async fn create_rest(&self) -> (String, String) {
         let (status, body) = self.post("/api/containers", "{}").await;
         assert_eq!(status, 200, "{body}");
-        (body["sessionId"].as_str().unwrap().into(), body["containerId"].as_str().unwrap().into())
+        (
+            body["sessionId"].as_str().unwrap().into(),
+            body["containerId"].as_str().unwrap().into(),
+        )
     }
 
     pub async fn ws(&self) -> Ws {
@@ -158,7 +175,10 @@ impl Server {
         let mut child = self.child.take().expect("server already stopped");
         let pid = child.id().unwrap() as i32;
         unsafe_kill(pid, 15);
-        tokio::time::timeout(Duration::from_secs(15), child.wait()).await.expect("server did not stop").unwrap()
+        tokio::time::timeout(Duration::from_secs(15), child.wait())
+            .await
+            .expect("server did not stop")
+            .unwrap()
     }
 
     /// Leaves this server's containers to whoever takes over the instance.
@@ -168,18 +188,33 @@ impl Server {
 }
 
 fn unsafe_kill(pid: i32, sig: i32) {
-    let _ = std::process::Command::new("kill").arg(format!("-{sig}")).arg(pid.to_string()).status();
+    let _ = std::process::Command::new("kill")
+        .arg(format!("-{sig}"))
+        .arg(pid.to_string())
+        .status();
 }
 
 /// Removes every container of a label scope (runs in Drop, so blocking).
 pub fn remove_instance_containers(instance: &str) {
     let out = std::process::Command::new("docker")
-        .args(["ps", "-aq", "--filter", &format!("label=studio.instance={instance}")])
+        .args([
+            "ps",
+            "-aq",
+            "--filter",
+            &format!("label=studio.instance={instance}"),
+        ])
         .output();
     if let Ok(out) = out {
-        let ids: Vec<String> = String::from_utf8_lossy(&out.stdout).split_whitespace().map(String::from).collect();
+        let ids: Vec<String> = String::from_utf8_lossy(&out.stdout)
+            .split_whitespace()
+            .map(String::from)
+            .collect();
         if !ids.is_empty() {
-            let _ = std::process::Command::new("docker").arg("rm").arg("-f").args(&ids).output();
+            let _ = std::process::Command::new("docker")
+                .arg("rm")
+                .arg("-f")
+                .args(&ids)
+                .output();
         }
     }
 }
@@ -198,14 +233,26 @@ impl Drop for Server {
 /// Containers of a label scope, as the engine lists them.
 pub fn instance_containers(instance: &str) -> Vec<String> {
     let out = std::process::Command::new("docker")
-        .args(["ps", "-aq", "--no-trunc", "--filter", &format!("label=studio.instance={instance}")])
+        .args([
+            "ps",
+            "-aq",
+            "--no-trunc",
+            "--filter",
+            &format!("label=studio.instance={instance}"),
+        ])
         .output()
         .unwrap();
-    String::from_utf8_lossy(&out.stdout).split_whitespace().map(String::from).collect()
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .map(String::from)
+        .collect()
 }
 
 pub fn docker_inspect(kind: &str, id: &str) -> Option<Value> {
-    let out = std::process::Command::new("docker").args([kind, "inspect", id]).output().unwrap();
+    let out = std::process::Command::new("docker")
+        .args([kind, "inspect", id])
+        .output()
+        .unwrap();
     if !out.status.success() {
         return None;
     }
@@ -239,28 +286,44 @@ pub struct Ws {
 
 impl Ws {
     pub async fn connect(url: &str) -> Ws {
-        let (stream, _) = tokio_tungstenite::connect_async(url).await.expect("websocket connect");
-        Ws { stream, output: Default::default() }
+        let (stream, _) = tokio_tungstenite::connect_async(url)
+            .await
+            .expect("websocket connect");
+        Ws {
+            stream,
+            output: Default::default(),
+        }
     }
 
     pub async fn send(&mut self, v: Value) {
-        self.stream.send(Message::Text(v.to_string().into())).await.unwrap();
+        self.stream
+            .send(Message::Text(v.to_string().into()))
+            .await
+            .unwrap();
     }
 
     pub async fn send_text(&mut self, s: &str) {
-        self.stream.send(Message::Text(s.to_string().into())).await.unwrap();
+        self.stream
+            .send(Message::Text(s.to_string().into()))
+            .await
+            .unwrap();
     }
 
     /// Next JSON message; `None` when the connection closed.
     pub async fn next(&mut self) -> Option<Value> {
         loop {
-            let msg = tokio::time::timeout(WAIT, self.stream.next()).await.expect("timed out waiting for a message")?;
+            let msg = tokio::time::timeout(WAIT, self.stream.next())
+                .await
+                .expect("timed out waiting for a message")?;
             match msg {
                 Ok(Message::Text(t)) => {
                     let v: Value = serde_json::from_str(&t).expect("server sent invalid JSON");
                     if v["type"] == "output" {
                         let sid = v["sessionId"].as_str().unwrap_or_default().to_string();
-                        self.output.entry(sid).or_default().push_str(v["data"].as_str().unwrap_or_default());
+                        self.output
+                            .entry(sid)
+                            .or_default()
+                            .push_str(v["data"].as_str().unwrap_or_default());
                     }
                     return Some(v);
                 }
@@ -275,16 +338,19 @@ impl Ws {
         loop {
             match self.next().await {
                 Some(v) if v["type"] == kind => return v,
-                Some(v) if v["type"] == "error" && kind != "error" => panic!("expected {kind}, got error {v}"),
+                Some(v) if v["type"] == "error" && kind != "error" => {
+                    panic!("expected {kind}, got error {v}")
+                }
                 Some(_) => continue,
                 None => panic!("connection closed while waiting for {kind}"),
             }
         }
     }
 
-    /// Creates a session and returns (sessionId, containerId).
+    /// Creates a session and returns (sessionId, containerId). The terminal
+    /// is wide unless `extra` says otherwise, so typed lines never wrap.
     pub async fn create(&mut self, extra: Value) -> (String, String) {
-        let mut msg = json!({"type": "create"});
+        let mut msg = json!({"type": "create", "cols": 500, "rows": 50});
         if let Value::Object(m) = extra {
             for (k, v) in m {
                 msg[k] = v;
@@ -293,50 +359,78 @@ impl Ws {
         self.send(msg).await;
         let created = self.expect("container_created").await;
         assert_eq!(created["status"], "running");
-        (created["sessionId"].as_str().unwrap().into(), created["containerId"].as_str().unwrap().into())
+        (
+            created["sessionId"].as_str().unwrap().into(),
+            created["containerId"].as_str().unwrap().into(),
+        )
     }
 
     pub async fn input(&mut self, session: &str, data: &str) {
-        self.send(json!({"type": "input", "sessionId": session, "data": data})).await;
+        self.send(json!({"type": "input", "sessionId": session, "data": data}))
+            .await;
     }
 
     /// Reads messages until the session's output contains `needle`; returns all output so far.
     pub async fn read_until(&mut self, session: &str, needle: &str) -> String {
+        let from = self.output.get(session).map(|o| o.len()).unwrap_or(0);
+        self.read_until_after(session, needle, from).await
+    }
+
+    /// Like `read_until`, but only output after byte `from` counts. Only the
+    /// new tail is searched each time, so long outputs stay linear.
+    async fn read_until_after(&mut self, session: &str, needle: &str, from: usize) -> String {
+        let mut searched = from;
         loop {
-            if self.output.get(session).is_some_and(|o| o.contains(needle)) {
-                return self.output[session].clone();
+            if let Some(o) = self.output.get(session) {
+                let mut start = searched.saturating_sub(needle.len()).max(from);
+                while !o.is_char_boundary(start) {
+                    start -= 1;
+                }
+                if o.len() > start && o[start..].contains(needle) {
+                    return o.clone();
+                }
+                searched = o.len();
             }
             match self.next().await {
-                Some(v) if v["type"] == "error" => panic!("error while waiting for {needle:?}: {v}"),
+                Some(v) if v["type"] == "error" => {
+                    panic!("error while waiting for {needle:?}: {v}")
+                }
                 Some(_) => {}
-                None => panic!("connection closed while waiting for {needle:?}; output so far: {:?}", self.output.get(session)),
+                None => panic!(
+                    "connection closed while waiting for {needle:?}; output so far: {:?}",
+                    self.output.get(session)
+                ),
             }
         }
     }
 
-    /// Types a command whose output is recognisable: the marker is built by
-    /// the shell (`$((…))`), so the echo of the typed line cannot match it.
+    /// Runs a command in the shell and returns what it printed, without the
+    /// terminal's echo of the typed line: the end marker is computed by the
+    /// shell (`$((…))`), so the echo cannot match it, and everything up to
+    /// the end of the echoed line is cut off.
     pub async fn run(&mut self, session: &str, cmd: &str) -> String {
         let n: u32 = rand_marker();
         let marker = format!("__done_{}__", n + 1);
+        let typed_tail = format!("echo __done_$(({n}+1))__");
         let before = self.output.get(session).map(|s| s.len()).unwrap_or(0);
-        self.input(session, &format!("{cmd}; echo __done_$(({n}+1))__\n")).await;
+        self.input(session, &format!("{cmd}; {typed_tail}\n")).await;
         let all = self.read_until_after(session, &marker, before).await;
-        all[before..].to_string()
+        let fresh = &all[before..];
+        // The line may be echoed twice (by the tty before the shell reads it,
+        // then by the shell's line editor): cut at the last echo before the marker.
+        let end = fresh.find(&marker).expect("marker");
+        let echo_end = fresh[..end]
+            .rfind(&typed_tail)
+            .expect("the shell echoes the typed line")
+            + typed_tail.len();
+        fresh[echo_end..end].to_string()
     }
 
-    async fn read_until_after(&mut self, session: &str, needle: &str, from: usize) -> String {
-        loop {
-            if let Some(o) = self.output.get(session) {
-                if o.len() > from && o[from..].contains(needle) {
-                    return o.clone();
-                }
-            }
-            match self.next().await {
-                Some(v) if v["type"] == "error" => panic!("error while waiting for {needle:?}: {v}"),
-                Some(_) => {}
-                None => panic!("connection closed while waiting for {needle:?}"),
-            }
+    /// The next raw frame (answers pings as a live client does); `None` on close.
+    pub async fn next_msg(&mut self) -> Option<Message> {
+        match self.stream.next().await {
+            Some(Ok(Message::Close(_))) | Some(Err(_)) | None => None,
+            Some(Ok(m)) => Some(m),
         }
     }
 

@@ -1,0 +1,167 @@
+//! The REST container API and its error shapes.
+
+mod common;
+
+use common::*;
+use serde_json::Value;
+
+fn assert_error(status: u16, body: &Value, want_status: u16, name: &str, needle: &str) {
+    assert_eq!(status, want_status, "{body}");
+    assert_eq!(body["error"], name, "{body}");
+    assert_eq!(body["statusCode"], want_status, "{body}");
+    assert!(body["retryable"].is_boolean(), "{body}");
+    let msg = body["message"].as_str().unwrap();
+    assert!(
+        msg.contains(needle),
+        "message {msg:?} should mention {needle:?}"
+    );
+}
+
+#[tokio::test]
+async fn health_reports_docker_and_uptime() {
+    let server = Server::start().await;
+    let (status, body) = server.get("/api/health").await;
+    assert_eq!(status, 200);
+    assert_eq!(body["status"], "ok");
+    assert_eq!(body["docker"], "connected");
+    assert!(body["uptime"].is_u64(), "{body}");
+}
+
+#[tokio::test]
+async fn create_inspect_list_and_delete() {
+    let server = Server::start().await;
+    let (sid, cid) = server.create_rest().await;
+
+    let (status, info) = server.get(&format!("/api/containers/{sid}")).await;
+    assert_eq!(status, 200, "{info}");
+    assert_eq!(info["sessionId"], sid.as_str());
+    assert_eq!(info["containerId"], cid.as_str());
+    assert_eq!(info["status"], "running");
+    assert_eq!(info["image"], test_image());
+
+    let (status, list) = server.get("/api/containers").await;
+    assert_eq!(status, 200);
+    let ids: Vec<&str> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["sessionId"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, vec![sid.as_str()]);
+
+    let (status, body) = server.delete(&format!("/api/containers/{sid}")).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["message"], "Container removed successfully");
+    assert!(
+        docker_inspect("container", &cid).is_none(),
+        "container must be gone after DELETE"
+    );
+
+    let (status, body) = server.get(&format!("/api/containers/{sid}")).await;
+    assert_error(status, &body, 404, "ContainerNotFoundError", &sid);
+    let (status, body) = server.delete(&format!("/api/containers/{sid}")).await;
+    assert_error(status, &body, 404, "ContainerNotFoundError", &sid);
+}
+
+#[tokio::test]
+async fn passing_an_existing_session_id_returns_it_instead_of_a_new_one() {
+    let server = Server::start().await;
+    let (sid, cid) = server.create_rest().await;
+    let (status, body) = server
+        .post("/api/containers", &format!(r#"{{"sessionId":"{sid}"}}"#))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["sessionId"], sid.as_str());
+    assert_eq!(body["containerId"], cid.as_str());
+    assert_eq!(instance_containers(&server.instance).len(), 1);
+}
+
+#[tokio::test]
+async fn bad_create_requests_are_validation_errors() {
+    let server = Server::builder()
+        .arg("--allowed-image")
+        .arg("studio-test-*")
+        .start()
+        .await;
+    let cases = [
+        ("{", "Malformed JSON"),
+        ("[1]", "JSON object"),
+        (r#"{"image": 5}"#, "image"),
+        (r#"{"image": "Not A Valid Ref"}"#, "Not A Valid Ref"),
+        (r#"{"image": "node:20-alpine"}"#, "not allowed"),
+        (r#"{"workspaceDir": 7}"#, "workspaceDir"),
+        (r#"{"workspaceDir": "relative/dir"}"#, "absolute"),
+        (r#"{"imgae": "typo"}"#, "imgae"),
+        (r#"{"env": {"1BAD": "x"}}"#, "1BAD"),
+    ];
+    for (body, needle) in cases {
+        let (status, resp) = server.post("/api/containers", body).await;
+        assert_error(status, &resp, 400, "ValidationError", needle);
+    }
+    assert!(
+        instance_containers(&server.instance).is_empty(),
+        "no container for a refused request"
+    );
+}
+
+#[tokio::test]
+async fn a_missing_image_is_a_creation_error_naming_it() {
+    let server = Server::start().await;
+    let (status, body) = server
+        .post("/api/containers", r#"{"image":"studio-no-such-image:v9"}"#)
+        .await;
+    assert_error(
+        status,
+        &body,
+        500,
+        "ContainerCreationError",
+        "studio-no-such-image:v9",
+    );
+    assert_eq!(body["retryable"], false);
+    assert!(instance_containers(&server.instance).is_empty());
+}
+
+#[tokio::test]
+async fn a_missing_image_over_websocket_is_a_creation_error_and_the_socket_stays_usable() {
+    let server = Server::start().await;
+    let mut ws = server.ws().await;
+    ws.send(serde_json::json!({"type": "create", "image": "studio-no-such-image:v9"}))
+        .await;
+    let err = ws.expect("error").await;
+    assert_eq!(err["error"], "ContainerCreationError");
+    assert!(
+        err["message"]
+            .as_str()
+            .unwrap()
+            .contains("studio-no-such-image:v9"),
+        "{err}"
+    );
+    ws.send(serde_json::json!({"type": "ping"})).await;
+    ws.expect("pong").await;
+}
+
+#[tokio::test]
+async fn unknown_routes_and_sessions_are_404s_in_the_error_shape() {
+    let server = Server::start().await;
+    let (status, body) = server
+        .get("/api/containers/session-AAAAAAAAAAAAAAAAAAAAAA")
+        .await;
+    assert_error(
+        status,
+        &body,
+        404,
+        "ContainerNotFoundError",
+        "session-AAAAAAAAAAAAAAAAAAAAAA",
+    );
+    let (status, body) = server.get("/api/nothing-here").await;
+    assert_eq!(status, 404, "{body}");
+    assert_eq!(body["statusCode"], 404);
+}
+
+#[tokio::test]
+async fn oversized_bodies_are_refused() {
+    let server = Server::start().await;
+    let big = format!(r#"{{"image":"{}"}}"#, "a".repeat(200 * 1024));
+    let (status, body) = server.post("/api/containers", &big).await;
+    assert_error(status, &body, 413, "MessageTooLarge", "limit");
+}

@@ -1,0 +1,205 @@
+//! Session life cycle: expiry, shutdown, re-adoption after a restart,
+//! orphan cleanup, heartbeats and slow clients.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+use serde_json::json;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+#[tokio::test]
+async fn idle_unattached_sessions_expire_and_leave_no_container() {
+    let server = Server::builder()
+        .args(["--session-timeout", "2s", "--cleanup-interval", "500ms"])
+        .start()
+        .await;
+    // Attached for the whole test: must outlive the others.
+    let mut keeper = server.ws().await;
+    let (kept, _) = keeper.create(json!({})).await;
+
+    let (rest_sid, rest_cid) = server.create_rest().await;
+    let mut ws = server.ws().await;
+    let (ws_sid, ws_cid) = ws.create(json!({})).await;
+    ws.close().await;
+
+    // Watched from the engine's side: a GET would count as activity.
+    for (sid, cid) in [(&rest_sid, &rest_cid), (&ws_sid, &ws_cid)] {
+        eventually("container removal", || async {
+            docker_inspect("container", cid).is_none().then_some(())
+        })
+        .await;
+        let (status, body) = server.get(&format!("/api/containers/{sid}")).await;
+        assert_eq!(status, 404, "{body}");
+    }
+    let mut late = server.ws().await;
+    late.send(json!({"type": "attach", "sessionId": ws_sid}))
+        .await;
+    let e = late.expect("error").await;
+    assert_eq!(e["error"], "ContainerNotFoundError");
+
+    // The attached session outlived them and still works.
+    let out = keeper.run(&kept, "echo alive-$((3*3))").await;
+    assert!(out.contains("alive-9"));
+}
+
+#[tokio::test]
+async fn restart_sends_reconnect_keeps_containers_and_readopts_them() {
+    let instance = unique("restart");
+    let mut first = Server::builder().instance(&instance).start().await;
+    let mut ws = first.ws().await;
+    let (sid, cid) = ws.create(json!({})).await;
+    let out = ws
+        .run(&sid, "echo kept-state > /tmp/marker; cat /tmp/marker")
+        .await;
+    assert_eq!(out.trim(), "kept-state", "{out:?}");
+
+    first.keep_containers();
+    let started = Instant::now();
+    let status = first.stop().await;
+    assert!(status.success(), "clean exit on SIGTERM: {status:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "shutdown within 10 s"
+    );
+    let reconnect = ws.expect("reconnect").await;
+    assert_eq!(reconnect["reason"], "Server restarting");
+    assert!(docker_inspect("container", &cid).unwrap()["State"]["Running"] == true);
+
+    let second = Server::builder().instance(&instance).start().await;
+    let info = eventually("re-adoption", || async {
+        let (status, body) = second.get(&format!("/api/containers/{sid}")).await;
+        (status == 200).then_some(body)
+    })
+    .await;
+    assert_eq!(info["containerId"], cid.as_str());
+    assert_eq!(info["image"], test_image());
+
+    let mut ws = second.ws().await;
+    ws.send(json!({"type": "attach", "sessionId": sid})).await;
+    ws.expect("attached").await;
+    let out = ws.run(&sid, "cat /tmp/marker").await;
+    assert_eq!(out.trim(), "kept-state", "{out:?}");
+}
+
+#[tokio::test]
+async fn stopped_leftover_containers_are_removed_at_start() {
+    let instance = unique("orphan");
+    let out = std::process::Command::new("docker")
+        .args(["create", "--label", &format!("studio.instance={instance}")])
+        .args(["--label", "studio.session=session-AAAAAAAAAAAAAAAAAAAAAA"])
+        .arg(test_image())
+        .arg("true")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let leftover = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let server = Server::builder().instance(&instance).start().await;
+    eventually("leftover removal", || async {
+        docker_inspect("container", &leftover)
+            .is_none()
+            .then_some(())
+    })
+    .await;
+    let (_, list) = server.get("/api/containers").await;
+    assert_eq!(list, json!([]));
+}
+
+/// Opens a WebSocket by hand and then never answers anything: a dead client.
+async fn silent_client(addr: std::net::SocketAddr) -> tokio::net::TcpStream {
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let req = format!(
+        "GET /ws HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    );
+    s.write_all(req.as_bytes()).await.unwrap();
+    let mut head = Vec::new();
+    let mut b = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        s.read_exact(&mut b).await.unwrap();
+        head.push(b[0]);
+    }
+    assert!(
+        head.starts_with(b"HTTP/1.1 101"),
+        "{}",
+        String::from_utf8_lossy(&head)
+    );
+    s
+}
+
+#[tokio::test]
+async fn a_client_that_misses_two_heartbeats_is_closed() {
+    let server = Server::builder()
+        .args(["--heartbeat-interval", "500ms"])
+        .start()
+        .await;
+    let mut dead = silent_client(server.addr).await;
+    let opened = Instant::now();
+    let mut pings = 0;
+    let mut buf = [0u8; 1024];
+    let closed = tokio::time::timeout(WAIT, async {
+        loop {
+            match dead.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => pings += buf[..n].iter().filter(|&&b| b == 0x89).count(),
+            }
+        }
+    })
+    .await;
+    assert!(closed.is_ok(), "the server must close a silent client");
+    assert!(pings >= 2, "closed after {pings} pings");
+    assert!(
+        opened.elapsed() >= Duration::from_millis(1000),
+        "not before two intervals"
+    );
+
+    // A client that answers pings (tungstenite does) stays connected.
+    let mut live = server.ws().await;
+    let until = Instant::now() + Duration::from_millis(2500);
+    while Instant::now() < until {
+        if let Ok(msg) = tokio::time::timeout(Duration::from_millis(200), live.next_msg()).await {
+            assert!(msg.is_some(), "live client was closed");
+        }
+    }
+    live.send(json!({"type": "ping"})).await;
+    live.expect("pong").await;
+}
+
+#[tokio::test]
+async fn a_client_that_cannot_keep_up_is_told_to_reconnect_and_others_go_on() {
+    let server = Server::start().await;
+    let mut fast = server.ws().await;
+    let (sid, _) = fast.create(json!({})).await;
+    fast.run(&sid, "true").await;
+
+    // A second client attaches, then stops reading.
+    let mut slow = server.ws().await;
+    slow.send(json!({"type": "attach", "sessionId": sid})).await;
+    slow.expect("attached").await;
+
+    fast.input(
+        &sid,
+        "head -c 40000000 /dev/zero | tr '\\0' x; echo; echo FLOOD-$((6*7))\n",
+    )
+    .await;
+    let started = Instant::now();
+    let out = fast.read_until(&sid, "FLOOD-42").await;
+    assert!(out.len() > 40_000_000, "the fast client got everything");
+    assert!(
+        started.elapsed() >= Duration::from_secs(9),
+        "the terminal waited for the slow client before dropping it"
+    );
+
+    // The slow client finds the reconnect after what was queued for it, then the close.
+    let mut reason = None;
+    while let Some(v) = slow.next().await {
+        if v["type"] == "reconnect" {
+            reason = Some(v["reason"].clone());
+        }
+    }
+    assert_eq!(reason, Some(json!("Client too slow")));
+}
