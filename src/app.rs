@@ -8,7 +8,9 @@ use std::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::auth::Access;
 use crate::config::Settings;
+use crate::limits::Limits;
 use crate::runtime::ContainerRuntime;
 use crate::session::SessionManager;
 
@@ -21,6 +23,10 @@ pub struct App {
     pub shutdown: CancellationToken,
     /// Every task the server spawns, so shutdown can wait for them.
     pub tasks: TaskTracker,
+    /// Tokens, allowed names and origins, preview signing.
+    pub access: Access,
+    /// The rate limits.
+    pub limits: Arc<Limits>,
     next_conn: AtomicU64,
 }
 
@@ -40,6 +46,8 @@ impl App {
             shutdown.clone(),
         )?);
         Ok(Arc::new(App {
+            access: Access::new(&settings),
+            limits: Arc::new(Limits::new(&settings.rate_limits)),
             settings,
             sessions,
             runtime,

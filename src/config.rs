@@ -9,6 +9,8 @@ use std::time::Duration;
 use clap::Parser;
 use serde::Deserialize;
 
+use crate::limits::{RateLimit, RateLimits};
+
 /// Command line and environment. Every field is optional so that a value
 /// given in the TOML file can fill what neither a flag nor a variable set.
 #[derive(Debug, Default, Parser)]
@@ -100,6 +102,24 @@ pub struct Cli {
     /// Label value that scopes this server's containers (servers sharing an engine use different ones).
     #[arg(long, env = "STUDIO_INSTANCE")]
     pub instance: Option<String>,
+    /// General API rate limit per IP: N/DURATION or off [default: 100/1m].
+    #[arg(long = "rate-limit-general", env = "STUDIO_RATE_LIMIT_GENERAL", value_parser = RateLimit::parse)]
+    pub rate_limit_general: Option<RateLimit>,
+    /// Container operations per IP and session: N/DURATION or off [default: 10/1m].
+    #[arg(long = "rate-limit-container", env = "STUDIO_RATE_LIMIT_CONTAINER", value_parser = RateLimit::parse)]
+    pub rate_limit_container: Option<RateLimit>,
+    /// Preview configuration per IP: N/DURATION or off [default: 20/1m].
+    #[arg(long = "rate-limit-preview", env = "STUDIO_RATE_LIMIT_PREVIEW", value_parser = RateLimit::parse)]
+    pub rate_limit_preview: Option<RateLimit>,
+    /// WebSocket connections per IP: N/DURATION or off [default: 5/1m].
+    #[arg(long = "rate-limit-ws", env = "STUDIO_RATE_LIMIT_WS", value_parser = RateLimit::parse)]
+    pub rate_limit_ws: Option<RateLimit>,
+    /// Failed token checks per IP: N/DURATION or off [default: 5/15m].
+    #[arg(long = "rate-limit-auth", env = "STUDIO_RATE_LIMIT_AUTH", value_parser = RateLimit::parse)]
+    pub rate_limit_auth: Option<RateLimit>,
+    /// Sessions one owner (API token, or everyone when auth is off) may hold at once [default: 20].
+    #[arg(long = "max-sessions-per-owner", env = "STUDIO_MAX_SESSIONS_PER_OWNER")]
+    pub max_sessions_per_owner: Option<usize>,
 }
 
 /// The TOML file: the same settings, snake_case.
@@ -127,6 +147,12 @@ pub struct FileConfig {
     allowed_origin: Option<Vec<String>>,
     allowed_host: Option<Vec<String>>,
     instance: Option<String>,
+    rate_limit_general: Option<String>,
+    rate_limit_container: Option<String>,
+    rate_limit_preview: Option<String>,
+    rate_limit_ws: Option<String>,
+    rate_limit_auth: Option<String>,
+    max_sessions_per_owner: Option<usize>,
 }
 
 /// Limits applied to every container.
@@ -158,6 +184,8 @@ pub struct Settings {
     pub allowed_origins: Vec<String>,
     pub allowed_hosts: Vec<String>,
     pub instance: String,
+    pub rate_limits: RateLimits,
+    pub max_sessions_per_owner: usize,
 }
 
 impl Default for Settings {
@@ -185,6 +213,8 @@ impl Default for Settings {
             allowed_origins: Vec::new(),
             allowed_hosts: Vec::new(),
             instance: "default".into(),
+            rate_limits: RateLimits::default(),
+            max_sessions_per_owner: 20,
         }
     }
 }
@@ -276,6 +306,32 @@ impl Settings {
             );
         }
 
+        let rate = |cli: Option<RateLimit>, file: Option<String>, def: RateLimit| match (cli, file)
+        {
+            (Some(v), _) => Ok(v),
+            (None, Some(s)) => RateLimit::parse(&s),
+            (None, None) => Ok(def),
+        };
+        let rl = d.rate_limits;
+        let rate_limits = RateLimits {
+            general: rate(cli.rate_limit_general, file.rate_limit_general, rl.general)?,
+            container: rate(
+                cli.rate_limit_container,
+                file.rate_limit_container,
+                rl.container,
+            )?,
+            preview: rate(cli.rate_limit_preview, file.rate_limit_preview, rl.preview)?,
+            ws: rate(cli.rate_limit_ws, file.rate_limit_ws, rl.ws)?,
+            auth: rate(cli.rate_limit_auth, file.rate_limit_auth, rl.auth)?,
+        };
+        let max_sessions_per_owner = cli
+            .max_sessions_per_owner
+            .or(file.max_sessions_per_owner)
+            .unwrap_or(d.max_sessions_per_owner);
+        if max_sessions_per_owner == 0 {
+            return Err("--max-sessions-per-owner must be at least 1".into());
+        }
+
         let settings = Settings {
             listen: cli.listen.or(file.listen).unwrap_or(d.listen),
             workspace_roots: if cli.workspace_root.is_empty() {
@@ -319,6 +375,8 @@ impl Settings {
             allowed_origins: list(cli.allowed_origin, file.allowed_origin),
             allowed_hosts: list(cli.allowed_host, file.allowed_host),
             instance: cli.instance.or(file.instance).unwrap_or(d.instance),
+            rate_limits,
+            max_sessions_per_owner,
         };
         settings.check()?;
         Ok(settings)
@@ -413,6 +471,57 @@ mod tests {
         assert_eq!(parse_bytes("64kb").unwrap(), 64 << 10);
         assert!(parse_bytes("lots").is_err());
         assert!(parse_bytes("0").is_err());
+    }
+
+    #[test]
+    fn rate_limits_come_from_flags_env_and_file() {
+        let s = resolve(&[]).unwrap();
+        assert_eq!(s.rate_limits, RateLimits::default());
+        assert_eq!(s.max_sessions_per_owner, 20);
+        let s = resolve(&[
+            "--rate-limit-general",
+            "3/1m",
+            "--rate-limit-auth",
+            "off",
+            "--max-sessions-per-owner",
+            "2",
+        ])
+        .unwrap();
+        assert_eq!(s.rate_limits.general, RateLimit::new(3, 60));
+        assert_eq!(s.rate_limits.auth, RateLimit(None));
+        assert_eq!(s.rate_limits.ws, RateLimit::new(5, 60));
+        assert_eq!(s.max_sessions_per_owner, 2);
+        let err = resolve(&["--rate-limit-ws", "five"]).unwrap_err();
+        assert!(err.contains("N/DURATION"), "{err}");
+
+        let dir = std::env::temp_dir().join(format!("studio-cfg-rl-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("c.toml");
+        std::fs::write(
+            &file,
+            "rate_limit_preview = \"7/30s\"\nrate_limit_container = \"off\"\n",
+        )
+        .unwrap();
+        let s = resolve(&["--config", file.to_str().unwrap()]).unwrap();
+        assert_eq!(s.rate_limits.preview, RateLimit::new(7, 30));
+        assert_eq!(s.rate_limits.container, RateLimit(None));
+        std::fs::remove_dir_all(dir).ok();
+        // The variables are declared on the flags (clap reads them).
+        let cmd = <Cli as clap::CommandFactory>::command();
+        for (flag, var) in [
+            ("rate-limit-general", "STUDIO_RATE_LIMIT_GENERAL"),
+            ("rate-limit-container", "STUDIO_RATE_LIMIT_CONTAINER"),
+            ("rate-limit-preview", "STUDIO_RATE_LIMIT_PREVIEW"),
+            ("rate-limit-ws", "STUDIO_RATE_LIMIT_WS"),
+            ("rate-limit-auth", "STUDIO_RATE_LIMIT_AUTH"),
+            ("max-sessions-per-owner", "STUDIO_MAX_SESSIONS_PER_OWNER"),
+        ] {
+            let arg = cmd
+                .get_arguments()
+                .find(|a| a.get_long() == Some(flag))
+                .unwrap();
+            assert_eq!(arg.get_env().unwrap(), var);
+        }
     }
 
     #[test]

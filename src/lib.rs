@@ -18,6 +18,10 @@
 //!   hardening every container gets.
 //! - [`workspace`], [`image`]: validation of client-supplied host paths and
 //!   image references.
+//! - [`auth`]: API tokens and owners, `Host`/`Origin` checks, and signed
+//!   preview access; `auth::guard` is the middleware in front of every route.
+//! - [`limits`]: the rate limits (governor GCRA, per client IP) and their
+//!   headers; `limits::middleware` decides which limits a request counts against.
 //! - [`config`]: settings from flags, `STUDIO_*` variables and a TOML file.
 //! - [`error`]: the one error enum, mapping 1:1 to the documented names.
 //!
@@ -28,9 +32,11 @@
 
 pub mod api;
 pub mod app;
+pub mod auth;
 pub mod config;
 pub mod error;
 pub mod image;
+pub mod limits;
 pub mod runtime;
 pub mod server;
 pub mod session;

@@ -27,6 +27,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {}", settings.listen))?;
     let local = listener.local_addr()?;
+    app.access.set_bound(local);
     match runtime.ping().await {
         Ok(()) => tracing::info!("Docker engine connected"),
         Err(e) => {
@@ -34,6 +35,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         }
     }
     app.sessions.spawn_background();
+    app.limits.spawn_pruner(&app.tasks, app.shutdown.clone());
     // Tests and scripts read this line to learn the port.
     println!("claude-studio listening on http://{local}");
 

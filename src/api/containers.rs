@@ -25,9 +25,9 @@ pub struct CreateBody {
 
 pub async fn create(
     State(app): State<AppState>,
+    owner: Owner,
     ApiJson(body): ApiJson<CreateBody>,
 ) -> Result<Json<Value>, ApiError> {
-    let owner = Owner::default();
     if let Some(id) = &body.session_id {
         if let Ok(existing) = app.sessions.get(id, &owner) {
             return Ok(Json(created(&existing)));
@@ -53,8 +53,7 @@ fn created(s: &Session) -> Value {
     })
 }
 
-pub async fn list(State(app): State<AppState>) -> Json<Value> {
-    let owner = Owner::default();
+pub async fn list(State(app): State<AppState>, owner: Owner) -> Json<Value> {
     let sessions: Vec<Value> = app
         .sessions
         .list(&owner)
@@ -66,9 +65,9 @@ pub async fn list(State(app): State<AppState>) -> Json<Value> {
 
 pub async fn get(
     State(app): State<AppState>,
+    owner: Owner,
     Path(session_id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let owner = Owner::default();
     let session = app.sessions.get(&session_id, &owner)?;
     let state = app
         .runtime
@@ -88,9 +87,9 @@ pub async fn get(
 
 pub async fn remove(
     State(app): State<AppState>,
+    owner: Owner,
     Path(session_id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let owner = Owner::default();
     app.sessions.remove(&session_id, &owner).await?;
     Ok(Json(json!({ "message": "Container removed successfully" })))
 }

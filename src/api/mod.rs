@@ -26,6 +26,15 @@ pub fn router(app: AppState) -> Router {
         )
         .route("/api/preview/configure", post(preview::configure_handler))
         .fallback(not_found)
+        // The guard runs first (outermost), then the rate limits.
+        .layer(axum::middleware::from_fn_with_state(
+            app.clone(),
+            crate::limits::middleware::rate_limit,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            app.clone(),
+            crate::auth::guard::guard,
+        ))
         .with_state(app)
 }
 

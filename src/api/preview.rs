@@ -38,17 +38,23 @@ pub fn configure(
     }
     let session = app.sessions.get(session_id, owner)?;
     session.set_preview_port(port);
+    let base = format!("/preview/{}", session.id);
     Ok(Configured {
-        preview_url: format!("/preview/{}", session.id),
+        // With auth on, the link carries a short-lived token a browser tab
+        // exchanges for a cookie (see auth::preview_gate).
+        preview_url: app
+            .access
+            .preview_gate()
+            .preview_url(&base, &session.id, owner),
         target_url: format!("http://localhost:{port}"),
     })
 }
 
 pub async fn configure_handler(
     State(app): State<AppState>,
+    owner: Owner,
     ApiJson(body): ApiJson<ConfigureBody>,
 ) -> Result<Json<Value>, ApiError> {
-    let owner = Owner::default();
     let c = configure(&app, &owner, &body.session_id, body.port)?;
     Ok(Json(
         json!({ "previewUrl": c.preview_url, "targetUrl": c.target_url, "sessionId": body.session_id }),

@@ -50,6 +50,8 @@ pub struct SessionManager {
     sessions: RwLock<HashMap<String, Arc<Session>>>,
     /// Containers whose removal failed; the sweep tries again.
     orphans: Mutex<HashSet<String>>,
+    /// Creates in flight per owner (see `reserve_slot`).
+    creating: Mutex<HashMap<Owner, usize>>,
     /// Unix seconds at start-up: labelled containers older than this that we
     /// did not adopt are leftovers, not another server's live sessions.
     started: i64,
@@ -86,6 +88,24 @@ pub fn validate_env(env: &BTreeMap<String, String>) -> Result<Vec<String>, ApiEr
         .collect()
 }
 
+/// Releases a create's place when the create ends, however it ends.
+struct CreatingSlot<'a> {
+    manager: &'a SessionManager,
+    owner: Owner,
+}
+
+impl Drop for CreatingSlot<'_> {
+    fn drop(&mut self) {
+        let mut creating = self.manager.creating.lock().unwrap();
+        if let Some(n) = creating.get_mut(&self.owner) {
+            *n -= 1;
+            if *n == 0 {
+                creating.remove(&self.owner);
+            }
+        }
+    }
+}
+
 impl SessionManager {
     pub fn new(
         settings: Arc<Settings>,
@@ -100,6 +120,7 @@ impl SessionManager {
             runtime,
             sessions: RwLock::new(HashMap::new()),
             orphans: Mutex::new(HashSet::new()),
+            creating: Mutex::new(HashMap::new()),
             started: (now_millis() / 1000) as i64,
             tasks,
             shutdown,
@@ -129,6 +150,7 @@ impl SessionManager {
         owner: &Owner,
         progress: &mut (dyn FnMut(PullProgress) + Send),
     ) -> Result<Arc<Session>, ApiError> {
+        let _slot = self.reserve_slot(owner)?;
         let requested = req.image.as_deref().unwrap_or(&self.settings.default_image);
         let image = ImageRef::parse(requested).map_err(ApiError::Validation)?;
         if !self.images.allows(&image) {
@@ -187,6 +209,26 @@ impl SessionManager {
         }
         tracing::info!(session = %session.id, container = %session.container_id, image = %session.image, "session created");
         Ok(session)
+    }
+
+    /// Holds one of `owner`'s `--max-sessions-per-owner` places while a
+    /// session is being created, so concurrent creates cannot overshoot.
+    fn reserve_slot(&self, owner: &Owner) -> Result<CreatingSlot<'_>, ApiError> {
+        let mut creating = self.creating.lock().unwrap();
+        let pending = creating.get(owner).copied().unwrap_or(0);
+        let max = self.settings.max_sessions_per_owner;
+        let held = self.list(owner).len() + pending;
+        if held >= max {
+            return Err(ApiError::RateLimit(format!(
+                "Session limit reached: {held} of {max} sessions in use; \
+                 remove one (DELETE /api/containers/:sessionId) first"
+            )));
+        }
+        *creating.entry(owner.clone()).or_default() += 1;
+        Ok(CreatingSlot {
+            manager: self,
+            owner: owner.clone(),
+        })
     }
 
     fn insert(

@@ -18,6 +18,7 @@ use super::handlers;
 use super::protocol::{ClientMessage, ServerMessage, MAX_MESSAGE_BYTES};
 use crate::app::AppState;
 use crate::error::ApiError;
+use crate::limits::ClientIp;
 use crate::session::Owner;
 use crate::terminal::{Kick, Subscriber, READ_CHUNK, RECONNECT_DELAY_MS};
 
@@ -30,6 +31,8 @@ pub const OUT_QUEUE: usize = MAX_MESSAGE_BYTES / READ_CHUNK;
 
 pub async fn upgrade(
     State(app): State<AppState>,
+    owner: Option<Owner>,
+    ip: ClientIp,
     ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Response {
     let ws = match ws {
@@ -44,11 +47,14 @@ pub async fn upgrade(
             .into_response()
         }
     };
-    let owner = Owner::default();
+    // Resolved by the access guard; an upgrade it did not authenticate is refused.
+    let Some(owner) = owner else {
+        return ApiError::Authentication("Missing or invalid API token".into()).into_response();
+    };
     let tasks = app.tasks.clone();
     ws.max_message_size(HARD_FRAME_LIMIT)
         .max_frame_size(HARD_FRAME_LIMIT)
-        .on_upgrade(move |socket| tasks.track_future(serve(socket, app, owner)))
+        .on_upgrade(move |socket| tasks.track_future(serve(socket, app, owner, ip)))
 }
 
 /// What the message handlers know of their connection.
@@ -56,6 +62,8 @@ pub struct Connection {
     pub app: AppState,
     pub id: u64,
     pub owner: Owner,
+    /// What the per-IP limits on `create` and `configure_preview` count against.
+    pub ip: ClientIp,
     tx: mpsc::Sender<Utf8Bytes>,
     kick: Kick,
     /// The session `input`/`resize` use when they name none: the one this
@@ -97,12 +105,13 @@ impl Connection {
     }
 }
 
-async fn serve(socket: WebSocket, app: AppState, owner: Owner) {
+async fn serve(socket: WebSocket, app: AppState, owner: Owner, ip: ClientIp) {
     let (tx, mut rx) = mpsc::channel::<Utf8Bytes>(OUT_QUEUE);
     let conn = Arc::new(Connection {
         id: app.next_conn_id(),
         app: Arc::clone(&app),
         owner,
+        ip,
         tx,
         kick: Kick::default(),
         current: Mutex::new(None),

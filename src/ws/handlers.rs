@@ -18,6 +18,10 @@ pub async fn handle(conn: &Arc<Connection>, msg: ClientMessage) {
             Ok(())
         }
         ClientMessage::Create(c) => {
+            if let Err(refused) = conn.app.limits.container(conn.ip, None) {
+                conn.send_error(&refused.error(), None).await;
+                return;
+            }
             // Creating may pull an image for minutes; the connection keeps
             // answering meanwhile.
             let conn2 = Arc::clone(conn);
@@ -118,6 +122,10 @@ async fn resize(conn: &Arc<Connection>, m: Resize) -> Outcome {
 }
 
 async fn configure_preview(conn: &Arc<Connection>, m: ConfigurePreview) -> Result<(), ApiError> {
+    conn.app
+        .limits
+        .preview(conn.ip)
+        .map_err(|refused| refused.error())?;
     let configured = crate::api::preview::configure(&conn.app, &conn.owner, &m.session_id, m.port)?;
     conn.send(&ServerMessage::PreviewConfigured {
         session_id: &m.session_id,

@@ -1,0 +1,145 @@
+//! The middleware in front of every route, in this order:
+//!
+//! 1. the request head's size (431 `MessageTooLarge`);
+//! 2. `Host` must name this server (400 `ValidationError`: DNS rebinding);
+//! 3. the client IP is resolved once (`--trust-proxy` decides whether
+//!    `X-Forwarded-For` counts) and kept for the limits;
+//! 4. a WebSocket upgrade or a state-changing `/api` call that carries a
+//!    foreign `Origin` is refused (403, error `ValidationError`);
+//! 5. with tokens configured, the token (`Authorization: Bearer`, or
+//!    `?token=` on an upgrade) is checked, failures counted against the
+//!    authentication limit (401, then 429), and the caller's [`Owner`]
+//!    stored for the handlers.
+//!
+//! Public without a token: `/api/health`, `/api/openapi.json`, a plain
+//! `GET /` or `/ws` (the service banner), and preview traffic, which the
+//! preview proxy checks itself against the session's owner.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, Query, Request, State};
+use axum::http::{header, Method, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+
+use super::tokens::bearer;
+use crate::app::AppState;
+use crate::error::ApiError;
+use crate::limits::middleware::is_websocket_upgrade;
+use crate::limits::size::check_head;
+use crate::limits::ClientIp;
+use crate::session::Owner;
+
+fn forbidden_origin(origin: &str) -> Response {
+    let shown: String = origin.chars().take(200).collect();
+    let err = ApiError::validation(format!(
+        "Origin '{shown}' is not allowed to use this server; add it with --allowed-origin"
+    ));
+    let mut body = err.to_json();
+    body["statusCode"] = 403.into();
+    (StatusCode::FORBIDDEN, axum::Json(body)).into_response()
+}
+
+/// Whether the path is served without a token (before any preview routing).
+fn public(method: &Method, path: &str, upgrade: bool) -> bool {
+    match path {
+        "/api/health" | "/api/openapi.json" => true,
+        "/" | "/ws" => !upgrade && method == Method::GET,
+        p => p.starts_with("/preview/"),
+    }
+}
+
+fn query_token(req: &Request) -> Option<String> {
+    let q: Query<HashMap<String, String>> = Query::try_from_uri(req.uri()).ok()?;
+    q.0.get("token").cloned().filter(|t| !t.is_empty())
+}
+
+pub async fn guard(State(app): State<AppState>, mut req: Request, next: Next) -> Response {
+    if let Err(resp) = check_head(&req) {
+        return *resp;
+    }
+    let access = &app.access;
+    if let Some(host) = req.headers().get(header::HOST) {
+        let allowed = host.to_str().is_ok_and(|h| access.names.host_allowed(h));
+        if !allowed {
+            let shown: String = String::from_utf8_lossy(host.as_bytes())
+                .chars()
+                .take(200)
+                .collect();
+            return ApiError::validation(format!(
+                "Host '{shown}' is not a name this server answers to; add it with --allowed-host"
+            ))
+            .into_response();
+        }
+    }
+    let peer = req
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0);
+    let ip = ClientIp::resolve(peer, req.headers(), access.trust_proxy);
+    req.extensions_mut().insert(ip);
+
+    let path = req.uri().path();
+    let upgrade = is_websocket_upgrade(&req);
+    let safe = matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
+    let checks_origin =
+        (upgrade && (path == "/" || path == "/ws")) || (path.starts_with("/api/") && !safe);
+    if checks_origin {
+        if let Some(origin) = req.headers().get(header::ORIGIN) {
+            let o = String::from_utf8_lossy(origin.as_bytes()).into_owned();
+            if !access.names.origin_allowed(&o) {
+                return forbidden_origin(&o);
+            }
+        }
+    }
+
+    if !access.tokens.enabled() {
+        req.extensions_mut().insert(Owner::default());
+        return next.run(req).await;
+    }
+    if public(req.method(), path, upgrade) {
+        return next.run(req).await;
+    }
+    if let Some(locked) = app.limits.auth.blocked(ip.key()) {
+        return locked.too_many();
+    }
+    let presented = bearer(req.headers()).map(String::from).or_else(|| {
+        if upgrade {
+            query_token(&req)
+        } else {
+            None
+        }
+    });
+    match presented.as_deref().and_then(|t| access.tokens.verify(t)) {
+        Some(owner) => {
+            req.extensions_mut().insert(owner);
+            next.run(req).await
+        }
+        None => {
+            let what = if presented.is_some() {
+                "Invalid API token"
+            } else {
+                "Missing API token"
+            };
+            match app.limits.auth.failed(ip.key()) {
+                Some(Err(refused)) => refused.too_many(),
+                outcome => {
+                    let mut resp = ApiError::Authentication(format!(
+                        "{what}: send 'Authorization: Bearer TOKEN'{}",
+                        if upgrade {
+                            " or '?token=TOKEN' on the upgrade"
+                        } else {
+                            ""
+                        }
+                    ))
+                    .into_response();
+                    if let Some(Ok(info)) = outcome {
+                        info.apply(resp.headers_mut());
+                    }
+                    resp
+                }
+            }
+        }
+    }
+}

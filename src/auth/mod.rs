@@ -1,0 +1,51 @@
+//! Who may do what: API tokens and the owner they stand for, browser-facing
+//! checks (`Host`, `Origin`), and signed access to previews.
+//!
+//! - `tokens`: hashed API tokens, constant-time checks, owner fingerprints.
+//! - `owner`: the [`Owner`](crate::session::Owner) extractor handlers use.
+//! - `guard`: the middleware in front of every route: head size, `Host`,
+//!   client IP, `Origin`, token (with the authentication limit).
+//! - `origin`: the names and origins the server answers to.
+//! - `preview_token`, `preview_gate`: signed links and cookies that let a
+//!   browser tab open its owner's preview, and nobody else's.
+
+pub mod guard;
+pub mod origin;
+pub mod owner;
+pub mod preview_gate;
+pub mod preview_token;
+pub mod tokens;
+
+use std::net::SocketAddr;
+
+use crate::config::Settings;
+
+pub use preview_gate::{strip_credentials, PreviewAccess, PreviewGate};
+
+pub struct Access {
+    pub tokens: tokens::Tokens,
+    pub names: origin::Names,
+    pub preview: preview_token::PreviewSigner,
+    pub trust_proxy: bool,
+}
+
+impl Access {
+    pub fn new(s: &Settings) -> Access {
+        Access {
+            tokens: tokens::Tokens::new(&s.api_tokens),
+            names: origin::Names::new(s),
+            preview: preview_token::PreviewSigner::default(),
+            trust_proxy: s.trust_proxy,
+        }
+    }
+
+    /// Called once the listener is bound: the server's own origins carry
+    /// the real port.
+    pub fn set_bound(&self, addr: SocketAddr) {
+        self.names.set_bound(addr);
+    }
+
+    pub fn preview_gate(&self) -> PreviewGate<'_> {
+        PreviewGate { access: self }
+    }
+}

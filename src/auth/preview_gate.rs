@@ -1,0 +1,281 @@
+//! Who may open a session's preview, and what reaches the previewed app.
+//!
+//! The preview proxy calls [`PreviewGate::check`] once it knows the session
+//! a request is for (path `/preview/:sessionId/…` or host
+//! `PORT-SESSIONID.domain`), and [`strip_credentials`] on the headers it
+//! forwards. With auth off every preview is open. With auth on a request
+//! passes with the owner's bearer token, with a valid preview cookie, or
+//! with a valid link token, which is exchanged for the cookie by a redirect
+//! that drops it from the address bar. Anything else is the same 404 as an
+//! unknown session, so a preview URL reveals nothing.
+
+use axum::http::{header, HeaderMap, HeaderValue, Uri};
+
+use super::preview_token::{Purpose, COOKIE_TTL};
+use super::Access;
+use crate::session::{now_millis, Owner};
+
+pub const COOKIE: &str = "studio_preview";
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum PreviewAccess {
+    /// Forward the request.
+    Allowed,
+    /// Answer `302 Location` with this `Set-Cookie`.
+    Exchange {
+        location: String,
+        set_cookie: HeaderValue,
+    },
+    /// Answer as for an unknown session.
+    Denied,
+}
+
+pub struct PreviewGate<'a> {
+    pub access: &'a Access,
+}
+
+fn now_secs() -> u64 {
+    now_millis() / 1000
+}
+
+/// Values of our cookie in `Cookie` headers (one per path it was set for).
+fn cookie_values(headers: &HeaderMap) -> impl Iterator<Item = &str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .filter(|(k, _)| *k == COOKIE)
+        .map(|(_, v)| v)
+}
+
+/// The `token` query parameter, and the URI without it.
+fn split_token(uri: &Uri) -> (Option<String>, String) {
+    let path = uri.path().to_string();
+    let Some(q) = uri.query() else {
+        return (None, path);
+    };
+    let mut token = None;
+    let rest: Vec<&str> = q
+        .split('&')
+        .filter(|kv| match kv.strip_prefix("token=") {
+            Some(t) => {
+                token = Some(t.to_string());
+                false
+            }
+            None => true,
+        })
+        .collect();
+    let location = if rest.is_empty() {
+        path
+    } else {
+        format!("{path}?{}", rest.join("&"))
+    };
+    (token, location)
+}
+
+impl PreviewGate<'_> {
+    /// `cookie_path`: `/preview/SESSION` for path previews, `/` on a preview host.
+    pub fn check(
+        &self,
+        session_id: &str,
+        owner: &Owner,
+        headers: &HeaderMap,
+        uri: &Uri,
+        cookie_path: &str,
+    ) -> PreviewAccess {
+        let access = self.access;
+        if !access.tokens.enabled() {
+            return PreviewAccess::Allowed;
+        }
+        let now = now_secs();
+        if super::tokens::bearer(headers)
+            .and_then(|t| access.tokens.verify(t))
+            .as_ref()
+            == Some(owner)
+        {
+            return PreviewAccess::Allowed;
+        }
+        if cookie_values(headers).any(|c| {
+            access
+                .preview
+                .verify(c, Purpose::Cookie, session_id, owner, now)
+        }) {
+            return PreviewAccess::Allowed;
+        }
+        let (token, location) = split_token(uri);
+        match token {
+            Some(t)
+                if access
+                    .preview
+                    .verify(&t, Purpose::Link, session_id, owner, now) =>
+            {
+                let cookie =
+                    access
+                        .preview
+                        .mint(Purpose::Cookie, session_id, owner, now, COOKIE_TTL);
+                let set_cookie = format!(
+                    "{COOKIE}={cookie}; Path={cookie_path}; Max-Age={}; HttpOnly; SameSite=Lax",
+                    COOKIE_TTL.as_secs()
+                );
+                match HeaderValue::try_from(set_cookie) {
+                    Ok(set_cookie) => PreviewAccess::Exchange {
+                        location,
+                        set_cookie,
+                    },
+                    Err(_) => PreviewAccess::Denied,
+                }
+            }
+            _ => PreviewAccess::Denied,
+        }
+    }
+
+    /// The `previewUrl` to hand the owner: with a link token when auth is on.
+    pub fn preview_url(&self, base: &str, session_id: &str, owner: &Owner) -> String {
+        if !self.access.tokens.enabled() {
+            return base.to_string();
+        }
+        let t = self.access.preview.mint(
+            Purpose::Link,
+            session_id,
+            owner,
+            now_secs(),
+            super::preview_token::LINK_TTL,
+        );
+        let sep = if base.contains('?') { '&' } else { '?' };
+        format!("{base}{sep}token={t}")
+    }
+}
+
+/// Removes the API's and the preview's credentials from headers bound for
+/// the previewed app: it must never see the user's token or our cookie.
+pub fn strip_credentials(headers: &mut HeaderMap) {
+    headers.remove(header::AUTHORIZATION);
+    let kept: Vec<String> = headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .map(str::trim)
+        .filter(|pair| !pair.is_empty() && pair.split_once('=').map_or(*pair, |(k, _)| k) != COOKIE)
+        .map(String::from)
+        .collect();
+    headers.remove(header::COOKIE);
+    if !kept.is_empty() {
+        if let Ok(v) = HeaderValue::try_from(kept.join("; ")) {
+            headers.insert(header::COOKIE, v);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Settings;
+
+    fn access(tokens: &[&str]) -> Access {
+        let s = Settings {
+            api_tokens: tokens.iter().map(|t| t.to_string()).collect(),
+            ..Settings::default()
+        };
+        Access::new(&s)
+    }
+
+    #[test]
+    fn open_without_auth() {
+        let a = access(&[]);
+        let g = PreviewGate { access: &a };
+        let uri: Uri = "/preview/session-a/".parse().unwrap();
+        assert_eq!(
+            g.check(
+                "session-a",
+                &Owner::default(),
+                &HeaderMap::new(),
+                &uri,
+                "/preview/session-a"
+            ),
+            PreviewAccess::Allowed
+        );
+        assert_eq!(
+            g.preview_url("/preview/session-a", "session-a", &Owner::default()),
+            "/preview/session-a"
+        );
+    }
+
+    #[test]
+    fn link_token_is_exchanged_for_a_cookie_that_then_opens_the_preview() {
+        let a = access(&["tok-1", "tok-2"]);
+        let g = PreviewGate { access: &a };
+        let owner = a.tokens.verify("tok-1").unwrap();
+        let other = a.tokens.verify("tok-2").unwrap();
+        let url = g.preview_url("/preview/session-a", "session-a", &owner);
+        let uri: Uri = format!(
+            "{}&x=1",
+            url.replacen("session-a", "session-a/index.html", 1)
+        )
+        .parse()
+        .unwrap();
+        let none = HeaderMap::new();
+        let PreviewAccess::Exchange {
+            location,
+            set_cookie,
+        } = g.check("session-a", &owner, &none, &uri, "/preview/session-a")
+        else {
+            panic!("link token not accepted")
+        };
+        assert_eq!(location, "/preview/session-a/index.html?x=1");
+        let sc = set_cookie.to_str().unwrap();
+        assert!(
+            sc.contains("HttpOnly") && sc.contains("Path=/preview/session-a;"),
+            "{sc}"
+        );
+        // The same link does not open another owner's or another session's preview.
+        assert_eq!(
+            g.check("session-a", &other, &none, &uri, "/"),
+            PreviewAccess::Denied
+        );
+        assert_eq!(
+            g.check("session-b", &owner, &none, &uri, "/"),
+            PreviewAccess::Denied
+        );
+
+        let cookie = sc.split(';').next().unwrap();
+        let mut h = HeaderMap::new();
+        h.insert(
+            header::COOKIE,
+            format!("theme=dark; {cookie}").parse().unwrap(),
+        );
+        let plain: Uri = "/preview/session-a/app.js".parse().unwrap();
+        assert_eq!(
+            g.check("session-a", &owner, &h, &plain, "/"),
+            PreviewAccess::Allowed
+        );
+        assert_eq!(
+            g.check("session-a", &other, &h, &plain, "/"),
+            PreviewAccess::Denied
+        );
+        assert_eq!(
+            g.check("session-a", &owner, &none, &plain, "/"),
+            PreviewAccess::Denied
+        );
+
+        let mut bearer = HeaderMap::new();
+        bearer.insert(header::AUTHORIZATION, "Bearer tok-1".parse().unwrap());
+        assert_eq!(
+            g.check("session-a", &owner, &bearer, &plain, "/"),
+            PreviewAccess::Allowed
+        );
+        bearer.insert(header::AUTHORIZATION, "Bearer tok-2".parse().unwrap());
+        assert_eq!(
+            g.check("session-a", &owner, &bearer, &plain, "/"),
+            PreviewAccess::Denied
+        );
+
+        // What the app behind the preview gets: neither credential.
+        h.insert(header::AUTHORIZATION, "Bearer tok-1".parse().unwrap());
+        strip_credentials(&mut h);
+        assert!(h.get(header::AUTHORIZATION).is_none());
+        assert_eq!(h[header::COOKIE], "theme=dark");
+    }
+}
