@@ -1,0 +1,469 @@
+//! Tokens, ownership, and the browser-facing checks, against the real
+//! server and engine.
+
+mod access_support;
+mod common;
+
+use access_support::*;
+use common::*;
+use serde_json::{json, Value};
+
+const A: &str = "token-alpha-0123456789";
+const B: &str = "token-bravo-9876543210";
+
+fn two_token_server() -> ServerBuilder {
+    Server::builder().args([
+        "--api-token",
+        A,
+        "--api-token",
+        B,
+        "--rate-limit-auth",
+        "off",
+    ])
+}
+
+async fn create_as(server: &Server, token: &str) -> String {
+    let auth = bearer(token);
+    let r = send(
+        server,
+        "POST",
+        "/api/containers",
+        &[("authorization", &auth)],
+        Some("{}"),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    r.body["sessionId"].as_str().unwrap().to_string()
+}
+
+#[tokio::test]
+async fn tokens_right_wrong_and_missing() {
+    let server = two_token_server().start().await;
+    let r = get(&server, "/api/containers", &[]).await;
+    r.assert_error(401, "AuthenticationError");
+    assert_eq!(r.body["statusCode"], 401);
+    assert!(
+        r.body["message"].as_str().unwrap().contains("Missing"),
+        "{}",
+        r.body
+    );
+    let r = get(
+        &server,
+        "/api/containers",
+        &[("authorization", "Bearer nope")],
+    )
+    .await;
+    r.assert_error(401, "AuthenticationError");
+    assert!(
+        r.body["message"].as_str().unwrap().contains("Invalid"),
+        "{}",
+        r.body
+    );
+    let r = get(
+        &server,
+        "/api/containers",
+        &[("authorization", "Basic dXNlcjpwdw==")],
+    )
+    .await;
+    r.assert_error(401, "AuthenticationError");
+    for t in [A, B] {
+        let r = get(&server, "/api/containers", &[("authorization", &bearer(t))]).await;
+        assert_eq!(r.status, 200, "{}", r.body);
+    }
+    // Health needs no token.
+    assert_eq!(get(&server, "/api/health", &[]).await.status, 200);
+    // Every other route does, known or not, whatever the method.
+    for (m, p) in [
+        ("POST", "/api/containers"),
+        ("DELETE", "/api/containers/session-x"),
+        ("GET", "/api/containers/session-x"),
+        ("POST", "/api/preview/configure"),
+        ("GET", "/api/whatever"),
+    ] {
+        send(&server, m, p, &[], Some("{}"))
+            .await
+            .assert_error(401, "AuthenticationError");
+    }
+    assert!(instance_containers(&server.instance).is_empty());
+}
+
+#[tokio::test]
+async fn websocket_upgrades_need_the_token_in_a_header_or_the_query() {
+    let server = two_token_server().start().await;
+    let r = ws_connect(&server, "/ws", &[])
+        .await
+        .err()
+        .expect("no token refused");
+    r.assert_error(401, "AuthenticationError");
+    let r = ws_connect(&server, "/ws?token=wrong", &[])
+        .await
+        .err()
+        .expect("wrong token refused");
+    r.assert_error(401, "AuthenticationError");
+    let auth = bearer(A);
+    let mut ws = ws_connect(&server, "/ws", &[("authorization", &auth)])
+        .await
+        .expect("header token");
+    still_open(&mut ws).await;
+    let mut ws = ws_connect(&server, &format!("/?token={A}"), &[])
+        .await
+        .expect("query token");
+    still_open(&mut ws).await;
+    // The service banner (a plain GET) stays public.
+    assert_eq!(get(&server, "/", &[]).await.status, 200);
+}
+
+#[tokio::test]
+async fn failed_tokens_lock_the_ip_out_even_for_the_right_token() {
+    let server = Server::builder()
+        .args(["--api-token", A, "--rate-limit-auth", "3/15m"])
+        .start()
+        .await;
+    for left in [2, 1, 0] {
+        let r = get(
+            &server,
+            "/api/containers",
+            &[("authorization", "Bearer guess")],
+        )
+        .await;
+        r.assert_error(401, "AuthenticationError");
+        assert_eq!(r.rate(15 * 60), (3, left));
+    }
+    // Now every attempt is refused, so a guesser cannot tell a right guess.
+    let r = get(
+        &server,
+        "/api/containers",
+        &[("authorization", "Bearer guess")],
+    )
+    .await;
+    r.assert_limited(3);
+    let auth = bearer(A);
+    get(&server, "/api/containers", &[("authorization", &auth)])
+        .await
+        .assert_limited(3);
+    ws_connect(&server, "/ws", &[("authorization", &auth)])
+        .await
+        .err()
+        .unwrap()
+        .assert_limited(3);
+    // Health is still answered.
+    assert_eq!(get(&server, "/api/health", &[]).await.status, 200);
+}
+
+#[tokio::test]
+async fn sessions_belong_to_their_token_everywhere() {
+    let mut server = two_token_server().start().await;
+    let (a, b) = (bearer(A), bearer(B));
+    let (ha, hb) = (
+        [("authorization", a.as_str())],
+        [("authorization", b.as_str())],
+    );
+    let sid = create_as(&server, A).await;
+
+    // The owner label is a fingerprint, never the token or its digest.
+    let cid = instance_containers(&server.instance)[0].clone();
+    let label = docker_inspect("container", &cid).unwrap()["Config"]["Labels"]["studio.owner"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(label.len(), 32, "{label}");
+    assert!(!label.contains("token") && !A.contains(&label), "{label}");
+
+    // REST: the other token sees nothing and gets 404, never 403.
+    assert_eq!(
+        get(&server, &format!("/api/containers/{sid}"), &ha)
+            .await
+            .status,
+        200
+    );
+    get(&server, &format!("/api/containers/{sid}"), &hb)
+        .await
+        .assert_error(404, "ContainerNotFoundError");
+    let list_b = get(&server, "/api/containers", &hb).await;
+    assert_eq!(list_b.body, json!([]));
+    let list_a = get(&server, "/api/containers", &ha).await;
+    assert_eq!(list_a.body[0]["sessionId"], sid.as_str());
+    let body = json!({"sessionId": sid, "port": 3000}).to_string();
+    send(&server, "POST", "/api/preview/configure", &hb, Some(&body))
+        .await
+        .assert_error(404, "ContainerNotFoundError");
+    send(
+        &server,
+        "DELETE",
+        &format!("/api/containers/{sid}"),
+        &hb,
+        None,
+    )
+    .await
+    .assert_error(404, "ContainerNotFoundError");
+    // Passing someone else's id to create does not hand it over.
+    let retry = json!({"sessionId": sid}).to_string();
+    let r = send(&server, "POST", "/api/containers", &hb, Some(&retry)).await;
+    assert_eq!(r.status, 200);
+    assert_ne!(r.body["sessionId"], sid.as_str());
+    let b_sid = r.body["sessionId"].as_str().unwrap().to_string();
+
+    // WebSocket: input, attach, resize and configure_preview all say 404.
+    let mut wb = ws_connect(&server, "/ws", &hb).await.unwrap();
+    for msg in [
+        json!({"type": "input", "sessionId": sid, "data": "echo hi\n"}),
+        json!({"type": "attach", "sessionId": sid}),
+        json!({"type": "resize", "sessionId": sid, "cols": 80, "rows": 24}),
+        json!({"type": "configure_preview", "sessionId": sid, "port": 3000}),
+    ] {
+        let e = ask(&mut wb, msg.clone()).await;
+        assert_eq!(e["type"], "error", "{msg}: {e}");
+        assert_eq!(e["error"], "ContainerNotFoundError", "{msg}: {e}");
+    }
+    // The owner's connection works.
+    let mut wa = ws_connect(&server, "/ws", &ha).await.unwrap();
+    let att = ask(&mut wa, json!({"type": "attach", "sessionId": sid})).await;
+    assert_eq!(att["type"], "attached", "{att}");
+    let cfg = ask(
+        &mut wa,
+        json!({"type": "configure_preview", "sessionId": sid, "port": 3000}),
+    )
+    .await;
+    assert_eq!(cfg["type"], "preview_configured", "{cfg}");
+    drop((wa, wb));
+
+    // After a restart the re-adopted sessions keep their owners.
+    server.keep_containers();
+    server.stop().await;
+    let server = two_token_server().instance(&server.instance).start().await;
+    let found = eventually("re-adoption", || async {
+        let r = get(&server, &format!("/api/containers/{sid}"), &ha).await;
+        (r.status == 200).then_some(r)
+    })
+    .await;
+    assert_eq!(found.body["sessionId"], sid.as_str());
+    get(&server, &format!("/api/containers/{sid}"), &hb)
+        .await
+        .assert_error(404, "ContainerNotFoundError");
+    assert_eq!(
+        get(&server, &format!("/api/containers/{b_sid}"), &hb)
+            .await
+            .status,
+        200
+    );
+    assert_eq!(
+        send(
+            &server,
+            "DELETE",
+            &format!("/api/containers/{sid}"),
+            &ha,
+            None
+        )
+        .await
+        .status,
+        200
+    );
+}
+
+#[tokio::test]
+async fn preview_urls_carry_a_link_token_only_when_auth_is_on() {
+    let server = two_token_server().start().await;
+    let sid = create_as(&server, A).await;
+    let a = bearer(A);
+    let body = json!({"sessionId": sid, "port": 3000}).to_string();
+    let r = send(
+        &server,
+        "POST",
+        "/api/preview/configure",
+        &[("authorization", &a)],
+        Some(&body),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let url = r.body["previewUrl"].as_str().unwrap();
+    let prefix = format!("/preview/{sid}?token=");
+    assert!(url.starts_with(&prefix), "{url}");
+    assert!(
+        !url.contains(A),
+        "the API token never appears in a preview URL: {url}"
+    );
+
+    let open = Server::start().await;
+    let (sid, _) = open.create_rest().await;
+    let (status, body) = open
+        .post(
+            "/api/preview/configure",
+            &json!({"sessionId": sid, "port": 3000}).to_string(),
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(body["previewUrl"], format!("/preview/{sid}"));
+}
+
+#[tokio::test]
+async fn sessions_per_owner_are_capped() {
+    let server = two_token_server()
+        .arg("--max-sessions-per-owner")
+        .arg("1")
+        .start()
+        .await;
+    let sid = create_as(&server, A).await;
+    let a = bearer(A);
+    let r = send(
+        &server,
+        "POST",
+        "/api/containers",
+        &[("authorization", &a)],
+        Some("{}"),
+    )
+    .await;
+    r.assert_error(429, "RateLimitError");
+    assert!(
+        r.body["message"]
+            .as_str()
+            .unwrap()
+            .contains("Session limit"),
+        "{}",
+        r.body
+    );
+    let mut ws = ws_connect(&server, "/ws", &[("authorization", &a)])
+        .await
+        .unwrap();
+    let e = ask(&mut ws, json!({"type": "create"})).await;
+    assert_eq!(e["error"], "RateLimitError", "{e}");
+    // Another owner has its own allowance; freeing a place lets A create again.
+    create_as(&server, B).await;
+    assert_eq!(
+        send(
+            &server,
+            "DELETE",
+            &format!("/api/containers/{sid}"),
+            &[("authorization", &a)],
+            None
+        )
+        .await
+        .status,
+        200
+    );
+    create_as(&server, A).await;
+    assert_eq!(instance_containers(&server.instance).len(), 2);
+}
+
+#[tokio::test]
+async fn foreign_origins_are_refused_on_upgrades_and_api_writes() {
+    let server = Server::builder()
+        .arg("--allowed-origin")
+        .arg("https://ide.example.com")
+        .start()
+        .await;
+    let port = server.addr.port();
+    let evil = [("origin", "http://evil.example")];
+    let r = ws_connect(&server, "/ws", &evil)
+        .await
+        .err()
+        .expect("foreign origin refused");
+    r.assert_error(403, "ValidationError");
+    assert!(
+        r.body["message"].as_str().unwrap().contains("evil.example"),
+        "{}",
+        r.body
+    );
+    // The preview's own origin is not the API's.
+    let preview_origin = format!("http://3000-session-abc.localhost:{port}");
+    let r = ws_connect(&server, "/", &[("origin", &preview_origin)])
+        .await
+        .err()
+        .expect("preview origin refused");
+    assert_eq!(r.status, 403);
+    for ok in [
+        format!("http://localhost:{port}"),
+        format!("http://127.0.0.1:{port}"),
+        "https://ide.example.com".into(),
+    ] {
+        let mut ws = ws_connect(&server, "/ws", &[("origin", &ok)])
+            .await
+            .unwrap_or_else(|r| panic!("{ok}: {r:?}"));
+        still_open(&mut ws).await;
+    }
+    // No Origin (CLIs, SDKs) passes.
+    let mut ws = ws_connect(&server, "/ws", &[]).await.unwrap();
+    still_open(&mut ws).await;
+
+    // A cross-site POST cannot create containers, whatever its content type.
+    let r = send(&server, "POST", "/api/containers", &evil, Some("{}")).await;
+    r.assert_error(403, "ValidationError");
+    assert!(instance_containers(&server.instance).is_empty());
+    // CORS is closed: no Access-Control-Allow-Origin, even for our own origin.
+    for o in [
+        "http://evil.example".to_string(),
+        format!("http://localhost:{port}"),
+    ] {
+        let r = send(
+            &server,
+            "OPTIONS",
+            "/api/containers",
+            &[("origin", &o), ("access-control-request-method", "POST")],
+            None,
+        )
+        .await;
+        assert!(r.header("access-control-allow-origin").is_none());
+        let r = get(&server, "/api/containers", &[("origin", &o)]).await;
+        assert!(r.header("access-control-allow-origin").is_none());
+    }
+}
+
+#[tokio::test]
+async fn foreign_host_names_are_refused() {
+    let server = Server::builder()
+        .arg("--allowed-host")
+        .arg("studio.test")
+        .start()
+        .await;
+    let port = server.addr.port();
+    for host in [
+        "evil.example",
+        &format!("evil.example:{port}"),
+        "localhost.evil.example",
+        "10.1.2.3",
+    ] {
+        for path in ["/api/containers", "/api/health"] {
+            let r = get(&server, path, &[("host", host)]).await;
+            r.assert_error(400, "ValidationError");
+            assert!(
+                r.body["message"].as_str().unwrap().contains("Host"),
+                "{}",
+                r.body
+            );
+        }
+    }
+    let r = ws_connect(&server, "/ws", &[("host", "evil.example")])
+        .await
+        .err()
+        .expect("refused");
+    assert_eq!(r.status, 400);
+    for host in [
+        format!("localhost:{port}"),
+        format!("127.0.0.1:{port}"),
+        format!("[::1]:{port}"),
+        "studio.test".into(),
+        format!("3000-session-x.localhost:{port}"),
+    ] {
+        let r = get(&server, "/api/health", &[("host", &host)]).await;
+        assert_eq!(r.status, 200, "{host}: {}", r.body);
+    }
+}
+
+#[tokio::test]
+async fn oversize_request_heads_are_refused_clearly() {
+    let server = Server::start().await;
+    let big = "x".repeat(20 * 1024);
+    let r = get(&server, "/api/containers", &[("x-padding", &big)]).await;
+    assert_eq!(r.status, 431, "{}", r.body);
+    assert_eq!(r.body["error"], "MessageTooLarge");
+    assert!(
+        r.body["message"].as_str().unwrap().contains("16384"),
+        "{}",
+        r.body
+    );
+    let long_path = format!("/api/containers/{}", "y".repeat(20 * 1024));
+    assert_eq!(get(&server, &long_path, &[]).await.status, 431);
+    assert_eq!(
+        get(&server, "/api/containers", &[]).await.body,
+        Value::Array(vec![])
+    );
+}
