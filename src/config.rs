@@ -100,6 +100,16 @@ pub struct Cli {
     /// Label value that scopes this server's containers (servers sharing an engine use different ones).
     #[arg(long, env = "STUDIO_INSTANCE")]
     pub instance: Option<String>,
+    /// Pre-started hardened containers kept ready per pooled image (0 = off).
+    #[arg(long, env = "STUDIO_WARM_POOL")]
+    pub warm_pool: Option<usize>,
+    /// Image to keep a warm pool of (repeatable); default: the default image.
+    #[arg(
+        long = "warm-pool-image",
+        env = "STUDIO_WARM_POOL_IMAGE",
+        value_delimiter = ','
+    )]
+    pub warm_pool_image: Vec<String>,
 }
 
 /// The TOML file: the same settings, snake_case.
@@ -127,6 +137,8 @@ pub struct FileConfig {
     allowed_origin: Option<Vec<String>>,
     allowed_host: Option<Vec<String>>,
     instance: Option<String>,
+    warm_pool: Option<usize>,
+    warm_pool_image: Option<Vec<String>>,
 }
 
 /// Limits applied to every container.
@@ -158,6 +170,8 @@ pub struct Settings {
     pub allowed_origins: Vec<String>,
     pub allowed_hosts: Vec<String>,
     pub instance: String,
+    pub warm_pool: usize,
+    pub warm_pool_images: Vec<String>,
 }
 
 impl Default for Settings {
@@ -185,6 +199,8 @@ impl Default for Settings {
             allowed_origins: Vec::new(),
             allowed_hosts: Vec::new(),
             instance: "default".into(),
+            warm_pool: 0,
+            warm_pool_images: Vec::new(),
         }
     }
 }
@@ -319,7 +335,16 @@ impl Settings {
             allowed_origins: list(cli.allowed_origin, file.allowed_origin),
             allowed_hosts: list(cli.allowed_host, file.allowed_host),
             instance: cli.instance.or(file.instance).unwrap_or(d.instance),
+            warm_pool: cli.warm_pool.or(file.warm_pool).unwrap_or(0),
+            warm_pool_images: Vec::new(),
         };
+        let mut settings = settings;
+        settings.warm_pool_images = list(cli.warm_pool_image, file.warm_pool_image);
+        if settings.warm_pool_images.is_empty() {
+            settings
+                .warm_pool_images
+                .push(settings.default_image.clone());
+        }
         settings.check()?;
         Ok(settings)
     }
@@ -333,7 +358,22 @@ impl Settings {
         }
         crate::image::ImageRef::parse(&self.default_image)
             .map_err(|e| format!("invalid --default-image: {e}"))?;
-        crate::image::ImagePolicy::new(&self.allowed_images)?;
+        let policy = crate::image::ImagePolicy::new(&self.allowed_images)?;
+        if self.warm_pool > 64 {
+            return Err(format!(
+                "--warm-pool {} is too large (at most 64)",
+                self.warm_pool
+            ));
+        }
+        for image in &self.warm_pool_images {
+            let r = crate::image::ImageRef::parse(image)
+                .map_err(|e| format!("invalid --warm-pool-image: {e}"))?;
+            if !policy.allows(&r) {
+                return Err(format!(
+                    "--warm-pool-image {image} is not allowed by --allowed-image"
+                ));
+            }
+        }
         if self.shell.is_empty() {
             return Err("--shell must not be empty".into());
         }

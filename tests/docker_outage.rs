@@ -44,7 +44,9 @@ impl ChaosProxy {
                 }
                 let cut = p.cut.lock().unwrap().clone();
                 tokio::spawn(async move {
-                    let Ok(mut engine) = UnixStream::connect("/var/run/docker.sock").await else { return };
+                    let Ok(mut engine) = UnixStream::connect("/var/run/docker.sock").await else {
+                        return;
+                    };
                     tokio::select! {
                         _ = cut.cancelled() => {}
                         _ = tokio::io::copy_bidirectional(&mut client, &mut engine) => {}
@@ -85,7 +87,11 @@ async fn health(server: &Server) -> serde_json::Value {
 #[tokio::test]
 async fn the_server_starts_without_docker_and_recovers_when_it_appears() {
     let proxy = ChaosProxy::start(false);
-    let server = Server::builder().arg("--docker-host").arg(proxy.host()).start().await;
+    let server = Server::builder()
+        .arg("--docker-host")
+        .arg(proxy.host())
+        .start()
+        .await;
 
     let h = health(&server).await;
     assert_eq!(h["docker"], "disconnected");
@@ -102,7 +108,10 @@ async fn the_server_starts_without_docker_and_recovers_when_it_appears() {
     assert_eq!(e["retryable"], true);
 
     proxy.set_up(true);
-    eventually("docker connected", || async { (health(&server).await["docker"] == "connected").then_some(()) }).await;
+    eventually("docker connected", || async {
+        (health(&server).await["docker"] == "connected").then_some(())
+    })
+    .await;
     let (sid, _) = ws.create(serde_json::json!({})).await;
     let out = ws.run(&sid, "echo back-$((4+4))").await;
     assert!(out.contains("back-8"), "{out:?}");
@@ -111,7 +120,11 @@ async fn the_server_starts_without_docker_and_recovers_when_it_appears() {
 #[tokio::test]
 async fn an_outage_mid_session_is_reported_and_survived() {
     let proxy = ChaosProxy::start(true);
-    let server = Server::builder().arg("--docker-host").arg(proxy.host()).start().await;
+    let server = Server::builder()
+        .arg("--docker-host")
+        .arg(proxy.host())
+        .start()
+        .await;
     let (sid, cid) = server.create_rest().await;
 
     proxy.set_up(false);
@@ -124,7 +137,10 @@ async fn an_outage_mid_session_is_reported_and_survived() {
     assert_eq!(body["error"], "DockerDaemonError");
 
     proxy.set_up(true);
-    eventually("docker connected", || async { (health(&server).await["docker"] == "connected").then_some(()) }).await;
+    eventually("docker connected", || async {
+        (health(&server).await["docker"] == "connected").then_some(())
+    })
+    .await;
     let (status, body) = server.get(&format!("/api/containers/{sid}")).await;
     assert_eq!(status, 200, "{body}");
     let (status, _) = server.delete(&format!("/api/containers/{sid}")).await;
