@@ -8,6 +8,7 @@ use std::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::api::metrics::Metrics;
 use crate::config::Settings;
 use crate::runtime::ContainerRuntime;
 use crate::session::SessionManager;
@@ -21,6 +22,7 @@ pub struct App {
     pub shutdown: CancellationToken,
     /// Every task the server spawns, so shutdown can wait for them.
     pub tasks: TaskTracker,
+    pub metrics: Metrics,
     next_conn: AtomicU64,
 }
 
@@ -46,6 +48,7 @@ impl App {
             started: Instant::now(),
             shutdown,
             tasks,
+            metrics: Metrics::default(),
             next_conn: AtomicU64::new(1),
         }))
     }

@@ -55,6 +55,7 @@ pub struct SessionManager {
     /// adoption (which may run late, if the engine was down at start) does
     /// not mistake a half-made container for a leftover.
     pending: Mutex<HashSet<String>>,
+    created_total: std::sync::atomic::AtomicU64,
     pub(super) shutdown: CancellationToken,
 }
 
@@ -106,6 +107,7 @@ impl SessionManager {
             shutdown,
             pool: WarmPool::default(),
             pending: Mutex::new(HashSet::new()),
+            created_total: Default::default(),
         })
     }
 
@@ -298,6 +300,8 @@ impl SessionManager {
             last_activity_ms: now_millis().into(),
             preview_port: Mutex::new(None),
         });
+        self.created_total
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         self.sessions
             .write()
             .unwrap()
@@ -329,6 +333,12 @@ impl SessionManager {
             .collect();
         v.sort_by(|a, b| a.created.cmp(&b.created).then_with(|| a.id.cmp(&b.id)));
         v
+    }
+
+    /// Sessions created or re-adopted since start.
+    pub fn created_total(&self) -> u64 {
+        self.created_total
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     pub fn count(&self) -> usize {
