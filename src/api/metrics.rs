@@ -62,7 +62,7 @@ pub async fn metrics(State(app): State<AppState>) -> impl IntoResponse {
         (
             "studio_sessions_created_total",
             "counter",
-            "Sessions created.",
+            "Sessions created or re-adopted since start.",
             app.sessions.created_total(),
         ),
     ];
