@@ -8,6 +8,7 @@ use std::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::api::metrics::Metrics;
 use crate::auth::Access;
 use crate::config::Settings;
 use crate::limits::Limits;
@@ -27,6 +28,7 @@ pub struct App {
     pub access: Access,
     /// The rate limits.
     pub limits: Arc<Limits>,
+    pub metrics: Metrics,
     next_conn: AtomicU64,
 }
 
@@ -54,6 +56,7 @@ impl App {
             started: Instant::now(),
             shutdown,
             tasks,
+            metrics: Metrics::default(),
             next_conn: AtomicU64::new(1),
         }))
     }

@@ -120,6 +120,16 @@ pub struct Cli {
     /// Sessions one owner (API token, or everyone when auth is off) may hold at once [default: 20].
     #[arg(long = "max-sessions-per-owner", env = "STUDIO_MAX_SESSIONS_PER_OWNER")]
     pub max_sessions_per_owner: Option<usize>,
+    /// Pre-started hardened containers kept ready per pooled image (0 = off).
+    #[arg(long, env = "STUDIO_WARM_POOL")]
+    pub warm_pool: Option<usize>,
+    /// Image to keep a warm pool of (repeatable); default: the default image.
+    #[arg(
+        long = "warm-pool-image",
+        env = "STUDIO_WARM_POOL_IMAGE",
+        value_delimiter = ','
+    )]
+    pub warm_pool_image: Vec<String>,
 }
 
 /// The TOML file: the same settings, snake_case.
@@ -153,6 +163,8 @@ pub struct FileConfig {
     rate_limit_ws: Option<String>,
     rate_limit_auth: Option<String>,
     max_sessions_per_owner: Option<usize>,
+    warm_pool: Option<usize>,
+    warm_pool_image: Option<Vec<String>>,
 }
 
 /// Limits applied to every container.
@@ -186,6 +198,8 @@ pub struct Settings {
     pub instance: String,
     pub rate_limits: RateLimits,
     pub max_sessions_per_owner: usize,
+    pub warm_pool: usize,
+    pub warm_pool_images: Vec<String>,
 }
 
 impl Default for Settings {
@@ -215,6 +229,8 @@ impl Default for Settings {
             instance: "default".into(),
             rate_limits: RateLimits::default(),
             max_sessions_per_owner: 20,
+            warm_pool: 0,
+            warm_pool_images: Vec::new(),
         }
     }
 }
@@ -377,7 +393,16 @@ impl Settings {
             instance: cli.instance.or(file.instance).unwrap_or(d.instance),
             rate_limits,
             max_sessions_per_owner,
+            warm_pool: cli.warm_pool.or(file.warm_pool).unwrap_or(0),
+            warm_pool_images: Vec::new(),
         };
+        let mut settings = settings;
+        settings.warm_pool_images = list(cli.warm_pool_image, file.warm_pool_image);
+        if settings.warm_pool_images.is_empty() {
+            settings
+                .warm_pool_images
+                .push(settings.default_image.clone());
+        }
         settings.check()?;
         Ok(settings)
     }
@@ -391,7 +416,22 @@ impl Settings {
         }
         crate::image::ImageRef::parse(&self.default_image)
             .map_err(|e| format!("invalid --default-image: {e}"))?;
-        crate::image::ImagePolicy::new(&self.allowed_images)?;
+        let policy = crate::image::ImagePolicy::new(&self.allowed_images)?;
+        if self.warm_pool > 64 {
+            return Err(format!(
+                "--warm-pool {} is too large (at most 64)",
+                self.warm_pool
+            ));
+        }
+        for image in &self.warm_pool_images {
+            let r = crate::image::ImageRef::parse(image)
+                .map_err(|e| format!("invalid --warm-pool-image: {e}"))?;
+            if !policy.allows(&r) {
+                return Err(format!(
+                    "--warm-pool-image {image} is not allowed by --allowed-image"
+                ));
+            }
+        }
         if self.shell.is_empty() {
             return Err("--shell must not be empty".into());
         }

@@ -60,6 +60,8 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
 
     app.tasks.close();
     let drained = tokio::time::timeout(SHUTDOWN_GRACE, async {
+        // Waiting pool containers are not sessions: nothing to keep.
+        app.sessions.drain_pool().await;
         app.tasks.wait().await;
         let _ = serving.await;
     })

@@ -14,5 +14,6 @@ pub async fn health(State(app): State<AppState>) -> Json<Value> {
         "docker": if connected { "connected" } else { "disconnected" },
         "uptime": app.started.elapsed().as_secs(),
         "sessions": app.sessions.count(),
+        "warmPool": app.sessions.pool_ready(),
     }))
 }

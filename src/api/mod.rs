@@ -3,6 +3,8 @@
 mod body;
 mod containers;
 mod health;
+pub mod metrics;
+mod openapi;
 pub mod preview;
 
 use axum::routing::{get, post};
@@ -16,6 +18,8 @@ pub fn router(app: AppState) -> Router {
         .route("/", get(crate::ws::upgrade))
         .route("/ws", get(crate::ws::upgrade))
         .route("/api/health", get(health::health))
+        .route("/api/openapi.json", get(openapi::openapi))
+        .route("/metrics", get(metrics::metrics))
         .route(
             "/api/containers",
             post(containers::create).get(containers::list),

@@ -14,7 +14,8 @@ use bollard::errors::Error as BollardError;
 use bollard::exec::CreateExecOptions;
 use bollard::models::{ContainerCreateBody, HostConfig, Mount, MountType, NetworkCreateRequest};
 use bollard::query_parameters::{
-    CreateImageOptionsBuilder, ListContainersOptionsBuilder, RemoveContainerOptionsBuilder,
+    CreateContainerOptionsBuilder, CreateImageOptionsBuilder, ListContainersOptionsBuilder,
+    RemoveContainerOptionsBuilder, RenameContainerOptionsBuilder,
 };
 use bollard::Docker;
 use futures_util::StreamExt;
@@ -266,7 +267,11 @@ impl ContainerRuntime for DockerRuntime {
         let docker = self.client().await?;
         self.ensure_network(&docker).await?;
         let body = self.create_body(spec);
-        let created = match docker.create_container(None, body.clone()).await {
+        let opts = spec
+            .name
+            .as_deref()
+            .map(|n| CreateContainerOptionsBuilder::default().name(n).build());
+        let created = match docker.create_container(opts.clone(), body.clone()).await {
             Ok(c) => c,
             Err(BollardError::DockerResponseServerError {
                 status_code: 404,
@@ -275,7 +280,7 @@ impl ContainerRuntime for DockerRuntime {
                 // The network was removed behind our back: make it again, once.
                 *self.network_ready.lock().await = false;
                 self.ensure_network(&docker).await?;
-                docker.create_container(None, body).await.map_err(map_err)?
+                docker.create_container(opts, body).await.map_err(map_err)?
             }
             Err(BollardError::DockerResponseServerError {
                 status_code: 404, ..
@@ -289,6 +294,12 @@ impl ContainerRuntime for DockerRuntime {
             return Err(map_err(e));
         }
         Ok(created.id)
+    }
+
+    async fn rename_container(&self, id: &str, name: &str) -> Result<(), RuntimeError> {
+        let docker = self.client().await?;
+        let opts = RenameContainerOptionsBuilder::default().name(name).build();
+        docker.rename_container(id, opts).await.map_err(map_err)
     }
 
     async fn remove_container(&self, id: &str) -> Result<(), RuntimeError> {
@@ -353,6 +364,11 @@ impl ContainerRuntime for DockerRuntime {
             .filter_map(|c| {
                 Some(ManagedContainer {
                     id: c.id?,
+                    name: c
+                        .names
+                        .and_then(|n| n.into_iter().next())
+                        .map(|n| n.trim_start_matches('/').to_string())
+                        .unwrap_or_default(),
                     running: c.state.map(|s| s.to_string() == "running").unwrap_or(false),
                     labels: c.labels.unwrap_or_default(),
                     created: c.created.unwrap_or(0),
@@ -376,6 +392,7 @@ impl ContainerRuntime for DockerRuntime {
                     attach_stderr: Some(true),
                     tty: Some(true),
                     cmd: Some(spec.cmd.clone()),
+                    env: (!spec.env.is_empty()).then(|| spec.env.clone()),
                     ..Default::default()
                 },
             )

@@ -6,7 +6,7 @@
 use std::path::Path;
 
 use bytes::Bytes;
-use http_body_util::Full;
+use http_body_util::{BodyExt, Full};
 use hyper::header::{CONNECTION, CONTENT_TYPE, HOST, UPGRADE};
 use hyper::{Request, StatusCode};
 use hyper_util::rt::TokioIo;
@@ -53,7 +53,19 @@ pub async fn start_exec(
         StatusCode::NOT_FOUND => {
             return Err(RuntimeError::NotFound(format!("exec {exec_id} not found")))
         }
-        s => return Err(RuntimeError::Engine(format!("exec start answered {s}"))),
+        s => {
+            let body = res
+                .into_body()
+                .collect()
+                .await
+                .map(|b| b.to_bytes())
+                .unwrap_or_default();
+            let text = String::from_utf8_lossy(&body);
+            let text = text.trim();
+            return Err(RuntimeError::Engine(format!(
+                "exec start answered {s}: {text}"
+            )));
+        }
     }
     let upgraded = hyper::upgrade::on(res).await.map_err(|e| unavailable(&e))?;
     Ok(TokioIo::new(upgraded))

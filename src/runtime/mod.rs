@@ -44,6 +44,8 @@ pub struct PullProgress {
 #[derive(Debug, Clone)]
 pub struct ManagedContainer {
     pub id: String,
+    /// Without Docker's leading '/'.
+    pub name: String,
     pub labels: HashMap<String, String>,
     pub running: bool,
     /// Unix seconds.
@@ -79,6 +81,7 @@ pub trait ContainerRuntime: Send + Sync + 'static {
     ) -> Result<(), RuntimeError>;
     /// Creates and starts a container; on failure nothing is left behind.
     async fn create_container(&self, spec: &ContainerSpec) -> Result<String, RuntimeError>;
+    async fn rename_container(&self, id: &str, name: &str) -> Result<(), RuntimeError>;
     /// Removes a container and its anonymous volumes; a missing one is success.
     async fn remove_container(&self, id: &str) -> Result<(), RuntimeError>;
     /// `None` when the container no longer exists.

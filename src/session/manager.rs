@@ -12,26 +12,22 @@ use std::sync::{Arc, Mutex, RwLock};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use super::id::{is_well_formed, new_session_id};
+use super::id::new_session_id;
+use super::pool::{live_name, pool_name, Pooled, WarmPool};
 use super::{now_millis, Owner, Session};
 use crate::config::Settings;
 use crate::error::ApiError;
 use crate::image::{ImagePolicy, ImageRef};
 use crate::runtime::spec::{
-    LABEL_CREATED, LABEL_IMAGE, LABEL_INSTANCE, LABEL_OWNER, LABEL_SESSION,
+    LABEL_CREATED, LABEL_IMAGE, LABEL_INSTANCE, LABEL_OWNER, LABEL_POOL, LABEL_SESSION,
 };
-use crate::runtime::{
-    ContainerRuntime, ContainerSpec, ManagedContainer, PullProgress, RuntimeError,
-};
+use crate::runtime::{ContainerRuntime, ContainerSpec, PullProgress, RuntimeError};
 use crate::terminal::Terminal;
 use crate::workspace::WorkspaceRoots;
 
 const MAX_ENV_VARS: usize = 64;
 const MAX_ENV_KEY: usize = 128;
 const MAX_ENV_VALUE: usize = 8 * 1024;
-/// A stopped labelled container younger than this may be another server's
-/// container being started; older ones are removed.
-const STOPPED_GRACE_SECS: i64 = 60;
 
 #[derive(Debug, Clone, Default)]
 pub struct CreateRequest {
@@ -43,20 +39,26 @@ pub struct CreateRequest {
 }
 
 pub struct SessionManager {
-    settings: Arc<Settings>,
-    runtime: Arc<dyn ContainerRuntime>,
+    pub(super) settings: Arc<Settings>,
+    pub(super) runtime: Arc<dyn ContainerRuntime>,
     images: ImagePolicy,
     roots: WorkspaceRoots,
-    sessions: RwLock<HashMap<String, Arc<Session>>>,
+    pub(super) sessions: RwLock<HashMap<String, Arc<Session>>>,
     /// Containers whose removal failed; the sweep tries again.
-    orphans: Mutex<HashSet<String>>,
+    pub(super) orphans: Mutex<HashSet<String>>,
     /// Creates in flight per owner (see `reserve_slot`).
     creating: Mutex<HashMap<Owner, usize>>,
     /// Unix seconds at start-up: labelled containers older than this that we
     /// did not adopt are leftovers, not another server's live sessions.
-    started: i64,
-    tasks: TaskTracker,
-    shutdown: CancellationToken,
+    pub(super) started: i64,
+    pub(super) tasks: TaskTracker,
+    pub(super) pool: WarmPool,
+    /// Session ids whose container is being created right now, so that
+    /// adoption (which may run late, if the engine was down at start) does
+    /// not mistake a half-made container for a leftover.
+    pending: Mutex<HashSet<String>>,
+    created_total: std::sync::atomic::AtomicU64,
+    pub(super) shutdown: CancellationToken,
 }
 
 pub fn validate_env(env: &BTreeMap<String, String>) -> Result<Vec<String>, ApiError> {
@@ -124,6 +126,9 @@ impl SessionManager {
             started: (now_millis() / 1000) as i64,
             tasks,
             shutdown,
+            pool: WarmPool::default(),
+            pending: Mutex::new(HashSet::new()),
+            created_total: Default::default(),
         })
     }
 
@@ -131,12 +136,18 @@ impl SessionManager {
         &self.runtime
     }
 
-    fn new_terminal(&self, session_id: &str, container_id: &str) -> Arc<Terminal> {
+    fn new_terminal(
+        &self,
+        session_id: &str,
+        container_id: &str,
+        shell_env: Vec<String>,
+    ) -> Arc<Terminal> {
         Terminal::new(
             session_id,
             container_id,
             Arc::clone(&self.runtime),
             &self.settings.shell,
+            shell_env,
             self.tasks.clone(),
             self.shutdown.child_token(),
         )
@@ -164,8 +175,7 @@ impl SessionManager {
             .as_deref()
             .map(|d| self.roots.resolve(d))
             .transpose()?;
-        let mut env = ContainerSpec::base_env();
-        env.extend(validate_env(&req.env)?);
+        let client_env = validate_env(&req.env)?;
 
         let named = |e: RuntimeError| match e {
             RuntimeError::ImageNotFound(_) => {
@@ -173,6 +183,11 @@ impl SessionManager {
             }
             other => ApiError::creation(other),
         };
+        if workspace.is_none() {
+            if let Some(pooled) = self.pool.take(&image.normalized) {
+                return Ok(self.hand_out(pooled, &image, owner, client_env, &req));
+            }
+        }
         if !self
             .runtime
             .image_present(&image.normalized)
@@ -187,23 +202,17 @@ impl SessionManager {
 
         let id = new_session_id();
         let created = (now_millis() / 1000) as i64;
-        let labels = BTreeMap::from([
-            (LABEL_SESSION.to_string(), id.clone()),
-            (LABEL_OWNER.to_string(), owner.label().to_string()),
-            (LABEL_IMAGE.to_string(), image.raw.clone()),
-            (LABEL_CREATED.to_string(), created.to_string()),
-            (LABEL_INSTANCE.to_string(), self.settings.instance.clone()),
-        ]);
-        let spec = ContainerSpec {
-            image: image.normalized.clone(),
-            labels,
-            env,
-            workspace,
-            limits: self.settings.limits.clone(),
-            network: self.settings.network.clone(),
-        };
+        let spec = self.container_spec(&id, &image, owner, client_env, workspace, created, false);
+        let _pending = self.pending(&id);
         let container_id = self.runtime.create_container(&spec).await.map_err(named)?;
-        let session = self.insert(id, container_id, image.raw, owner.clone(), created);
+        let session = self.insert(
+            id,
+            container_id,
+            image.raw,
+            owner.clone(),
+            created,
+            Vec::new(),
+        );
         if let (Some(c), Some(r)) = (req.cols, req.rows) {
             session.terminal.set_size(c, r);
         }
@@ -231,16 +240,100 @@ impl SessionManager {
         })
     }
 
-    fn insert(
+    /// Marks `id` as being created until the guard drops.
+    pub(super) fn pending(&self, id: &str) -> PendingGuard<'_> {
+        self.pending.lock().unwrap().insert(id.to_string());
+        PendingGuard {
+            set: &self.pending,
+            id: id.to_string(),
+        }
+    }
+
+    pub(super) fn is_pending(&self, id: &str) -> bool {
+        self.pending.lock().unwrap().contains(id)
+    }
+
+    /// The one place a session container's spec is made, for the cold path
+    /// and the warm pool alike, so both get identical hardening.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn container_spec(
+        &self,
+        id: &str,
+        image: &ImageRef,
+        owner: &Owner,
+        client_env: Vec<String>,
+        workspace: Option<std::path::PathBuf>,
+        created: i64,
+        pooled: bool,
+    ) -> ContainerSpec {
+        let mut labels = BTreeMap::from([
+            (LABEL_SESSION.to_string(), id.to_string()),
+            (LABEL_OWNER.to_string(), owner.label().to_string()),
+            (LABEL_IMAGE.to_string(), image.raw.clone()),
+            (LABEL_CREATED.to_string(), created.to_string()),
+            (LABEL_INSTANCE.to_string(), self.settings.instance.clone()),
+        ]);
+        if pooled {
+            labels.insert(LABEL_POOL.to_string(), "1".to_string());
+        }
+        let mut env = ContainerSpec::base_env();
+        env.extend(client_env);
+        ContainerSpec {
+            name: pooled.then(|| pool_name(id)),
+            image: image.normalized.clone(),
+            labels,
+            env,
+            workspace,
+            limits: self.settings.limits.clone(),
+            network: self.settings.network.clone(),
+        }
+    }
+
+    /// Turns a pooled container into the caller's session. The rename that
+    /// records the owner runs in the background: it is only needed if the
+    /// server restarts, and it must not delay the shell.
+    fn hand_out(
+        &self,
+        pooled: Pooled,
+        image: &ImageRef,
+        owner: &Owner,
+        client_env: Vec<String>,
+        req: &CreateRequest,
+    ) -> Arc<Session> {
+        let created = (now_millis() / 1000) as i64;
+        let session = self.insert(
+            pooled.session_id.clone(),
+            pooled.container_id.clone(),
+            image.raw.clone(),
+            owner.clone(),
+            created,
+            client_env,
+        );
+        if let (Some(c), Some(r)) = (req.cols, req.rows) {
+            session.terminal.set_size(c, r);
+        }
+        let runtime = Arc::clone(&self.runtime);
+        let name = live_name(&pooled.session_id, owner);
+        self.tasks.spawn(async move {
+            if let Err(e) = runtime.rename_container(&pooled.container_id, &name).await {
+                tracing::warn!(container = %pooled.container_id, error = %e, "could not record the owner of a pooled container");
+            }
+        });
+        tracing::info!(session = %session.id, container = %session.container_id, image = %session.image, "session created from the warm pool");
+        session
+    }
+
+    pub(super) fn insert(
         &self,
         id: String,
         container_id: String,
         image: String,
         owner: Owner,
         created: i64,
+        shell_env: Vec<String>,
     ) -> Arc<Session> {
         let session = Arc::new(Session {
-            terminal: self.new_terminal(&id, &container_id),
+            terminal: self.new_terminal(&id, &container_id, shell_env),
             id: id.clone(),
             container_id,
             image,
@@ -249,6 +342,8 @@ impl SessionManager {
             last_activity_ms: now_millis().into(),
             preview_port: Mutex::new(None),
         });
+        self.created_total
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         self.sessions
             .write()
             .unwrap()
@@ -282,6 +377,12 @@ impl SessionManager {
         v
     }
 
+    /// Sessions created or re-adopted since start.
+    pub fn created_total(&self) -> u64 {
+        self.created_total
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     pub fn count(&self) -> usize {
         self.sessions.read().unwrap().len()
     }
@@ -303,7 +404,7 @@ impl SessionManager {
         Ok(())
     }
 
-    async fn forget(&self, session: &Arc<Session>, reason: &'static str) {
+    pub(super) async fn forget(&self, session: &Arc<Session>, reason: &'static str) {
         let removed = {
             let mut map = self.sessions.write().unwrap();
             match map.get(&session.id) {
@@ -325,139 +426,16 @@ impl SessionManager {
             }
         }
     }
+}
 
-    /// Re-adopts this instance's running containers as sessions after a restart.
-    pub async fn adopt(&self) -> Result<usize, RuntimeError> {
-        let list = self.runtime.list_managed(&self.settings.instance).await?;
-        let mut adopted = 0;
-        for c in list {
-            let sid = c.labels.get(LABEL_SESSION).cloned().unwrap_or_default();
-            if !c.running || !is_well_formed(&sid) {
-                self.remove_orphan(&c.id).await;
-                continue;
-            }
-            if self.sessions.read().unwrap().contains_key(&sid) {
-                continue;
-            }
-            let label = |k: &str| c.labels.get(k).cloned().unwrap_or_default();
-            let created = label(LABEL_CREATED).parse().unwrap_or(c.created);
-            self.insert(
-                sid.clone(),
-                c.id.clone(),
-                label(LABEL_IMAGE),
-                Owner::from_label(&label(LABEL_OWNER)),
-                created,
-            );
-            tracing::info!(session = %sid, container = %c.id, "session re-adopted");
-            adopted += 1;
-        }
-        Ok(adopted)
-    }
+pub(super) struct PendingGuard<'a> {
+    set: &'a Mutex<HashSet<String>>,
+    id: String,
+}
 
-    async fn remove_orphan(&self, container_id: &str) {
-        match self.runtime.remove_container(container_id).await {
-            Ok(()) => {
-                self.orphans.lock().unwrap().remove(container_id);
-                tracing::info!(container = %container_id, "orphan container removed");
-            }
-            Err(e) => {
-                tracing::warn!(container = %container_id, error = %e, "orphan container removal failed; will retry");
-                self.orphans
-                    .lock()
-                    .unwrap()
-                    .insert(container_id.to_string());
-            }
-        }
-    }
-
-    /// Removes expired sessions, sessions whose container vanished, and
-    /// labelled containers that belong to no session.
-    pub async fn sweep(&self) {
-        let now = now_millis();
-        let timeout = self.settings.session_timeout.as_millis() as u64;
-        // Snapshot before listing: every container of this snapshot existed before the list.
-        let mut snapshot = self.all();
-        let mut live = Vec::with_capacity(snapshot.len());
-        for s in snapshot.drain(..) {
-            if s.idle_millis(now) > timeout && s.terminal.prune().await == 0 {
-                tracing::info!(session = %s.id, "session expired");
-                self.remove_orphan(&s.container_id).await;
-                self.forget(&s, "Session expired").await;
-            } else {
-                live.push(s);
-            }
-        }
-        let snapshot = live;
-        let listed: Vec<ManagedContainer> =
-            match self.runtime.list_managed(&self.settings.instance).await {
-                Ok(l) => l,
-                Err(e) => {
-                    tracing::debug!(error = %e, "sweep could not list containers");
-                    return;
-                }
-            };
-        let existing: HashSet<&str> = listed
-            .iter()
-            .filter(|c| c.running)
-            .map(|c| c.id.as_str())
-            .collect();
-        for s in &snapshot {
-            if !existing.contains(s.container_id.as_str()) {
-                tracing::info!(session = %s.id, "container is gone; session dropped");
-                self.remove_orphan(&s.container_id).await;
-                self.forget(s, "Session expired").await;
-            }
-        }
-        let known: HashSet<String> = self.all().iter().map(|s| s.container_id.clone()).collect();
-        let orphans = self.orphans.lock().unwrap().clone();
-        let now_secs = (now / 1000) as i64;
-        for c in &listed {
-            if known.contains(&c.id) {
-                continue;
-            }
-            let leftover = c.created < self.started
-                || orphans.contains(&c.id)
-                || (!c.running && now_secs - c.created > STOPPED_GRACE_SECS);
-            if leftover {
-                self.remove_orphan(&c.id).await;
-            }
-        }
-        // Orphans the engine no longer lists are gone.
-        let listed_ids: HashSet<&str> = listed.iter().map(|c| c.id.as_str()).collect();
-        self.orphans
-            .lock()
-            .unwrap()
-            .retain(|id| listed_ids.contains(id.as_str()));
-    }
-
-    /// Adopts leftovers once the engine answers, then sweeps on every interval.
-    pub fn spawn_background(self: &Arc<Self>) {
-        let this = Arc::clone(self);
-        let shutdown = self.shutdown.clone();
-        self.tasks.spawn(async move {
-            let mut retry = tokio::time::interval(std::time::Duration::from_secs(1));
-            loop {
-                tokio::select! {
-                    _ = shutdown.cancelled() => return,
-                    _ = retry.tick() => {}
-                }
-                match this.adopt().await {
-                    Ok(n) => {
-                        tracing::info!(adopted = n, "start-up adoption done");
-                        break;
-                    }
-                    Err(e) => tracing::debug!(error = %e, "adoption waits for the engine"),
-                }
-            }
-            let mut tick = tokio::time::interval(this.settings.cleanup_interval);
-            tick.tick().await;
-            loop {
-                tokio::select! {
-                    _ = shutdown.cancelled() => return,
-                    _ = tick.tick() => this.sweep().await,
-                }
-            }
-        });
+impl Drop for PendingGuard<'_> {
+    fn drop(&mut self) {
+        self.set.lock().unwrap().remove(&self.id);
     }
 }
 

@@ -3,7 +3,9 @@
 //! remove, expire, re-adopt after a restart); `id` makes the ids.
 
 pub mod id;
+mod maintenance;
 mod manager;
+mod pool;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};

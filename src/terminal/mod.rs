@@ -78,6 +78,8 @@ pub struct Terminal {
     container_id: Arc<str>,
     runtime: Arc<dyn ContainerRuntime>,
     shell_cmd: Vec<String>,
+    /// The client's `env`, for shells in containers made before it was known (warm pool).
+    shell_env: Vec<String>,
     shared: Mutex<Shared>,
     shell: Mutex<Option<Shell>>,
     size: std::sync::Mutex<(u16, u16)>,
@@ -93,6 +95,7 @@ impl Terminal {
         container_id: &str,
         runtime: Arc<dyn ContainerRuntime>,
         shell: &str,
+        shell_env: Vec<String>,
         tasks: TaskTracker,
         stop: CancellationToken,
     ) -> Arc<Terminal> {
@@ -101,6 +104,7 @@ impl Terminal {
             container_id: container_id.into(),
             runtime,
             shell_cmd: vec![shell.to_string()],
+            shell_env,
             shared: Mutex::new(Shared {
                 replay: Replay::new(REPLAY_BYTES),
                 subscribers: Vec::new(),
@@ -215,6 +219,7 @@ impl Terminal {
         let (cols, rows) = *self.size.lock().unwrap();
         let spec = ShellSpec {
             cmd: self.shell_cmd.clone(),
+            env: self.shell_env.clone(),
             cols,
             rows,
         };

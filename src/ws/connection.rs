@@ -116,6 +116,9 @@ async fn serve(socket: WebSocket, app: AppState, owner: Owner, ip: ClientIp) {
         kick: Kick::default(),
         current: Mutex::new(None),
     });
+    let metrics = &app.metrics;
+    metrics.ws_connections.fetch_add(1, Ordering::Relaxed);
+    metrics.ws_connections_total.fetch_add(1, Ordering::Relaxed);
     let (mut sink, mut stream) = socket.split();
     // Pings sent since the client last sent anything; two unanswered close it.
     let unanswered = AtomicU32::new(0);
@@ -167,6 +170,9 @@ async fn serve(socket: WebSocket, app: AppState, owner: Owner, ip: ClientIp) {
     let reader = async {
         while let Some(Ok(msg)) = stream.next().await {
             unanswered.store(0, Ordering::Relaxed);
+            if matches!(msg, Message::Text(_) | Message::Binary(_)) {
+                metrics.ws_messages_total.fetch_add(1, Ordering::Relaxed);
+            }
             match msg {
                 Message::Text(text) if text.len() > MAX_MESSAGE_BYTES => {
                     let err = ApiError::MessageTooLarge(format!(
@@ -196,4 +202,5 @@ async fn serve(socket: WebSocket, app: AppState, owner: Owner, ip: ClientIp) {
         _ = reader => {}
     }
     app.sessions.detach_everywhere(conn.id).await;
+    metrics.ws_connections.fetch_sub(1, Ordering::Relaxed);
 }

@@ -1,0 +1,88 @@
+//! `GET /metrics`: Prometheus text exposition of the server's own gauges
+//! and counters.
+
+use std::fmt::Write;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use axum::extract::State;
+use axum::http::header;
+use axum::response::IntoResponse;
+
+use crate::app::AppState;
+
+/// Counters updated on hot paths; plain atomics, read only here.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    pub ws_connections: AtomicU64,
+    pub ws_connections_total: AtomicU64,
+    pub ws_messages_total: AtomicU64,
+}
+
+pub async fn metrics(State(app): State<AppState>) -> impl IntoResponse {
+    let docker_up = app.runtime.ping().await.is_ok();
+    let m = &app.metrics;
+    let rows: [(&str, &str, &str, u64); 8] = [
+        ("studio_up", "gauge", "1 while the server runs.", 1),
+        (
+            "studio_uptime_seconds",
+            "gauge",
+            "Seconds since start.",
+            app.started.elapsed().as_secs(),
+        ),
+        (
+            "studio_docker_up",
+            "gauge",
+            "1 when the Docker engine answers.",
+            docker_up as u64,
+        ),
+        (
+            "studio_sessions",
+            "gauge",
+            "Sessions in the table.",
+            app.sessions.count() as u64,
+        ),
+        (
+            "studio_warm_pool_ready",
+            "gauge",
+            "Pre-started containers waiting in the warm pool.",
+            app.sessions.pool_ready() as u64,
+        ),
+        (
+            "studio_websocket_connections",
+            "gauge",
+            "Open WebSocket connections.",
+            m.ws_connections.load(Ordering::Relaxed),
+        ),
+        (
+            "studio_websocket_connections_total",
+            "counter",
+            "WebSocket connections accepted.",
+            m.ws_connections_total.load(Ordering::Relaxed),
+        ),
+        (
+            "studio_sessions_created_total",
+            "counter",
+            "Sessions created or re-adopted since start.",
+            app.sessions.created_total(),
+        ),
+    ];
+    let mut out = String::new();
+    for (name, kind, help, value) in rows {
+        let _ = writeln!(
+            out,
+            "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
+        );
+    }
+    let msgs = m.ws_messages_total.load(Ordering::Relaxed);
+    let _ = writeln!(
+        out,
+        "# HELP studio_websocket_messages_total Client messages received.\n# TYPE studio_websocket_messages_total counter\nstudio_websocket_messages_total {msgs}"
+    );
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        out,
+    )
+}

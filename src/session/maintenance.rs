@@ -1,0 +1,267 @@
+//! Keeping the session table true to the engine over time: re-adoption at
+//! start-up, the periodic sweep (expiry, vanished containers, orphans), and
+//! refilling the warm pool.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::id::{is_well_formed, new_session_id};
+use super::manager::SessionManager;
+use super::now_millis;
+use super::pool::{parse_live_name, Pooled};
+use super::Owner;
+use crate::image::ImageRef;
+use crate::runtime::spec::{LABEL_CREATED, LABEL_IMAGE, LABEL_OWNER, LABEL_POOL, LABEL_SESSION};
+use crate::runtime::{ManagedContainer, RuntimeError};
+
+/// A stopped labelled container younger than this may be another server's
+/// container being started; older ones are removed.
+const STOPPED_GRACE_SECS: i64 = 60;
+const POOL_RETRY_MIN: Duration = Duration::from_millis(500);
+const POOL_RETRY_MAX: Duration = Duration::from_secs(30);
+
+impl SessionManager {
+    /// Re-adopts this instance's running containers as sessions after a restart.
+    pub async fn adopt(&self) -> Result<usize, RuntimeError> {
+        let list = self.runtime.list_managed(&self.settings.instance).await?;
+        let mut adopted = 0;
+        for c in list {
+            let sid = c.labels.get(LABEL_SESSION).cloned().unwrap_or_default();
+            // Containers this server is making or has made are not leftovers,
+            // even if listed before they started. Pending is checked first: it
+            // is cleared only after the session (or pool entry) exists.
+            if self.is_pending(&sid)
+                || self.sessions.read().unwrap().contains_key(&sid)
+                || self.pool.contains(&c.id)
+            {
+                continue;
+            }
+            if !c.running || !is_well_formed(&sid) {
+                self.remove_orphan(&c.id).await;
+                continue;
+            }
+            let label = |k: &str| c.labels.get(k).cloned().unwrap_or_default();
+            let owner = if c.labels.contains_key(LABEL_POOL) {
+                // A pool container is a session only if it had been handed out.
+                match parse_live_name(&c.name, &sid) {
+                    Some(owner) => owner,
+                    None => {
+                        self.remove_orphan(&c.id).await;
+                        continue;
+                    }
+                }
+            } else {
+                Owner::from_label(&label(LABEL_OWNER))
+            };
+            let created = label(LABEL_CREATED).parse().unwrap_or(c.created);
+            // A pooled session's client env was given to its shells, not its
+            // container, and is not kept across a restart.
+            self.insert(
+                sid.clone(),
+                c.id.clone(),
+                label(LABEL_IMAGE),
+                owner,
+                created,
+                Vec::new(),
+            );
+            tracing::info!(session = %sid, container = %c.id, "session re-adopted");
+            adopted += 1;
+        }
+        Ok(adopted)
+    }
+
+    async fn remove_orphan(&self, container_id: &str) {
+        match self.runtime.remove_container(container_id).await {
+            Ok(()) => {
+                self.orphans.lock().unwrap().remove(container_id);
+                tracing::info!(container = %container_id, "orphan container removed");
+            }
+            Err(e) => {
+                tracing::warn!(container = %container_id, error = %e, "orphan container removal failed; will retry");
+                self.orphans
+                    .lock()
+                    .unwrap()
+                    .insert(container_id.to_string());
+            }
+        }
+    }
+
+    /// Removes expired sessions, sessions whose container vanished, and
+    /// labelled containers that belong to no session.
+    pub async fn sweep(&self) {
+        let now = now_millis();
+        let timeout = self.settings.session_timeout.as_millis() as u64;
+        // Snapshot before listing: every container of this snapshot existed before the list.
+        let mut snapshot = self.all();
+        let mut live = Vec::with_capacity(snapshot.len());
+        for s in snapshot.drain(..) {
+            if s.idle_millis(now) > timeout && s.terminal.prune().await == 0 {
+                tracing::info!(session = %s.id, "session expired");
+                self.remove_orphan(&s.container_id).await;
+                self.forget(&s, "Session expired").await;
+            } else {
+                live.push(s);
+            }
+        }
+        let snapshot = live;
+        let listed: Vec<ManagedContainer> =
+            match self.runtime.list_managed(&self.settings.instance).await {
+                Ok(l) => l,
+                Err(e) => {
+                    tracing::debug!(error = %e, "sweep could not list containers");
+                    return;
+                }
+            };
+        let existing: HashSet<&str> = listed
+            .iter()
+            .filter(|c| c.running)
+            .map(|c| c.id.as_str())
+            .collect();
+        for s in &snapshot {
+            if !existing.contains(s.container_id.as_str()) {
+                tracing::info!(session = %s.id, "container is gone; session dropped");
+                self.remove_orphan(&s.container_id).await;
+                self.forget(s, "Session expired").await;
+            }
+        }
+        let known: HashSet<String> = self.all().iter().map(|s| s.container_id.clone()).collect();
+        let orphans = self.orphans.lock().unwrap().clone();
+        let now_secs = (now / 1000) as i64;
+        for c in &listed {
+            if known.contains(&c.id) || self.pool.contains(&c.id) {
+                continue;
+            }
+            let leftover = c.created < self.started
+                || orphans.contains(&c.id)
+                || (!c.running && now_secs - c.created > STOPPED_GRACE_SECS);
+            if leftover {
+                self.remove_orphan(&c.id).await;
+            }
+        }
+        // Orphans the engine no longer lists are gone.
+        let listed_ids: HashSet<&str> = listed.iter().map(|c| c.id.as_str()).collect();
+        self.orphans
+            .lock()
+            .unwrap()
+            .retain(|id| listed_ids.contains(id.as_str()));
+    }
+
+    /// Adopts leftovers once the engine answers, then sweeps on every interval.
+    pub fn spawn_background(self: &Arc<Self>) {
+        let this = Arc::clone(self);
+        let shutdown = self.shutdown.clone();
+        self.tasks.spawn(async move {
+            let mut retry = tokio::time::interval(std::time::Duration::from_secs(1));
+            loop {
+                tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    _ = retry.tick() => {}
+                }
+                match this.adopt().await {
+                    Ok(n) => {
+                        tracing::info!(adopted = n, "start-up adoption done");
+                        if this.settings.warm_pool > 0 {
+                            let pool = Arc::clone(&this);
+                            this.tasks
+                                .spawn(async move { pool.keep_pool_filled().await });
+                        }
+                        break;
+                    }
+                    Err(e) => tracing::debug!(error = %e, "adoption waits for the engine"),
+                }
+            }
+            let mut tick = tokio::time::interval(this.settings.cleanup_interval);
+            tick.tick().await;
+            loop {
+                tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    _ = tick.tick() => this.sweep().await,
+                }
+            }
+        });
+    }
+
+    /// Keeps `--warm-pool` ready containers per pooled image: one creation
+    /// at a time, so a refill never competes with a burst of real creates
+    /// for more than one engine slot; backs off while the engine fails.
+    async fn keep_pool_filled(self: Arc<Self>) {
+        let images: Vec<ImageRef> = self
+            .settings
+            .warm_pool_images
+            .iter()
+            .filter_map(|i| ImageRef::parse(i).ok())
+            .collect();
+        let mut backoff = POOL_RETRY_MIN;
+        loop {
+            let short = images
+                .iter()
+                .find(|i| self.pool.ready(&i.normalized) < self.settings.warm_pool);
+            let Some(image) = short else {
+                tokio::select! {
+                    _ = self.shutdown.cancelled() => return,
+                    _ = self.pool.refill.notified() => continue,
+                }
+            };
+            let made = tokio::select! {
+                _ = self.shutdown.cancelled() => return,
+                r = self.make_pooled(image) => r,
+            };
+            match made {
+                Ok(()) => backoff = POOL_RETRY_MIN,
+                Err(e) => {
+                    tracing::warn!(image = %image.raw, error = %e, "warm pool refill failed; retrying");
+                    tokio::select! {
+                        _ = self.shutdown.cancelled() => return,
+                        _ = tokio::time::sleep(backoff) => {}
+                    }
+                    backoff = (backoff * 2).min(POOL_RETRY_MAX);
+                }
+            }
+        }
+    }
+
+    async fn make_pooled(&self, image: &ImageRef) -> Result<(), RuntimeError> {
+        if !self.runtime.image_present(&image.normalized).await? {
+            self.runtime
+                .pull_image(&image.normalized, &mut |_| {})
+                .await?;
+        }
+        let id = new_session_id();
+        let created = (now_millis() / 1000) as i64;
+        let spec = self.container_spec(
+            &id,
+            image,
+            &Owner::default(),
+            Vec::new(),
+            None,
+            created,
+            true,
+        );
+        let _pending = self.pending(&id);
+        let container_id = self.runtime.create_container(&spec).await?;
+        let pooled = Pooled {
+            container_id,
+            session_id: id.clone(),
+        };
+        self.pool.put(&image.normalized, pooled);
+        Ok(())
+    }
+
+    /// Removes the containers still waiting in the pool (at shutdown).
+    pub async fn drain_pool(&self) {
+        let waiting = self.pool.drain();
+        let removals = waiting
+            .iter()
+            .map(|p| self.runtime.remove_container(&p.container_id));
+        for r in futures_util::future::join_all(removals).await {
+            if let Err(e) = r {
+                tracing::warn!(error = %e, "could not remove a pooled container; the next start will");
+            }
+        }
+    }
+
+    pub fn pool_ready(&self) -> usize {
+        self.pool.total()
+    }
+}

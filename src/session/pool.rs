@@ -1,0 +1,145 @@
+//! The warm pool: hardened containers created and started ahead of demand,
+//! so a `create` without a `workspaceDir` only has to start a shell.
+//!
+//! Each pooled container is made exactly like a session's (same spec, same
+//! hardening), with its session id chosen at creation and never shown to
+//! anyone before hand-out. A container is handed out once and never returns
+//! to the pool. Sessions with a `workspaceDir` cannot use the pool: Docker
+//! cannot add a bind mount to a running container, and pre-mounting a whole
+//! workspace root would let one session see another's files.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Mutex;
+
+use tokio::sync::Notify;
+
+use crate::runtime::spec::{LIVE_NAME_PREFIX, POOL_NAME_PREFIX};
+use crate::session::Owner;
+
+#[derive(Debug, Clone)]
+pub struct Pooled {
+    pub container_id: String,
+    pub session_id: String,
+}
+
+#[derive(Default)]
+pub struct WarmPool {
+    /// Ready containers per (normalized) image.
+    ready: Mutex<HashMap<String, VecDeque<Pooled>>>,
+    /// Wakes the refill task after a hand-out.
+    pub refill: Notify,
+}
+
+impl WarmPool {
+    pub fn take(&self, image: &str) -> Option<Pooled> {
+        let taken = self
+            .ready
+            .lock()
+            .unwrap()
+            .get_mut(image)
+            .and_then(|q| q.pop_front());
+        if taken.is_some() {
+            self.refill.notify_one();
+        }
+        taken
+    }
+
+    pub fn put(&self, image: &str, p: Pooled) {
+        self.ready
+            .lock()
+            .unwrap()
+            .entry(image.to_string())
+            .or_default()
+            .push_back(p);
+    }
+
+    pub fn ready(&self, image: &str) -> usize {
+        self.ready.lock().unwrap().get(image).map_or(0, |q| q.len())
+    }
+
+    pub fn total(&self) -> usize {
+        self.ready.lock().unwrap().values().map(|q| q.len()).sum()
+    }
+
+    pub fn contains(&self, container_id: &str) -> bool {
+        self.ready
+            .lock()
+            .unwrap()
+            .values()
+            .any(|q| q.iter().any(|p| p.container_id == container_id))
+    }
+
+    pub fn drain(&self) -> Vec<Pooled> {
+        self.ready
+            .lock()
+            .unwrap()
+            .drain()
+            .flat_map(|(_, q)| q)
+            .collect()
+    }
+}
+
+pub fn pool_name(session_id: &str) -> String {
+    format!("{POOL_NAME_PREFIX}{session_id}")
+}
+
+/// The name a handed-out pool container gets: it records the owner, which
+/// its labels (fixed at creation) could not.
+pub fn live_name(session_id: &str, owner: &Owner) -> String {
+    match &owner.0 {
+        Some(o) => format!("{LIVE_NAME_PREFIX}{session_id}.{o}"),
+        None => format!("{LIVE_NAME_PREFIX}{session_id}"),
+    }
+}
+
+/// For a pool container found at start-up: `Some(owner)` if it had been
+/// handed out to `session_id`, `None` if it was still waiting.
+pub fn parse_live_name(name: &str, session_id: &str) -> Option<Owner> {
+    let rest = name
+        .strip_prefix(LIVE_NAME_PREFIX)?
+        .strip_prefix(session_id)?;
+    match rest.strip_prefix('.') {
+        Some(owner) if !owner.is_empty() => Some(Owner(Some(owner.to_string()))),
+        _ if rest.is_empty() => Some(Owner(None)),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(id: &str) -> Pooled {
+        Pooled {
+            container_id: id.into(),
+            session_id: format!("session-{id}"),
+        }
+    }
+
+    #[test]
+    fn hands_out_each_container_once_in_order() {
+        let pool = WarmPool::default();
+        pool.put("img:1", p("a"));
+        pool.put("img:1", p("b"));
+        assert_eq!(pool.ready("img:1"), 2);
+        assert!(pool.contains("a"));
+        assert_eq!(pool.take("img:1").unwrap().container_id, "a");
+        assert!(!pool.contains("a"));
+        assert!(pool.take("img:2").is_none());
+        assert_eq!(pool.take("img:1").unwrap().container_id, "b");
+        assert!(pool.take("img:1").is_none());
+    }
+
+    #[test]
+    fn names_round_trip_the_owner() {
+        let sid = "session-AAAAAAAAAAAAAAAAAAAAAA";
+        assert_eq!(
+            parse_live_name(&live_name(sid, &Owner(None)), sid),
+            Some(Owner(None))
+        );
+        let o = Owner(Some("0123abcd".into()));
+        assert_eq!(parse_live_name(&live_name(sid, &o), sid), Some(o));
+        assert_eq!(parse_live_name(&pool_name(sid), sid), None);
+        assert_eq!(parse_live_name("studio-live-session-other", sid), None);
+    }
+}

@@ -1,0 +1,149 @@
+//! The engine going away and coming back, simulated by a proxy in front of
+//! the Docker socket that the test can break and restore (no mock engine:
+//! every request that gets through reaches the real one).
+
+mod common;
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use common::*;
+use tokio::net::{UnixListener, UnixStream};
+use tokio_util::sync::CancellationToken;
+
+struct ChaosProxy {
+    path: PathBuf,
+    up: Arc<AtomicBool>,
+    /// Cancelled to cut every connection open through the proxy.
+    cut: std::sync::Mutex<CancellationToken>,
+    stop: CancellationToken,
+}
+
+impl ChaosProxy {
+    fn start(up: bool) -> Arc<ChaosProxy> {
+        let path = std::env::temp_dir().join(format!("{}.sock", unique("chaos")));
+        let _ = std::fs::remove_file(&path);
+        let listener = UnixListener::bind(&path).unwrap();
+        let proxy = Arc::new(ChaosProxy {
+            path,
+            up: Arc::new(AtomicBool::new(up)),
+            cut: std::sync::Mutex::new(CancellationToken::new()),
+            stop: CancellationToken::new(),
+        });
+        let p = Arc::clone(&proxy);
+        tokio::spawn(async move {
+            loop {
+                let (mut client, _) = tokio::select! {
+                    _ = p.stop.cancelled() => return,
+                    r = listener.accept() => r.unwrap(),
+                };
+                if !p.up.load(Ordering::SeqCst) {
+                    drop(client); // the engine "refuses"
+                    continue;
+                }
+                let cut = p.cut.lock().unwrap().clone();
+                tokio::spawn(async move {
+                    let Ok(mut engine) = UnixStream::connect("/var/run/docker.sock").await else {
+                        return;
+                    };
+                    tokio::select! {
+                        _ = cut.cancelled() => {}
+                        _ = tokio::io::copy_bidirectional(&mut client, &mut engine) => {}
+                    }
+                });
+            }
+        });
+        proxy
+    }
+
+    fn host(&self) -> String {
+        format!("unix://{}", self.path.display())
+    }
+
+    fn set_up(&self, up: bool) {
+        self.up.store(up, Ordering::SeqCst);
+        if !up {
+            let mut cut = self.cut.lock().unwrap();
+            cut.cancel();
+            *cut = CancellationToken::new();
+        }
+    }
+}
+
+impl Drop for ChaosProxy {
+    fn drop(&mut self) {
+        self.stop.cancel();
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+async fn health(server: &Server) -> serde_json::Value {
+    let (status, body) = server.get("/api/health").await;
+    assert_eq!(status, 200, "health always answers: {body}");
+    body
+}
+
+#[tokio::test]
+async fn the_server_starts_without_docker_and_recovers_when_it_appears() {
+    let proxy = ChaosProxy::start(false);
+    let server = Server::builder()
+        .arg("--docker-host")
+        .arg(proxy.host())
+        .start()
+        .await;
+
+    let h = health(&server).await;
+    assert_eq!(h["docker"], "disconnected");
+    assert_eq!(h["status"], "degraded");
+    let (status, body) = server.post("/api/containers", "{}").await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["error"], "DockerDaemonError");
+    assert_eq!(body["retryable"], true);
+    assert_eq!(body["statusCode"], 503);
+    let mut ws = server.ws().await;
+    ws.send(serde_json::json!({"type": "create"})).await;
+    let e = ws.expect("error").await;
+    assert_eq!(e["error"], "DockerDaemonError");
+    assert_eq!(e["retryable"], true);
+
+    proxy.set_up(true);
+    eventually("docker connected", || async {
+        (health(&server).await["docker"] == "connected").then_some(())
+    })
+    .await;
+    let (sid, _) = ws.create(serde_json::json!({})).await;
+    let out = ws.run(&sid, "echo back-$((4+4))").await;
+    assert!(out.contains("back-8"), "{out:?}");
+}
+
+#[tokio::test]
+async fn an_outage_mid_session_is_reported_and_survived() {
+    let proxy = ChaosProxy::start(true);
+    let server = Server::builder()
+        .arg("--docker-host")
+        .arg(proxy.host())
+        .start()
+        .await;
+    let (sid, cid) = server.create_rest().await;
+
+    proxy.set_up(false);
+    assert_eq!(health(&server).await["docker"], "disconnected");
+    let (status, body) = server.post("/api/containers", "{}").await;
+    assert_eq!(status, 503, "{body}");
+    // A delete that cannot reach the engine fails and keeps the session.
+    let (status, body) = server.delete(&format!("/api/containers/{sid}")).await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["error"], "DockerDaemonError");
+
+    proxy.set_up(true);
+    eventually("docker connected", || async {
+        (health(&server).await["docker"] == "connected").then_some(())
+    })
+    .await;
+    let (status, body) = server.get(&format!("/api/containers/{sid}")).await;
+    assert_eq!(status, 200, "{body}");
+    let (status, _) = server.delete(&format!("/api/containers/{sid}")).await;
+    assert_eq!(status, 200);
+    assert!(docker_inspect("container", &cid).is_none());
+}
