@@ -120,6 +120,13 @@ pub struct Cli {
     /// Sessions one owner (API token, or everyone when auth is off) may hold at once [default: 20].
     #[arg(long = "max-sessions-per-owner", env = "STUDIO_MAX_SESSIONS_PER_OWNER")]
     pub max_sessions_per_owner: Option<usize>,
+    /// Origin allowed to call the REST API from a browser (CORS; repeatable). None: CORS closed.
+    #[arg(
+        long = "cors-origin",
+        env = "STUDIO_CORS_ORIGIN",
+        value_delimiter = ','
+    )]
+    pub cors_origin: Vec<String>,
     /// Pre-started hardened containers kept ready per pooled image (0 = off).
     #[arg(long, env = "STUDIO_WARM_POOL")]
     pub warm_pool: Option<usize>,
@@ -163,6 +170,7 @@ pub struct FileConfig {
     rate_limit_ws: Option<String>,
     rate_limit_auth: Option<String>,
     max_sessions_per_owner: Option<usize>,
+    cors_origin: Option<Vec<String>>,
     warm_pool: Option<usize>,
     warm_pool_image: Option<Vec<String>>,
 }
@@ -198,6 +206,7 @@ pub struct Settings {
     pub instance: String,
     pub rate_limits: RateLimits,
     pub max_sessions_per_owner: usize,
+    pub cors_origins: Vec<String>,
     pub warm_pool: usize,
     pub warm_pool_images: Vec<String>,
 }
@@ -229,6 +238,7 @@ impl Default for Settings {
             instance: "default".into(),
             rate_limits: RateLimits::default(),
             max_sessions_per_owner: 20,
+            cors_origins: Vec::new(),
             warm_pool: 0,
             warm_pool_images: Vec::new(),
         }
@@ -393,6 +403,7 @@ impl Settings {
             instance: cli.instance.or(file.instance).unwrap_or(d.instance),
             rate_limits,
             max_sessions_per_owner,
+            cors_origins: list(cli.cors_origin, file.cors_origin),
             warm_pool: cli.warm_pool.or(file.warm_pool).unwrap_or(0),
             warm_pool_images: Vec::new(),
         };
@@ -555,6 +566,7 @@ mod tests {
             ("rate-limit-ws", "STUDIO_RATE_LIMIT_WS"),
             ("rate-limit-auth", "STUDIO_RATE_LIMIT_AUTH"),
             ("max-sessions-per-owner", "STUDIO_MAX_SESSIONS_PER_OWNER"),
+            ("cors-origin", "STUDIO_CORS_ORIGIN"),
         ] {
             let arg = cmd
                 .get_arguments()

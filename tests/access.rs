@@ -467,3 +467,66 @@ async fn oversize_request_heads_are_refused_clearly() {
         Value::Array(vec![])
     );
 }
+
+#[tokio::test]
+async fn cors_opens_only_to_listed_origins_and_never_with_cookies() {
+    let server = Server::builder()
+        .args(["--api-token", A, "--cors-origin", "https://ide.example.com"])
+        .start()
+        .await;
+    let ide = "https://ide.example.com";
+    let pre = [
+        ("origin", ide),
+        ("access-control-request-method", "POST"),
+        (
+            "access-control-request-headers",
+            "authorization, content-type",
+        ),
+    ];
+    let r = send(&server, "OPTIONS", "/api/containers", &pre, None).await;
+    assert_eq!(r.status, 204);
+    assert_eq!(r.header("access-control-allow-origin"), Some(ide));
+    assert!(r
+        .header("access-control-allow-headers")
+        .unwrap()
+        .contains("authorization"));
+    assert!(r.header("access-control-allow-credentials").is_none());
+    let auth = bearer(A);
+    let r = get(
+        &server,
+        "/api/containers",
+        &[("origin", ide), ("authorization", &auth)],
+    )
+    .await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("access-control-allow-origin"), Some(ide));
+    assert!(r
+        .header("access-control-expose-headers")
+        .unwrap()
+        .contains("x-ratelimit-remaining"));
+    // A listed origin may write; its errors are readable too.
+    let r = send(
+        &server,
+        "POST",
+        "/api/preview/configure",
+        &[("origin", ide), ("authorization", &auth)],
+        Some("{}"),
+    )
+    .await;
+    r.assert_error(400, "ValidationError");
+    assert_eq!(r.header("access-control-allow-origin"), Some(ide));
+    // Others get nothing.
+    let evil = [
+        ("origin", "https://evil.example"),
+        ("access-control-request-method", "POST"),
+    ];
+    let r = send(&server, "OPTIONS", "/api/containers", &evil, None).await;
+    assert!(r.header("access-control-allow-origin").is_none());
+    let r = get(
+        &server,
+        "/api/containers",
+        &[("origin", "https://evil.example"), ("authorization", &auth)],
+    )
+    .await;
+    assert!(r.header("access-control-allow-origin").is_none());
+}

@@ -55,7 +55,7 @@ fn query_token(req: &Request) -> Option<String> {
     q.0.get("token").cloned().filter(|t| !t.is_empty())
 }
 
-pub async fn guard(State(app): State<AppState>, mut req: Request, next: Next) -> Response {
+pub async fn guard(State(app): State<AppState>, req: Request, next: Next) -> Response {
     if let Err(resp) = check_head(&req) {
         return *resp;
     }
@@ -73,6 +73,18 @@ pub async fn guard(State(app): State<AppState>, mut req: Request, next: Next) ->
             .into_response();
         }
     }
+    if let Some(preflight) = access.cors.preflight(req.method(), req.headers()) {
+        return preflight;
+    }
+    let cors_origin = access.cors.allowed(req.headers()).cloned();
+    let mut resp = checked(&app, req, cors_origin.is_some(), next).await;
+    access.cors.decorate(cors_origin, &mut resp);
+    resp
+}
+
+/// Steps 3 to 5; `cors_listed`: the `Origin` is a `--cors-origin`.
+async fn checked(app: &AppState, mut req: Request, cors_listed: bool, next: Next) -> Response {
+    let access = &app.access;
     let peer = req
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
@@ -88,7 +100,7 @@ pub async fn guard(State(app): State<AppState>, mut req: Request, next: Next) ->
     if checks_origin {
         if let Some(origin) = req.headers().get(header::ORIGIN) {
             let o = String::from_utf8_lossy(origin.as_bytes()).into_owned();
-            if !access.names.origin_allowed(&o) {
+            if !cors_listed && !access.names.origin_allowed(&o) {
                 return forbidden_origin(&o);
             }
         }

@@ -6,9 +6,11 @@
 //! - `guard`: the middleware in front of every route: head size, `Host`,
 //!   client IP, `Origin`, token (with the authentication limit).
 //! - `origin`: the names and origins the server answers to.
+//! - `cors`: `--cors-origin` (CORS is closed without it).
 //! - `preview_token`, `preview_gate`: signed links and cookies that let a
 //!   browser tab open its owner's preview, and nobody else's.
 
+pub mod cors;
 pub mod guard;
 pub mod origin;
 pub mod owner;
@@ -27,6 +29,7 @@ pub struct Access {
     pub names: origin::Names,
     pub preview: preview_token::PreviewSigner,
     pub trust_proxy: bool,
+    pub cors: cors::Cors,
 }
 
 impl Access {
@@ -36,6 +39,7 @@ impl Access {
             names: origin::Names::new(s),
             preview: preview_token::PreviewSigner::default(),
             trust_proxy: s.trust_proxy,
+            cors: cors::Cors::new(&s.cors_origins),
         }
     }
 
