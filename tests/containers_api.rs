@@ -171,12 +171,28 @@ async fn metrics_are_prometheus_text_and_track_sessions() {
     let server = Server::start().await;
     let _ws = server.ws().await;
     server.create_rest().await;
-    let r = server.http.get(server.url("/metrics")).send().await.unwrap();
+    let r = server
+        .http
+        .get(server.url("/metrics"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
-    assert!(r.headers()["content-type"].to_str().unwrap().starts_with("text/plain"));
+    assert!(r.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/plain"));
     let text = r.text().await.unwrap();
-    for line in ["studio_sessions 1", "studio_docker_up 1", "studio_websocket_connections 1", "# TYPE studio_sessions gauge"] {
-        assert!(text.lines().any(|l| l == line), "missing {line:?} in\n{text}");
+    for line in [
+        "studio_sessions 1",
+        "studio_docker_up 1",
+        "studio_websocket_connections 1",
+        "# TYPE studio_sessions gauge",
+    ] {
+        assert!(
+            text.lines().any(|l| l == line),
+            "missing {line:?} in\n{text}"
+        );
     }
 }
 
@@ -186,7 +202,12 @@ async fn the_openapi_document_describes_every_rest_route() {
     let (status, doc) = server.get("/api/openapi.json").await;
     assert_eq!(status, 200);
     assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
-    for path in ["/api/health", "/api/containers", "/api/containers/{sessionId}", "/api/preview/configure"] {
+    for path in [
+        "/api/health",
+        "/api/containers",
+        "/api/containers/{sessionId}",
+        "/api/preview/configure",
+    ] {
         assert!(doc["paths"][path].is_object(), "{path} missing");
     }
     assert!(doc["paths"]["/api/containers"]["post"].is_object());
