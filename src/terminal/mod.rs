@@ -33,6 +33,8 @@ use utf8::Utf8Decoder;
 pub const REPLAY_BYTES: usize = 64 * 1024;
 /// Largest read from the shell, and so the largest `output` message's payload.
 pub const READ_CHUNK: usize = 32 * 1024;
+/// Read size while the shell is quiet.
+const SMALL_READ: usize = 4 * 1024;
 pub const SLOW_CLIENT_TIMEOUT: Duration = Duration::from_secs(10);
 pub const RECONNECT_DELAY_MS: u64 = 1000;
 /// Input messages (at most 1 MiB each) queued for a shell that is not reading.
@@ -260,16 +262,29 @@ impl Terminal {
         done: CancellationToken,
     ) {
         let mut decoder = Utf8Decoder::new();
-        let mut buf = vec![0u8; READ_CHUNK];
+        // An idle shell holds only a small buffer; a busy one reads in large
+        // chunks (fewer, bigger messages) until it quiets down again.
+        let mut small = [0u8; SMALL_READ];
+        let mut big: Option<Vec<u8>> = None;
         loop {
+            let buf: &mut [u8] = match big.as_mut() {
+                Some(b) => b,
+                None => &mut small,
+            };
+            let cap = buf.len();
             let n = tokio::select! {
                 _ = self.stop.cancelled() => { done.cancel(); return; }
-                n = output.read(&mut buf) => n,
+                n = output.read(buf) => n,
             };
             match n {
                 Ok(0) | Err(_) => break,
                 Ok(n) => {
                     let text = decoder.decode(&buf[..n]);
+                    if n == cap && big.is_none() {
+                        big = Some(vec![0u8; READ_CHUNK]);
+                    } else if n < SMALL_READ && big.is_some() {
+                        big = None;
+                    }
                     if !text.is_empty() {
                         self.publish(&text).await;
                     }
