@@ -20,18 +20,27 @@ impl Drop for Registry {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        let _ = Command::new("docker").args(["rmi", "-f", &self.image]).output();
+        let _ = Command::new("docker")
+            .args(["rmi", "-f", &self.image])
+            .output();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 async fn registry_with_test_image() -> Registry {
     let bin = "/usr/bin/docker-registry";
-    assert!(std::path::Path::new(bin).exists(), "{bin} is missing: scripts/test installs Debian's docker-registry");
+    assert!(
+        std::path::Path::new(bin).exists(),
+        "{bin} is missing: scripts/test installs Debian's docker-registry"
+    );
     let port = free_port();
     let dir = std::env::temp_dir().join(unique("registry"));
     std::fs::create_dir_all(dir.join("data")).unwrap();
@@ -48,21 +57,41 @@ async fn registry_with_test_image() -> Registry {
         .spawn()
         .unwrap();
     let image = format!("127.0.0.1:{port}/studio/pulltest:v1");
-    let reg = Registry { child, dir, image: image.clone() };
+    let reg = Registry {
+        child,
+        dir,
+        image: image.clone(),
+    };
     let http = reqwest::Client::new();
     eventually("registry to answer", || async {
-        let r = http.get(format!("http://127.0.0.1:{port}/v2/")).send().await.ok()?;
+        let r = http
+            .get(format!("http://127.0.0.1:{port}/v2/"))
+            .send()
+            .await
+            .ok()?;
         r.status().is_success().then_some(())
     })
     .await;
     let run = |args: &[&str]| {
         let out = Command::new("docker").args(args).output().unwrap();
-        assert!(out.status.success(), "docker {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "docker {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     };
     // A layer of fresh random bytes on top of the test image: the engine
     // has never seen it, so the pull must really download it.
     let builder = unique("pull-src");
-    run(&["run", "--name", &builder, &test_image(), "sh", "-c", "head -c 3000000 /dev/urandom > /junk"]);
+    run(&[
+        "run",
+        "--name",
+        &builder,
+        &test_image(),
+        "sh",
+        "-c",
+        "head -c 3000000 /dev/urandom > /junk",
+    ]);
     run(&["commit", &builder, &image]);
     run(&["rm", "-f", &builder]);
     run(&["push", &image]);
@@ -89,9 +118,17 @@ async fn a_missing_image_is_pulled_with_progress_then_used() {
     for p in &progress {
         assert_eq!(p["stage"], "pull", "{p}");
         assert!(p["message"].is_string(), "{p}");
-        assert!(p.get("current").is_some() && p.get("total").is_some(), "{p}");
+        assert!(
+            p.get("current").is_some() && p.get("total").is_some(),
+            "{p}"
+        );
     }
-    assert!(progress.iter().any(|p| p["total"].as_i64().unwrap_or(0) > 0), "byte counts were reported: {progress:?}");
+    assert!(
+        progress
+            .iter()
+            .any(|p| p["total"].as_i64().unwrap_or(0) > 0),
+        "byte counts were reported: {progress:?}"
+    );
     let sid = created["sessionId"].as_str().unwrap().to_string();
     let out = ws.run(&sid, "echo pulled-$((2+3))").await;
     assert!(out.contains("pulled-5"), "{out:?}");

@@ -164,3 +164,42 @@ async fn bad_messages_get_errors_and_the_connection_stays_open() {
     ws.send(json!({"type": "ping"})).await;
     ws.expect("pong").await;
 }
+
+#[tokio::test]
+async fn a_shell_that_does_not_read_never_blocks_the_connection() {
+    let server = Server::start().await;
+    let mut ws = server.ws().await;
+    let (sid, _) = ws.create(json!({})).await;
+    ws.run(&sid, "true").await;
+    ws.input(&sid, "sleep 60\n").await;
+    // Far more than the tty and the input queue hold while nothing reads.
+    let chunk = "x".repeat(100 * 1024);
+    for _ in 0..40 {
+        ws.input(&sid, &chunk).await;
+    }
+    ws.send(json!({"type": "ping"})).await;
+    let mut refused = false;
+    loop {
+        let v = ws.next().await.expect("connection stays open");
+        match v["type"].as_str().unwrap() {
+            "error" => {
+                assert_eq!(v["error"], "RateLimitError", "{v}");
+                assert_eq!(v["retryable"], true);
+                assert!(
+                    v["message"]
+                        .as_str()
+                        .unwrap()
+                        .contains("not reading its input"),
+                    "{v}"
+                );
+                refused = true;
+            }
+            "pong" => break,
+            _ => {}
+        }
+    }
+    assert!(
+        refused,
+        "input beyond the queue is refused, not buffered without bound"
+    );
+}

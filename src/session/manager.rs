@@ -38,6 +38,14 @@ pub struct CreateRequest {
     pub rows: Option<u16>,
 }
 
+impl CreateRequest {
+    /// The terminal size asked for; a missing dimension takes the default.
+    fn size(&self) -> Option<(u16, u16)> {
+        (self.cols.is_some() || self.rows.is_some())
+            .then(|| (self.cols.unwrap_or(80), self.rows.unwrap_or(24)))
+    }
+}
+
 pub struct SessionManager {
     pub(super) settings: Arc<Settings>,
     pub(super) runtime: Arc<dyn ContainerRuntime>,
@@ -213,7 +221,7 @@ impl SessionManager {
             created,
             Vec::new(),
         );
-        if let (Some(c), Some(r)) = (req.cols, req.rows) {
+        if let Some((c, r)) = req.size() {
             session.terminal.set_size(c, r);
         }
         tracing::info!(session = %session.id, container = %session.container_id, image = %session.image, "session created");
@@ -309,7 +317,7 @@ impl SessionManager {
             created,
             client_env,
         );
-        if let (Some(c), Some(r)) = (req.cols, req.rows) {
+        if let Some((c, r)) = req.size() {
             session.terminal.set_size(c, r);
         }
         let runtime = Arc::clone(&self.runtime);

@@ -16,6 +16,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::ws::Utf8Bytes;
+use bytes::Bytes;
 use futures_util::future::join_all;
 use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{mpsc, Mutex};
@@ -32,8 +33,12 @@ use utf8::Utf8Decoder;
 pub const REPLAY_BYTES: usize = 64 * 1024;
 /// Largest read from the shell, and so the largest `output` message's payload.
 pub const READ_CHUNK: usize = 32 * 1024;
+/// Read size while the shell is quiet.
+const SMALL_READ: usize = 4 * 1024;
 pub const SLOW_CLIENT_TIMEOUT: Duration = Duration::from_secs(10);
 pub const RECONNECT_DELAY_MS: u64 = 1000;
+/// Input messages (at most 1 MiB each) queued for a shell that is not reading.
+const INPUT_QUEUE: usize = 16;
 
 /// One attached WebSocket connection, as the terminal sees it.
 #[derive(Clone, Debug)]
@@ -64,7 +69,9 @@ impl Kick {
 
 struct Shell {
     exec_id: String,
-    input: std::pin::Pin<Box<dyn AsyncWrite + Send>>,
+    /// Feeds the shell's stdin through its own task, so that a shell that is
+    /// not reading (a long command, a big paste) never blocks a connection.
+    input: mpsc::Sender<Bytes>,
     done: CancellationToken,
 }
 
@@ -188,14 +195,19 @@ impl Terminal {
 
     pub async fn input(self: &Arc<Self>, data: &[u8]) -> Result<(), ApiError> {
         self.ensure_shell().await?;
-        let mut shell = self.shell.lock().await;
-        if let Some(sh) = shell.as_mut() {
-            // A write to a shell that just ended fails; its `exit` tells the client.
-            if sh.input.write_all(data).await.is_err() || sh.input.flush().await.is_err() {
-                tracing::debug!(session = %self.session_id, "input to an ended shell dropped");
-            }
+        let Some(tx) = self.shell.lock().await.as_ref().map(|s| s.input.clone()) else {
+            return Ok(());
+        };
+        // Never wait for room: the connection must stay responsive. A full
+        // queue means the shell has not read 16 messages; the client may retry.
+        match tx.try_send(Bytes::copy_from_slice(data)) {
+            Ok(()) => Ok(()),
+            // The shell just ended; its `exit` message tells the client.
+            Err(mpsc::error::TrySendError::Closed(_)) => Ok(()),
+            Err(mpsc::error::TrySendError::Full(_)) => Err(ApiError::RateLimit(
+                "The terminal is not reading its input; input was dropped, try again later".into(),
+            )),
         }
-        Ok(())
     }
 
     pub async fn resize(&self, cols: u16, rows: u16) -> Result<(), ApiError> {
@@ -229,11 +241,14 @@ impl Terminal {
             .await
             .map_err(ApiError::engine)?;
         let done = CancellationToken::new();
+        let (input_tx, input_rx) = mpsc::channel(INPUT_QUEUE);
         *slot = Some(Shell {
             exec_id: io.exec_id.clone(),
-            input: io.input,
+            input: input_tx,
             done: done.clone(),
         });
+        self.tasks
+            .spawn(feed_input(io.input, input_rx, done.clone()));
         let this = Arc::clone(self);
         self.tasks
             .spawn(async move { this.pump(io.exec_id, io.output, done).await });
@@ -247,16 +262,29 @@ impl Terminal {
         done: CancellationToken,
     ) {
         let mut decoder = Utf8Decoder::new();
-        let mut buf = vec![0u8; READ_CHUNK];
+        // An idle shell holds only a small buffer; a busy one reads in large
+        // chunks (fewer, bigger messages) until it quiets down again.
+        let mut small = [0u8; SMALL_READ];
+        let mut big: Option<Vec<u8>> = None;
         loop {
+            let buf: &mut [u8] = match big.as_mut() {
+                Some(b) => b,
+                None => &mut small,
+            };
+            let cap = buf.len();
             let n = tokio::select! {
                 _ = self.stop.cancelled() => { done.cancel(); return; }
-                n = output.read(&mut buf) => n,
+                n = output.read(buf) => n,
             };
             match n {
                 Ok(0) | Err(_) => break,
                 Ok(n) => {
                     let text = decoder.decode(&buf[..n]);
+                    if n == cap && big.is_none() {
+                        big = Some(vec![0u8; READ_CHUNK]);
+                    } else if n < SMALL_READ && big.is_some() {
+                        big = None;
+                    }
                     if !text.is_empty() {
                         self.publish(&text).await;
                     }
@@ -354,10 +382,28 @@ impl Terminal {
         }
         self.attached.store(0, Ordering::Relaxed);
         drop(shared);
-        if let Some(mut sh) = self.shell.lock().await.take() {
-            let _ = sh.input.shutdown().await;
+        // Dropping the shell closes its input queue; the feeder then closes stdin.
+        self.shell.lock().await.take();
+    }
+}
+
+/// Writes queued input to the shell's stdin until the queue closes or the
+/// shell ends, then closes stdin.
+async fn feed_input(
+    mut stdin: std::pin::Pin<Box<dyn AsyncWrite + Send>>,
+    mut queue: mpsc::Receiver<Bytes>,
+    done: CancellationToken,
+) {
+    loop {
+        let chunk = tokio::select! {
+            _ = done.cancelled() => break,
+            c = queue.recv() => match c { Some(c) => c, None => break },
+        };
+        if stdin.write_all(&chunk).await.is_err() || stdin.flush().await.is_err() {
+            break;
         }
     }
+    let _ = stdin.shutdown().await;
 }
 
 /// Sends within [`SLOW_CLIENT_TIMEOUT`]; a client that cannot take it is kicked.

@@ -28,6 +28,7 @@ const HARD_FRAME_LIMIT: usize = 8 * MAX_MESSAGE_BYTES;
 /// Outgoing queue length. Output frames carry at most [`READ_CHUNK`] bytes
 /// of terminal text, so this bounds a connection's unsent output at 1 MiB.
 pub const OUT_QUEUE: usize = MAX_MESSAGE_BYTES / READ_CHUNK;
+const READ_BUFFER: usize = 4 * 1024;
 
 pub async fn upgrade(
     State(app): State<AppState>,
@@ -52,7 +53,10 @@ pub async fn upgrade(
         return ApiError::Authentication("Missing or invalid API token".into()).into_response();
     };
     let tasks = app.tasks.clone();
-    ws.max_message_size(HARD_FRAME_LIMIT)
+    // tungstenite preallocates its read buffer (128 KiB by default) for every
+    // connection; client messages are small, and big ones still get room.
+    ws.read_buffer_size(READ_BUFFER)
+        .max_message_size(HARD_FRAME_LIMIT)
         .max_frame_size(HARD_FRAME_LIMIT)
         .on_upgrade(move |socket| tasks.track_future(serve(socket, app, owner, ip)))
 }
