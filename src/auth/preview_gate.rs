@@ -9,10 +9,12 @@
 //! that drops it from the address bar. Anything else is the same 404 as an
 //! unknown session, so a preview URL reveals nothing.
 
-use axum::http::{header, HeaderMap, HeaderValue, Uri};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
 
 use super::preview_token::{Purpose, COOKIE_TTL};
 use super::Access;
+use crate::error::ApiError;
 use crate::session::{now_millis, Owner};
 
 pub const COOKIE: &str = "studio_preview";
@@ -28,6 +30,30 @@ pub enum PreviewAccess {
     },
     /// Answer as for an unknown session.
     Denied,
+}
+
+impl PreviewAccess {
+    /// The answer to send instead of forwarding, if any: the cookie
+    /// exchange's redirect, or the same 404 as an unknown session.
+    pub fn refusal(self, session_id: &str) -> Option<Response> {
+        match self {
+            PreviewAccess::Allowed => None,
+            PreviewAccess::Exchange {
+                location,
+                set_cookie,
+            } => {
+                let mut r = StatusCode::FOUND.into_response();
+                if let Ok(loc) = HeaderValue::try_from(location) {
+                    r.headers_mut().insert(header::LOCATION, loc);
+                }
+                r.headers_mut().insert(header::SET_COOKIE, set_cookie);
+                r.headers_mut()
+                    .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+                Some(r)
+            }
+            PreviewAccess::Denied => Some(ApiError::session_not_found(session_id).into_response()),
+        }
+    }
 }
 
 pub struct PreviewGate<'a> {
@@ -225,6 +251,21 @@ mod tests {
             panic!("link token not accepted")
         };
         assert_eq!(location, "/preview/session-a/index.html?x=1");
+        let exchange = PreviewAccess::Exchange {
+            location: location.clone(),
+            set_cookie: set_cookie.clone(),
+        };
+        let r = exchange.refusal("session-a").unwrap();
+        assert_eq!(r.status(), 302);
+        assert_eq!(
+            r.headers()[header::LOCATION],
+            "/preview/session-a/index.html?x=1"
+        );
+        assert_eq!(
+            PreviewAccess::Denied.refusal("session-a").unwrap().status(),
+            404
+        );
+        assert!(PreviewAccess::Allowed.refusal("session-a").is_none());
         let sc = set_cookie.to_str().unwrap();
         assert!(
             sc.contains("HttpOnly") && sc.contains("Path=/preview/session-a;"),
