@@ -9,11 +9,13 @@ pub mod preview;
 
 use axum::routing::{get, post};
 use axum::Router;
+use std::sync::Arc;
 
 use crate::app::AppState;
 use crate::error::ApiError;
 
 pub fn router(app: AppState) -> Router {
+    let preview = crate::preview::Preview::new(Arc::clone(&app));
     Router::new()
         .route("/", get(crate::ws::upgrade))
         .route("/ws", get(crate::ws::upgrade))
@@ -30,7 +32,13 @@ pub fn router(app: AppState) -> Router {
         )
         .route("/api/preview/configure", post(preview::configure_handler))
         .fallback(not_found)
-        .with_state(app)
+        .with_state(Arc::clone(&app))
+        .merge(crate::preview::routes(Arc::clone(&preview)))
+        // Preview host names (PORT-ID.PREVIEW_DOMAIN) never reach the API.
+        .layer(axum::middleware::from_fn_with_state(
+            preview,
+            crate::preview::host_dispatch,
+        ))
 }
 
 async fn not_found(uri: axum::http::Uri) -> ApiError {
