@@ -104,9 +104,12 @@ fn respond(t: &Target, addr: SocketAddr, resp: Response<Incoming>, head: bool) -
     h::strip_hop_by_hop(&mut parts.headers, false);
     rewrite_location_and_cookies(&mut parts.headers, &t.prefix, addr);
 
+    // A partial response (206) is a slice of a page: rewriting it would
+    // corrupt the whole the browser reassembles.
     let has_body = !(parts.status.is_informational()
         || parts.status == StatusCode::NO_CONTENT
-        || parts.status == StatusCode::NOT_MODIFIED);
+        || parts.status == StatusCode::NOT_MODIFIED
+        || parts.status == StatusCode::PARTIAL_CONTENT);
     let decoder = if is_html(&parts.headers) && has_body {
         Decoder::for_headers(&parts.headers)
     } else {
