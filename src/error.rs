@@ -24,6 +24,10 @@ pub enum ApiError {
     ContainerCreation(String),
     #[error("{0}")]
     DockerDaemon(String),
+    /// The preview's upstream does not answer (nothing listening yet, no
+    /// port configured, container stopped). Not in the seed's list: 502.
+    #[error("{0}")]
+    PreviewUnavailable(String),
 }
 
 impl ApiError {
@@ -44,6 +48,7 @@ impl ApiError {
             ApiError::RateLimit(_) => "RateLimitError",
             ApiError::ContainerCreation(_) => "ContainerCreationError",
             ApiError::DockerDaemon(_) => "DockerDaemonError",
+            ApiError::PreviewUnavailable(_) => "PreviewUnavailableError",
         }
     }
 
@@ -56,11 +61,15 @@ impl ApiError {
             ApiError::RateLimit(_) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::ContainerCreation(_) => StatusCode::INTERNAL_SERVER_ERROR,
             ApiError::DockerDaemon(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::PreviewUnavailable(_) => StatusCode::BAD_GATEWAY,
         }
     }
 
     pub fn retryable(&self) -> bool {
-        matches!(self, ApiError::RateLimit(_) | ApiError::DockerDaemon(_))
+        matches!(
+            self,
+            ApiError::RateLimit(_) | ApiError::DockerDaemon(_) | ApiError::PreviewUnavailable(_)
+        )
     }
 
     /// The REST body.

@@ -16,6 +16,8 @@
 //! - [`runtime`]: the container engine behind the `ContainerRuntime` trait;
 //!   `runtime::docker` is the Docker implementation, `runtime::spec` fixes the
 //!   hardening every container gets.
+//! - [`preview`]: the live preview reverse proxy (path- and host-based), the
+//!   console-capture script it injects into HTML, and the console reports.
 //! - [`workspace`], [`image`]: validation of client-supplied host paths and
 //!   image references.
 //! - [`auth`]: API tokens and owners, `Host`/`Origin` checks, and signed
@@ -37,6 +39,7 @@ pub mod config;
 pub mod error;
 pub mod image;
 pub mod limits;
+pub mod preview;
 pub mod runtime;
 pub mod server;
 pub mod session;

@@ -50,6 +50,10 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     });
 
     let router = crate::api::router(Arc::clone(&app));
+    // No Nagle delay on small writes: keystrokes and proxied WebSocket frames.
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     let serve = axum::serve(
         listener,
         router.into_make_service_with_connect_info::<SocketAddr>(),

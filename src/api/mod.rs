@@ -9,11 +9,13 @@ pub mod preview;
 
 use axum::routing::{get, post};
 use axum::Router;
+use std::sync::Arc;
 
 use crate::app::AppState;
 use crate::error::ApiError;
 
 pub fn router(app: AppState) -> Router {
+    let preview = crate::preview::Preview::new(Arc::clone(&app));
     Router::new()
         .route("/", get(crate::ws::upgrade))
         .route("/ws", get(crate::ws::upgrade))
@@ -30,16 +32,23 @@ pub fn router(app: AppState) -> Router {
         )
         .route("/api/preview/configure", post(preview::configure_handler))
         .fallback(not_found)
-        // The guard runs first (outermost), then the rate limits.
+        .with_state(Arc::clone(&app))
+        .merge(crate::preview::routes(Arc::clone(&preview)))
+        // Layers run outermost last: the access guard (Host, client IP,
+        // Origin, token) sees every request; preview host names then go to
+        // the preview and never reach the API; the rate limits come last.
         .layer(axum::middleware::from_fn_with_state(
             app.clone(),
             crate::limits::middleware::rate_limit,
         ))
         .layer(axum::middleware::from_fn_with_state(
-            app.clone(),
+            preview,
+            crate::preview::host_dispatch,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            app,
             crate::auth::guard::guard,
         ))
-        .with_state(app)
 }
 
 async fn not_found(uri: axum::http::Uri) -> ApiError {

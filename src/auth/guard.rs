@@ -12,8 +12,10 @@
 //!    stored for the handlers.
 //!
 //! Public without a token: `/api/health`, `/api/openapi.json`, a plain
-//! `GET /` or `/ws` (the service banner), and preview traffic, which the
-//! preview proxy checks itself against the session's owner.
+//! `GET /` or `/ws` (the service banner), and preview traffic
+//! (`/preview/…` and preview host names), which the preview proxy checks
+//! itself against the session's owner (`auth::preview_gate`). Requests for
+//! a preview host skip the `Origin` check: that origin is the app's own.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -60,13 +62,17 @@ pub async fn guard(State(app): State<AppState>, req: Request, next: Next) -> Res
         return *resp;
     }
     let access = &app.access;
-    if let Some(host) = req.headers().get(header::HOST) {
-        let allowed = host.to_str().is_ok_and(|h| access.names.host_allowed(h));
+    // Both the `Host` header and an absolute-form request's authority (which
+    // routing prefers) must name this server.
+    let authority = req.uri().authority().map(|a| a.as_str().as_bytes());
+    let named = [
+        authority,
+        req.headers().get(header::HOST).map(|h| h.as_bytes()),
+    ];
+    for host in named.into_iter().flatten() {
+        let allowed = std::str::from_utf8(host).is_ok_and(|h| access.names.host_allowed(h));
         if !allowed {
-            let shown: String = String::from_utf8_lossy(host.as_bytes())
-                .chars()
-                .take(200)
-                .collect();
+            let shown: String = String::from_utf8_lossy(host).chars().take(200).collect();
             return ApiError::validation(format!(
                 "Host '{shown}' is not a name this server answers to; add it with --allowed-host"
             ))
@@ -95,8 +101,13 @@ async fn checked(app: &AppState, mut req: Request, cors_listed: bool, next: Next
     let path = req.uri().path();
     let upgrade = is_websocket_upgrade(&req);
     let safe = matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
-    let checks_origin =
-        (upgrade && (path == "/" || path == "/ws")) || (path.starts_with("/api/") && !safe);
+    // A preview host is the previewed app's own origin: its paths are the
+    // app's, not the API's (hot-reload sockets on `/`, the app's `/api`).
+    let preview_host = crate::preview::host::request_host(req.uri(), req.headers())
+        .and_then(|h| crate::preview::host::parse(h, &app.settings.preview_domain))
+        .is_some();
+    let checks_origin = !preview_host
+        && ((upgrade && (path == "/" || path == "/ws")) || (path.starts_with("/api/") && !safe));
     if checks_origin {
         if let Some(origin) = req.headers().get(header::ORIGIN) {
             let o = String::from_utf8_lossy(origin.as_bytes()).into_owned();
@@ -110,7 +121,9 @@ async fn checked(app: &AppState, mut req: Request, cors_listed: bool, next: Next
         req.extensions_mut().insert(Owner::default());
         return next.run(req).await;
     }
-    if public(req.method(), path, upgrade) {
+    // Preview traffic (either form) is checked by the preview itself
+    // against the session's owner: `auth::preview_gate`.
+    if preview_host || public(req.method(), path, upgrade) {
         return next.run(req).await;
     }
     if let Some(locked) = app.limits.auth.blocked(ip.key()) {

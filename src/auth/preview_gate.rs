@@ -116,6 +116,29 @@ impl PreviewGate<'_> {
             return PreviewAccess::Allowed;
         }
         let now = now_secs();
+        // A link token first: it is exchanged (and so dropped from the URL)
+        // even when a cookie would do, so the app never receives it.
+        let (token, location) = split_token(uri);
+        if token.is_some_and(|t| {
+            access
+                .preview
+                .verify(&t, Purpose::Link, session_id, owner, now)
+        }) {
+            let cookie = access
+                .preview
+                .mint(Purpose::Cookie, session_id, owner, now, COOKIE_TTL);
+            let set_cookie = format!(
+                "{COOKIE}={cookie}; Path={cookie_path}; Max-Age={}; HttpOnly; SameSite=Lax",
+                COOKIE_TTL.as_secs()
+            );
+            return match HeaderValue::try_from(set_cookie) {
+                Ok(set_cookie) => PreviewAccess::Exchange {
+                    location,
+                    set_cookie,
+                },
+                Err(_) => PreviewAccess::Denied,
+            };
+        }
         if super::tokens::bearer(headers)
             .and_then(|t| access.tokens.verify(t))
             .as_ref()
@@ -130,31 +153,7 @@ impl PreviewGate<'_> {
         }) {
             return PreviewAccess::Allowed;
         }
-        let (token, location) = split_token(uri);
-        match token {
-            Some(t)
-                if access
-                    .preview
-                    .verify(&t, Purpose::Link, session_id, owner, now) =>
-            {
-                let cookie =
-                    access
-                        .preview
-                        .mint(Purpose::Cookie, session_id, owner, now, COOKIE_TTL);
-                let set_cookie = format!(
-                    "{COOKIE}={cookie}; Path={cookie_path}; Max-Age={}; HttpOnly; SameSite=Lax",
-                    COOKIE_TTL.as_secs()
-                );
-                match HeaderValue::try_from(set_cookie) {
-                    Ok(set_cookie) => PreviewAccess::Exchange {
-                        location,
-                        set_cookie,
-                    },
-                    Err(_) => PreviewAccess::Denied,
-                }
-            }
-            _ => PreviewAccess::Denied,
-        }
+        PreviewAccess::Denied
     }
 
     /// The `previewUrl` to hand the owner: with a link token when auth is on.
@@ -175,9 +174,14 @@ impl PreviewGate<'_> {
 }
 
 /// Removes the API's and the preview's credentials from headers bound for
-/// the previewed app: it must never see the user's token or our cookie.
-pub fn strip_credentials(headers: &mut HeaderMap) {
-    headers.remove(header::AUTHORIZATION);
+/// the previewed app: it must never see the user's token or our cookie. An
+/// `Authorization` that is not one of our tokens is the app's own (HTTP
+/// auth in the previewed app) and passes.
+pub fn strip_credentials(access: &Access, headers: &mut HeaderMap) {
+    let ours = super::tokens::bearer(headers).is_some_and(|t| access.tokens.verify(t).is_some());
+    if ours {
+        headers.remove(header::AUTHORIZATION);
+    }
     let kept: Vec<String> = headers
         .get_all(header::COOKIE)
         .iter()
@@ -315,7 +319,7 @@ mod tests {
 
         // What the app behind the preview gets: neither credential.
         h.insert(header::AUTHORIZATION, "Bearer tok-1".parse().unwrap());
-        strip_credentials(&mut h);
+        strip_credentials(&a, &mut h);
         assert!(h.get(header::AUTHORIZATION).is_none());
         assert_eq!(h[header::COOKIE], "theme=dark");
     }

@@ -332,6 +332,12 @@ impl Terminal {
         self.fan_out(&mut shared, frame).await;
     }
 
+    /// Sends one pre-serialized message (a preview `console` entry, say) to
+    /// every attached connection, with the same flow control as output.
+    pub async fn broadcast_text(&self, frame: String) {
+        self.broadcast(frame.into()).await;
+    }
+
     async fn broadcast(&self, frame: Utf8Bytes) {
         let mut shared = self.shared.lock().await;
         self.fan_out(&mut shared, frame).await;

@@ -199,6 +199,15 @@ pub enum ServerMessage<'a> {
         preview_url: &'a str,
         target_url: &'a str,
     },
+    /// A console call, uncaught error or unhandled rejection in a preview page.
+    #[serde(rename_all = "camelCase")]
+    Console {
+        session_id: &'a str,
+        level: &'a str,
+        args: &'a [Value],
+        url: &'a str,
+        timestamp: u64,
+    },
 }
 
 impl ServerMessage<'_> {
@@ -313,6 +322,18 @@ mod tests {
             r#"{"type":"container_created","sessionId":"s","containerId":"c","status":"running"}"#
         );
         assert_eq!(ServerMessage::Pong.to_text(), r#"{"type":"pong"}"#);
+        let args = [Value::from("hi"), Value::from(1)];
+        let console = ServerMessage::Console {
+            session_id: "s",
+            level: "warn",
+            args: &args,
+            url: "http://x/",
+            timestamp: 5,
+        };
+        assert_eq!(
+            console.to_text(),
+            r#"{"type":"console","sessionId":"s","level":"warn","args":["hi",1],"url":"http://x/","timestamp":5}"#
+        );
         assert_eq!(
             ServerMessage::Reconnect {
                 reason: "Session expired",

@@ -1,0 +1,365 @@
+//! The preview proxy's benchmark: `cargo bench --bench preview`.
+//!
+//! One session runs `preview-upstream` in its container; the same requests go
+//! (a) through the preview, (b) straight to the container's own address, and
+//! (c) through Debian's nginx as a reverse proxy to that same address, all in
+//! one run. HTTP load comes from `wrk` (fixed duration, fixed connections);
+//! WebSocket round trips are timed here, one message at a time. Prints a
+//! markdown table. Loopback and the container's address only.
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use std::net::{IpAddr, TcpListener};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use common::*;
+use futures_util::{SinkExt, StreamExt};
+use serde_json::json;
+use tokio_tungstenite::tungstenite::Message;
+
+const PORT: u16 = 8080;
+const DURATION: &str = "2s";
+/// Runs per path and workload; the table shows medians.
+const ROUNDS: usize = 3;
+const CONNECTIONS: &str = "16";
+const WS_ROUNDS: usize = 3000;
+
+struct Http {
+    rps: f64,
+    p50_us: f64,
+    p99_us: f64,
+}
+
+fn need(cmd: &str, package: &str) {
+    let found = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!("command -v {cmd}"))
+        .output()
+        .unwrap()
+        .status
+        .success();
+    if !found {
+        eprintln!("bench: '{cmd}' is missing; installing Debian's {package}");
+        let ok = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(format!("apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq {package} >/dev/null"))
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false);
+        assert!(
+            ok,
+            "install {package} (apt-get install {package}) and run again"
+        );
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// nginx as a plain reverse proxy to the container, with upstream keep-alive
+/// and WebSocket upgrades: the usual production configuration.
+struct Nginx {
+    child: std::process::Child,
+    dir: std::path::PathBuf,
+    port: u16,
+}
+
+impl Nginx {
+    fn start(upstream: IpAddr) -> Nginx {
+        let dir = std::env::temp_dir().join(unique("studio-bench-nginx"));
+        std::fs::create_dir_all(&dir).unwrap();
+        let port = free_port();
+        let d = dir.display();
+        let user = if unsafe_is_root() { "user root;" } else { "" };
+        let conf = format!(
+            r#"{user}
+worker_processes auto;
+daemon off;
+pid {d}/nginx.pid;
+error_log {d}/error.log warn;
+events {{ worker_connections 4096; }}
+http {{
+  access_log off;
+  client_body_temp_path {d}/body; proxy_temp_path {d}/proxy; fastcgi_temp_path {d}/fcgi;
+  uwsgi_temp_path {d}/uwsgi; scgi_temp_path {d}/scgi;
+  map $http_upgrade $connection_upgrade {{ default upgrade; '' ''; }}
+  upstream app {{ server {upstream}:{PORT}; keepalive 64; }}
+  server {{
+    listen 127.0.0.1:{port};
+    location / {{
+      proxy_pass http://app;
+      proxy_http_version 1.1;
+      proxy_set_header Host $host;
+      proxy_set_header Upgrade $http_upgrade;
+      proxy_set_header Connection $connection_upgrade;
+      proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+      proxy_set_header X-Real-IP $remote_addr;
+    }}
+  }}
+}}
+"#
+        );
+        std::fs::write(dir.join("nginx.conf"), conf).unwrap();
+        let child = std::process::Command::new("nginx")
+            .arg("-c")
+            .arg(dir.join("nginx.conf"))
+            .arg("-p")
+            .arg(&dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start nginx");
+        Nginx { child, dir, port }
+    }
+}
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn unsafe_is_root() -> bool {
+    std::process::Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| o.stdout.starts_with(b"0\n"))
+        .unwrap_or(false)
+}
+
+/// `10.5us`, `1.2ms`, `2s` → microseconds.
+fn micros(v: &str) -> f64 {
+    let (num, unit) = v.split_at(v.find(|c: char| c.is_ascii_alphabetic()).unwrap_or(v.len()));
+    let n: f64 = num.parse().unwrap_or(f64::NAN);
+    match unit {
+        "us" => n,
+        "ms" => n * 1e3,
+        "s" => n * 1e6,
+        _ => f64::NAN,
+    }
+}
+
+fn wrk(url: &str) -> Http {
+    let out = std::process::Command::new("wrk")
+        .args(["-t1", "-c", CONNECTIONS, "-d", DURATION, "--latency", url])
+        .output()
+        .expect("run wrk");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut h = Http {
+        rps: f64::NAN,
+        p50_us: f64::NAN,
+        p99_us: f64::NAN,
+    };
+    for line in text.lines() {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        match f.as_slice() {
+            ["50%", v] => h.p50_us = micros(v),
+            ["99%", v] => h.p99_us = micros(v),
+            ["Requests/sec:", v] => h.rps = v.parse().unwrap_or(f64::NAN),
+            _ => {}
+        }
+        if line.contains("Non-2xx") || line.contains("Socket errors") {
+            eprintln!("bench: wrk {url}: {line}");
+        }
+    }
+    h
+}
+
+/// Round-trip times of one small message at a time, in microseconds.
+async fn ws_rtt(url: &str) -> (f64, f64) {
+    let (mut ws, _) = tokio_tungstenite::connect_async(url)
+        .await
+        .expect("websocket");
+    let mut times = Vec::with_capacity(WS_ROUNDS);
+    for i in 0..(WS_ROUNDS + 200) {
+        let msg = format!("echo {i:08}");
+        let t = Instant::now();
+        ws.send(Message::Text(msg.clone().into())).await.unwrap();
+        let back = ws.next().await.unwrap().unwrap();
+        let dt = t.elapsed();
+        assert_eq!(back.into_text().unwrap().as_str(), msg);
+        if i >= 200 {
+            times.push(dt.as_secs_f64() * 1e6);
+        }
+    }
+    let _ = ws.close(None).await;
+    times.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    (times[times.len() / 2], times[times.len() * 99 / 100])
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    v[v.len() / 2]
+}
+
+fn fmt_rps(v: f64) -> String {
+    format!("{v:.0}")
+}
+
+fn fmt_us(v: f64) -> String {
+    if v >= 1000.0 {
+        format!("{:.2} ms", v / 1000.0)
+    } else {
+        format!("{v:.0} µs")
+    }
+}
+
+#[tokio::main]
+async fn main() {
+    need("wrk", "wrk");
+    need("nginx", "nginx");
+    // The image must carry preview-upstream: (re)build it, as scripts/test does.
+    let built = std::process::Command::new("scripts/build-test-image.sh")
+        .stdout(Stdio::null())
+        .status()
+        .expect("build the test image");
+    assert!(built.success(), "scripts/build-test-image.sh failed");
+    let server = Server::builder()
+        .env("RUST_LOG", "claude_studio=warn")
+        .start()
+        .await;
+    let mut ws = server.ws().await;
+    let (sid, cid) = ws.create(json!({})).await;
+    ws.input(&sid, &format!("preview-upstream {PORT} &\n"))
+        .await;
+    let (status, v) = server
+        .post(
+            "/api/preview/configure",
+            &json!({"sessionId": sid, "port": PORT}).to_string(),
+        )
+        .await;
+    assert_eq!(status, 200, "{v}");
+    let ip: IpAddr = docker_inspect("container", &cid).unwrap()["NetworkSettings"]["Networks"]
+        .as_object()
+        .unwrap()
+        .values()
+        .find_map(|n| {
+            n["IPAddress"]
+                .as_str()
+                .filter(|s| !s.is_empty())
+                .map(|s| s.parse().unwrap())
+        })
+        .expect("container address");
+    let preview = server.url(&format!("/preview/{sid}"));
+    let http = reqwest::Client::new();
+    eventually("the upstream app", || {
+        let (h, u) = (http.clone(), format!("{preview}/small"));
+        async move {
+            let r = h.get(&u).send().await;
+            if let Ok(r) = &r {
+                if r.status() != 200 {
+                    eprintln!("bench: {u}: {}", r.status());
+                }
+            }
+            r.ok().filter(|r| r.status() == 200).map(|_| ())
+        }
+    })
+    .await;
+    let nginx = Nginx::start(ip);
+    let nginx_base = format!("http://127.0.0.1:{}", nginx.port);
+    eventually("nginx", || {
+        let (h, u) = (http.clone(), format!("{nginx_base}/small"));
+        async move {
+            h.get(u)
+                .send()
+                .await
+                .ok()
+                .filter(|r| r.status() == 200)
+                .map(|_| ())
+        }
+    })
+    .await;
+    let direct = format!("http://{ip}:{PORT}");
+
+    let cases = [
+        ("small response (3 B)", "/small"),
+        ("20 KB HTML (injected via preview)", "/html20k"),
+        ("1 MiB body", "/large"),
+    ];
+    let targets = [
+        ("preview", preview.clone()),
+        ("direct to container", direct.clone()),
+        ("nginx", nginx_base.clone()),
+    ];
+    println!(
+        "\nHTTP: wrk -t1 -c{CONNECTIONS} -d{DURATION}, median of {ROUNDS} interleaved runs; WebSocket: {WS_ROUNDS} sequential round trips of a 14-byte text frame.\n"
+    );
+    println!("| workload | path | requests/s | p50 | p99 |");
+    println!("|---|---|---:|---:|---:|");
+    let mut ratios = Vec::new();
+    for (name, path) in cases {
+        // Rounds interleave the three paths, so a burst of load from
+        // elsewhere on the machine hits all of them alike; medians are shown.
+        let mut runs: Vec<Vec<Http>> = (0..targets.len()).map(|_| Vec::new()).collect();
+        for (_, base) in &targets {
+            let _ = std::process::Command::new("wrk")
+                .args([
+                    "-t1",
+                    "-c",
+                    CONNECTIONS,
+                    "-d",
+                    "1s",
+                    &format!("{base}{path}"),
+                ])
+                .output();
+        }
+        for _ in 0..ROUNDS {
+            for (i, (_, base)) in targets.iter().enumerate() {
+                runs[i].push(wrk(&format!("{base}{path}")));
+            }
+        }
+        let mut rps = Vec::new();
+        for (i, (tname, _)) in targets.iter().enumerate() {
+            let m = |f: fn(&Http) -> f64| median(runs[i].iter().map(f).collect());
+            let (r, p50, p99) = (m(|h| h.rps), m(|h| h.p50_us), m(|h| h.p99_us));
+            println!(
+                "| {name} | {tname} | {} | {} | {} |",
+                fmt_rps(r),
+                fmt_us(p50),
+                fmt_us(p99)
+            );
+            rps.push(r);
+        }
+        ratios.push((name, rps[0] / rps[2]));
+    }
+    let ws_targets = [
+        ("preview", format!("ws://{}/preview/{sid}/ws", server.addr)),
+        ("direct to container", format!("ws://{ip}:{PORT}/ws")),
+        ("nginx", format!("ws://127.0.0.1:{}/ws", nginx.port)),
+    ];
+    let mut p50s = Vec::new();
+    for (tname, url) in &ws_targets {
+        let (p50, p99) = ws_rtt(url).await;
+        println!(
+            "| WebSocket echo round trip | {tname} | – | {} | {} |",
+            fmt_us(p50),
+            fmt_us(p99)
+        );
+        p50s.push(p50);
+    }
+    println!("\n| target | measured | goal |");
+    println!("|---|---:|---|");
+    for (name, r) in &ratios {
+        let goal = if name.starts_with("20 KB") { 1.0 } else { 1.3 };
+        let met = if *r >= goal { "met" } else { "NOT met" };
+        println!("| {name}: preview ÷ nginx requests/s | {r:.2}× | ≥ {goal}× ({met}) |");
+    }
+    let added = p50s[0] - p50s[1];
+    let met = if added < 60.0 { "met" } else { "NOT met" };
+    println!("| WebSocket echo: preview p50 − direct p50 | {added:.0} µs | < 60 µs ({met}) |");
+    println!(
+        "| WebSocket echo: nginx p50 − direct p50 | {:.0} µs | (reference) |",
+        p50s[2] - p50s[1]
+    );
+    drop(nginx);
+    tokio::time::sleep(Duration::from_millis(10)).await;
+}

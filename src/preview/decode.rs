@@ -1,0 +1,210 @@
+//! Incremental decoding of a compressed response body, so HTML can be
+//! rewritten as it streams. Each chunk in gives whatever decoded bytes it
+//! completes; nothing waits for the whole body.
+
+use std::io::{self, Write};
+
+use axum::http::{header, HeaderMap};
+
+type Sink = Vec<u8>;
+
+pub enum Decoder {
+    Identity,
+    Gzip(Box<flate2::write::MultiGzDecoder<Sink>>),
+    Zlib(Box<flate2::write::ZlibDecoder<Sink>>),
+    RawDeflate(Box<flate2::write::DeflateDecoder<Sink>>),
+    /// `deflate` is zlib-wrapped by the standard and raw in some servers;
+    /// the first bytes tell which.
+    DeflateUndecided(Vec<u8>),
+    Brotli(Box<brotli::DecompressorWriter<Sink>>),
+}
+
+impl Decoder {
+    /// The decoder for a response's `Content-Encoding`; `None` for a coding
+    /// (or a stack of codings) it cannot decode.
+    pub fn for_headers(headers: &HeaderMap) -> Option<Decoder> {
+        let mut codings = headers
+            .get_all(header::CONTENT_ENCODING)
+            .iter()
+            .flat_map(|v| v.to_str().unwrap_or("?").split(','))
+            .map(|c| c.trim().to_ascii_lowercase())
+            .filter(|c| !c.is_empty() && c != "identity");
+        let first = codings.next();
+        if codings.next().is_some() {
+            return None;
+        }
+        Some(match first.as_deref() {
+            None => Decoder::Identity,
+            Some("gzip" | "x-gzip") => {
+                Decoder::Gzip(Box::new(flate2::write::MultiGzDecoder::new(Vec::new())))
+            }
+            Some("deflate") => Decoder::DeflateUndecided(Vec::new()),
+            Some("br") => Decoder::Brotli(Box::new(brotli::DecompressorWriter::new(
+                Vec::new(),
+                16 * 1024,
+            ))),
+            Some(_) => return None,
+        })
+    }
+
+    pub fn is_identity(&self) -> bool {
+        matches!(self, Decoder::Identity)
+    }
+
+    /// Feeds compressed bytes; returns the decoded bytes now available.
+    pub fn feed(&mut self, data: &[u8]) -> io::Result<Vec<u8>> {
+        match self {
+            Decoder::Identity => Ok(data.to_vec()),
+            Decoder::Gzip(d) => {
+                d.write_all(data)?;
+                Ok(std::mem::take(d.get_mut()))
+            }
+            Decoder::Zlib(d) => {
+                d.write_all(data)?;
+                Ok(std::mem::take(d.get_mut()))
+            }
+            Decoder::RawDeflate(d) => {
+                d.write_all(data)?;
+                Ok(std::mem::take(d.get_mut()))
+            }
+            Decoder::Brotli(d) => {
+                d.write_all(data)?;
+                Ok(std::mem::take(d.get_mut()))
+            }
+            Decoder::DeflateUndecided(head) => {
+                head.extend_from_slice(data);
+                if head.len() < 2 {
+                    return Ok(Vec::new());
+                }
+                let head = std::mem::take(head);
+                *self = if is_zlib_header(head[0], head[1]) {
+                    Decoder::Zlib(Box::new(flate2::write::ZlibDecoder::new(Vec::new())))
+                } else {
+                    Decoder::RawDeflate(Box::new(flate2::write::DeflateDecoder::new(Vec::new())))
+                };
+                self.feed(&head)
+            }
+        }
+    }
+
+    /// Ends the stream; returns the last decoded bytes.
+    pub fn finish(&mut self) -> io::Result<Vec<u8>> {
+        match self {
+            Decoder::Identity => Ok(Vec::new()),
+            Decoder::Gzip(d) => {
+                d.try_finish()?;
+                Ok(std::mem::take(d.get_mut()))
+            }
+            Decoder::Zlib(d) => {
+                d.try_finish()?;
+                Ok(std::mem::take(d.get_mut()))
+            }
+            Decoder::RawDeflate(d) => {
+                d.try_finish()?;
+                Ok(std::mem::take(d.get_mut()))
+            }
+            Decoder::Brotli(d) => {
+                d.close()?;
+                Ok(std::mem::take(d.get_mut()))
+            }
+            Decoder::DeflateUndecided(head) if head.is_empty() => Ok(Vec::new()),
+            Decoder::DeflateUndecided(_) => Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "truncated deflate stream",
+            )),
+        }
+    }
+}
+
+/// RFC 1950: CM = 8 and the 16-bit header is a multiple of 31.
+fn is_zlib_header(b0: u8, b1: u8) -> bool {
+    b0 & 0x0f == 8 && (u16::from(b0) << 8 | u16::from(b1)) % 31 == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(enc: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(header::CONTENT_ENCODING, enc.parse().unwrap());
+        h
+    }
+
+    /// Feeds `data` a few bytes at a time, as a network would.
+    fn decode_chunked(mut d: Decoder, data: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        for chunk in data.chunks(7) {
+            out.extend(d.feed(chunk).unwrap());
+        }
+        out.extend(d.finish().unwrap());
+        out
+    }
+
+    const TEXT: &[u8] = b"<html><head></head><body>hello hello hello hello</body></html>";
+
+    #[test]
+    fn gzip_zlib_raw_deflate_and_brotli_decode_in_pieces() {
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        gz.write_all(TEXT).unwrap();
+        assert_eq!(
+            decode_chunked(
+                Decoder::for_headers(&headers("gzip")).unwrap(),
+                &gz.finish().unwrap()
+            ),
+            TEXT
+        );
+
+        let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
+        z.write_all(TEXT).unwrap();
+        assert_eq!(
+            decode_chunked(
+                Decoder::for_headers(&headers("deflate")).unwrap(),
+                &z.finish().unwrap()
+            ),
+            TEXT
+        );
+
+        let mut raw =
+            flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::default());
+        raw.write_all(TEXT).unwrap();
+        assert_eq!(
+            decode_chunked(
+                Decoder::for_headers(&headers("Deflate")).unwrap(),
+                &raw.finish().unwrap()
+            ),
+            TEXT
+        );
+
+        let mut br = Vec::new();
+        {
+            let mut w = brotli::CompressorWriter::new(&mut br, 4096, 5, 22);
+            w.write_all(TEXT).unwrap();
+        }
+        assert_eq!(
+            decode_chunked(Decoder::for_headers(&headers("br")).unwrap(), &br),
+            TEXT
+        );
+    }
+
+    #[test]
+    fn unknown_or_stacked_codings_are_not_decoded() {
+        assert!(Decoder::for_headers(&headers("zstd")).is_none());
+        assert!(Decoder::for_headers(&headers("gzip, br")).is_none());
+        assert!(Decoder::for_headers(&HeaderMap::new())
+            .unwrap()
+            .is_identity());
+        assert!(Decoder::for_headers(&headers("identity"))
+            .unwrap()
+            .is_identity());
+    }
+
+    #[test]
+    fn corrupt_input_is_an_error_not_a_panic() {
+        let mut d = Decoder::for_headers(&headers("gzip")).unwrap();
+        let r = d
+            .feed(b"definitely not gzip data at all")
+            .and_then(|_| d.finish());
+        assert!(r.is_err());
+    }
+}

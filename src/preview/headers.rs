@@ -1,0 +1,396 @@
+//! Header and URL rewriting between the browser and the upstream app: hop-by-hop
+//! headers, `X-Forwarded-*`, the path under the prefix, and `Location` and
+//! cookie paths kept under the prefix. All pure, so all unit-tested.
+
+use std::net::IpAddr;
+
+use axum::http::header::{self, HeaderMap, HeaderName, HeaderValue};
+
+/// Headers that describe one connection, never forwarded (RFC 9110 §7.6.1).
+const HOP_BY_HOP: [&str; 9] = [
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+];
+
+/// Removes hop-by-hop headers, including any the `Connection` header names.
+/// With `upgrade`, `Connection: upgrade` and `Upgrade` are kept so a
+/// WebSocket handshake passes through.
+pub fn strip_hop_by_hop(headers: &mut HeaderMap, upgrade: bool) {
+    let named: Vec<HeaderName> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|t| HeaderName::from_bytes(t.trim().as_bytes()).ok())
+        .collect();
+    let upgrade_value = headers.get(header::UPGRADE).cloned();
+    for name in named {
+        headers.remove(name);
+    }
+    for name in HOP_BY_HOP {
+        headers.remove(name);
+    }
+    if let (true, Some(u)) = (upgrade, upgrade_value) {
+        headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+        headers.insert(header::UPGRADE, u);
+    }
+}
+
+/// Whether a request asks for a protocol upgrade (a WebSocket).
+pub fn wants_upgrade(headers: &HeaderMap) -> bool {
+    headers.contains_key(header::UPGRADE)
+        && headers
+            .get_all(header::CONNECTION)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .any(|v| {
+                v.split(',')
+                    .any(|t| t.trim().eq_ignore_ascii_case("upgrade"))
+            })
+}
+
+/// What the proxy tells the upstream about the original request.
+pub struct Forwarded<'a> {
+    pub client_ip: IpAddr,
+    /// Trust `X-Forwarded-For`/`-Proto` that came in (`--trust-proxy`).
+    pub trust_proxy: bool,
+    /// The `Host` the browser used.
+    pub host: Option<&'a str>,
+    /// `/preview/ID`, or `None` on a host-based preview.
+    pub prefix: Option<&'a str>,
+}
+
+pub fn set_forwarded(headers: &mut HeaderMap, f: &Forwarded) {
+    let ip = f.client_ip.to_string();
+    let prior_for = headers
+        .get("x-forwarded-for")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let prior_proto = headers
+        .get("x-forwarded-proto")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    for name in [
+        "forwarded",
+        "x-forwarded-for",
+        "x-forwarded-proto",
+        "x-forwarded-host",
+        "x-forwarded-prefix",
+        "x-real-ip",
+    ] {
+        headers.remove(name);
+    }
+    let chain = match prior_for.filter(|_| f.trust_proxy) {
+        Some(prior) => format!("{prior}, {ip}"),
+        None => ip.clone(),
+    };
+    let proto = prior_proto
+        .filter(|p| f.trust_proxy && (p == "http" || p == "https"))
+        .unwrap_or_else(|| "http".into());
+    let mut set = |name: &'static str, v: &str| {
+        if let Ok(v) = HeaderValue::from_str(v) {
+            headers.insert(name, v);
+        }
+    };
+    set("x-forwarded-for", &chain);
+    set("x-real-ip", &ip);
+    set("x-forwarded-proto", &proto);
+    if let Some(h) = f.host {
+        set("x-forwarded-host", h);
+    }
+    if let Some(p) = f.prefix {
+        set("x-forwarded-prefix", p);
+    }
+}
+
+/// Keeps only the content codings the HTML injector can decode, so a page
+/// never arrives in one it cannot rewrite.
+pub fn filter_accept_encoding(headers: &mut HeaderMap) {
+    let Some(v) = headers
+        .get(header::ACCEPT_ENCODING)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return;
+    };
+    let kept: Vec<&str> = v
+        .split(',')
+        .map(str::trim)
+        .filter(|t| {
+            let coding = t.split(';').next().unwrap_or("").trim();
+            ["gzip", "x-gzip", "deflate", "br", "identity"]
+                .iter()
+                .any(|k| coding.eq_ignore_ascii_case(k))
+        })
+        .collect();
+    match HeaderValue::from_str(&kept.join(", ")) {
+        Ok(v) if !kept.is_empty() => {
+            headers.insert(header::ACCEPT_ENCODING, v);
+        }
+        _ => {
+            headers.remove(header::ACCEPT_ENCODING);
+        }
+    }
+}
+
+/// The upstream request target for the part of the path after the prefix:
+/// dot segments are resolved (never above the root), so `..` cannot climb
+/// out of the app; the authority is always the container's, whatever the path.
+pub fn upstream_target(rest: &str, query: Option<&str>) -> String {
+    let mut out: Vec<&str> = Vec::new();
+    let segments: Vec<&str> = rest.split('/').skip(1).collect();
+    let last = segments.len().saturating_sub(1);
+    for (i, seg) in segments.iter().enumerate() {
+        let dot = seg.eq_ignore_ascii_case(".") || seg.eq_ignore_ascii_case("%2e");
+        let dotdot = ["..", "%2e%2e", ".%2e", "%2e."]
+            .iter()
+            .any(|d| seg.eq_ignore_ascii_case(d));
+        if dotdot {
+            out.pop();
+        } else if !dot {
+            out.push(seg);
+            continue;
+        }
+        if i == last {
+            out.push("");
+        }
+    }
+    let mut path = format!("/{}", out.join("/"));
+    // Keep `//host` from ever reading as an authority.
+    while path.starts_with("//") {
+        path.remove(0);
+    }
+    match query {
+        Some(q) => format!("{path}?{q}"),
+        None => path,
+    }
+}
+
+/// Rewrites a `Location` so redirects stay in the preview: an absolute path
+/// gets the prefix, and an absolute URL naming the upstream itself becomes
+/// a path under the prefix. Other URLs (another site) are left alone.
+/// `upstream_hosts` are the authorities the app may call itself by.
+pub fn rewrite_location(loc: &str, prefix: &str, upstream_hosts: &[String]) -> Option<String> {
+    if let Some(rest) = loc.strip_prefix("//") {
+        return self_path(rest, upstream_hosts).map(|p| format!("{prefix}{p}"));
+    }
+    if loc.starts_with('/') {
+        return (!prefix.is_empty()).then(|| format!("{prefix}{loc}"));
+    }
+    let lower = loc.get(..8).unwrap_or(loc).to_ascii_lowercase();
+    let rest = if lower.starts_with("http://") {
+        &loc[7..]
+    } else if lower.starts_with("https://") {
+        &loc[8..]
+    } else {
+        return None;
+    };
+    self_path(rest, upstream_hosts).map(|p| format!("{prefix}{p}"))
+}
+
+/// For `authority/path…`, the path when the authority is the upstream's.
+fn self_path<'a>(rest: &'a str, upstream_hosts: &[String]) -> Option<&'a str> {
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let authority = &rest[..end];
+    if !upstream_hosts
+        .iter()
+        .any(|h| h.eq_ignore_ascii_case(authority))
+    {
+        return None;
+    }
+    let path = &rest[end..];
+    Some(if path.is_empty() { "/" } else { path })
+}
+
+/// Rewrites a `Set-Cookie`: `Path` moves under the prefix and `Domain` is
+/// dropped, so the cookie stays with this preview and never leaks to the API
+/// or another preview.
+pub fn rewrite_set_cookie(value: &str, prefix: &str) -> String {
+    let mut parts = value.split(';');
+    let mut out = vec![parts.next().unwrap_or("").trim().to_string()];
+    for attr in parts {
+        let attr = attr.trim();
+        let (name, val) = attr
+            .split_once('=')
+            .map(|(n, v)| (n.trim(), Some(v.trim())))
+            .unwrap_or((attr, None));
+        if name.eq_ignore_ascii_case("domain") || attr.is_empty() {
+            continue;
+        }
+        if name.eq_ignore_ascii_case("path") && !prefix.is_empty() {
+            let p = val.filter(|v| v.starts_with('/')).unwrap_or("/");
+            out.push(format!("Path={prefix}{p}"));
+            continue;
+        }
+        out.push(attr.to_string());
+    }
+    out.join("; ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn map(pairs: &[(&str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.append(
+                HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                v.parse().unwrap(),
+            );
+        }
+        h
+    }
+
+    #[test]
+    fn hop_by_hop_headers_and_the_ones_connection_names_are_dropped() {
+        let mut h = map(&[
+            ("connection", "keep-alive, x-secret"),
+            ("keep-alive", "timeout=5"),
+            ("x-secret", "1"),
+            ("te", "trailers"),
+            ("transfer-encoding", "chunked"),
+            ("proxy-authorization", "Basic x"),
+            ("accept", "text/html"),
+        ]);
+        strip_hop_by_hop(&mut h, false);
+        assert_eq!(h.len(), 1, "{h:?}");
+        assert!(h.contains_key("accept"));
+    }
+
+    #[test]
+    fn an_upgrade_keeps_its_two_headers() {
+        let mut h = map(&[
+            ("connection", "Upgrade"),
+            ("upgrade", "websocket"),
+            ("sec-websocket-key", "k"),
+        ]);
+        assert!(wants_upgrade(&h));
+        strip_hop_by_hop(&mut h, true);
+        assert_eq!(h["connection"], "upgrade");
+        assert_eq!(h["upgrade"], "websocket");
+        assert_eq!(h["sec-websocket-key"], "k");
+        assert!(!wants_upgrade(&map(&[("upgrade", "websocket")])));
+        assert!(wants_upgrade(&map(&[
+            ("connection", "keep-alive, Upgrade"),
+            ("upgrade", "websocket")
+        ])));
+    }
+
+    #[test]
+    fn forwarded_headers_replace_spoofed_ones_unless_the_proxy_is_trusted() {
+        let spoofed = [
+            ("x-forwarded-for", "6.6.6.6"),
+            ("x-real-ip", "6.6.6.6"),
+            ("forwarded", "for=6.6.6.6"),
+            ("x-forwarded-proto", "https"),
+        ];
+        let f = Forwarded {
+            client_ip: "127.0.0.1".parse().unwrap(),
+            trust_proxy: false,
+            host: Some("localhost:3333"),
+            prefix: Some("/preview/s"),
+        };
+        let mut h = map(&spoofed);
+        set_forwarded(&mut h, &f);
+        assert_eq!(h["x-forwarded-for"], "127.0.0.1");
+        assert_eq!(h["x-real-ip"], "127.0.0.1");
+        assert_eq!(h["x-forwarded-proto"], "http");
+        assert_eq!(h["x-forwarded-host"], "localhost:3333");
+        assert_eq!(h["x-forwarded-prefix"], "/preview/s");
+        assert!(!h.contains_key("forwarded"));
+
+        let mut h = map(&spoofed);
+        set_forwarded(
+            &mut h,
+            &Forwarded {
+                trust_proxy: true,
+                prefix: None,
+                ..f
+            },
+        );
+        assert_eq!(h["x-forwarded-for"], "6.6.6.6, 127.0.0.1");
+        assert_eq!(h["x-forwarded-proto"], "https");
+        assert!(!h.contains_key("x-forwarded-prefix"));
+    }
+
+    #[test]
+    fn accept_encoding_keeps_only_decodable_codings() {
+        let mut h = map(&[("accept-encoding", "gzip, deflate, br, zstd;q=0.9")]);
+        filter_accept_encoding(&mut h);
+        assert_eq!(h["accept-encoding"], "gzip, deflate, br");
+        let mut h = map(&[("accept-encoding", "zstd")]);
+        filter_accept_encoding(&mut h);
+        assert!(!h.contains_key("accept-encoding"));
+    }
+
+    #[test]
+    fn upstream_target_strips_dot_segments_and_keeps_the_query() {
+        assert_eq!(upstream_target("/", None), "/");
+        assert_eq!(upstream_target("/a/b", Some("x=1")), "/a/b?x=1");
+        assert_eq!(upstream_target("/../../api/health", None), "/api/health");
+        assert_eq!(upstream_target("/a/%2e%2e/%2E%2e/etc", None), "/etc");
+        assert_eq!(upstream_target("/a/./b/..", None), "/a/");
+        assert_eq!(upstream_target("//evil.example/x", None), "/evil.example/x");
+        assert_eq!(upstream_target("/a//b/", None), "/a//b/");
+    }
+
+    #[test]
+    fn location_stays_under_the_prefix() {
+        let hosts = vec!["localhost:8080".to_string(), "172.18.0.2:8080".to_string()];
+        let p = "/preview/session-x";
+        assert_eq!(
+            rewrite_location("/target?x=1", p, &hosts).as_deref(),
+            Some("/preview/session-x/target?x=1")
+        );
+        assert_eq!(
+            rewrite_location("http://localhost:8080/a#b", p, &hosts).as_deref(),
+            Some("/preview/session-x/a#b")
+        );
+        assert_eq!(
+            rewrite_location("HTTP://172.18.0.2:8080", p, &hosts).as_deref(),
+            Some("/preview/session-x/")
+        );
+        assert_eq!(
+            rewrite_location("//localhost:8080/c", p, &hosts).as_deref(),
+            Some("/preview/session-x/c")
+        );
+        assert_eq!(rewrite_location("https://example.com/x", p, &hosts), None);
+        assert_eq!(rewrite_location("//example.com/x", p, &hosts), None);
+        assert_eq!(rewrite_location("relative/page", p, &hosts), None);
+        // Host-based previews have no prefix: absolute paths already work.
+        assert_eq!(rewrite_location("/target", "", &hosts), None);
+        assert_eq!(
+            rewrite_location("http://localhost:8080/t", "", &hosts).as_deref(),
+            Some("/t")
+        );
+    }
+
+    #[test]
+    fn cookie_paths_move_under_the_prefix_and_domains_go() {
+        let p = "/preview/session-x";
+        assert_eq!(
+            rewrite_set_cookie("sid=abc; Path=/; HttpOnly", p),
+            "sid=abc; Path=/preview/session-x/; HttpOnly"
+        );
+        assert_eq!(
+            rewrite_set_cookie("t=1; path=/app; Domain=localhost; Secure", p),
+            "t=1; Path=/preview/session-x/app; Secure"
+        );
+        assert_eq!(rewrite_set_cookie("t=1", p), "t=1");
+        assert_eq!(
+            rewrite_set_cookie("t=1; Path=weird", p),
+            "t=1; Path=/preview/session-x/"
+        );
+        assert_eq!(
+            rewrite_set_cookie("t=1; Path=/; Domain=.x", ""),
+            "t=1; Path=/"
+        );
+    }
+}

@@ -1,0 +1,154 @@
+//! Host-based previews: `PORT-SESSIONID.PREVIEW_DOMAIN[:LISTENPORT]` names a
+//! port of a session's container, on an origin of its own. Only a session id
+//! and a port come out of a host name; never an address.
+
+use axum::http::{header, HeaderMap, Uri};
+
+/// What a preview host name names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostTarget {
+    pub port: u16,
+    /// As written in the host name. Browsers lower-case host names, so the
+    /// session is looked up without regard to case.
+    pub session_label: String,
+}
+
+/// The host the request is for: the authority of an absolute-form URI wins
+/// over the `Host` header, as RFC 9112 says.
+pub fn request_host<'a>(uri: &'a Uri, headers: &'a HeaderMap) -> Option<&'a str> {
+    uri.authority()
+        .map(|a| a.as_str())
+        .or_else(|| headers.get(header::HOST).and_then(|h| h.to_str().ok()))
+}
+
+/// Parses `PORT-session-XXXX.DOMAIN` with an optional `:port`; `None` for
+/// any other host, which then goes to the API.
+pub fn parse(host: &str, domain: &str) -> Option<HostTarget> {
+    if host.starts_with('[') || domain.is_empty() {
+        return None;
+    }
+    let name = match host.rsplit_once(':') {
+        Some((name, port)) if !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()) => name,
+        Some(_) => return None,
+        None => host,
+    };
+    let name = name.strip_suffix('.').unwrap_or(name);
+    let domain = domain.trim_end_matches('.');
+    if name.len() <= domain.len() + 1 {
+        return None;
+    }
+    let (label, suffix) = name.split_at(name.len() - domain.len() - 1);
+    if !suffix[1..].eq_ignore_ascii_case(domain) || !suffix.starts_with('.') || label.contains('.')
+    {
+        return None;
+    }
+    let (port, session) = label.split_once('-')?;
+    if port.is_empty() || port.len() > 5 || !port.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let port: u16 = port.parse().ok().filter(|p| *p != 0)?;
+    let ok = session.len() >= "session-".len() + 22
+        && session[.."session-".len()].eq_ignore_ascii_case("session-")
+        && session
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    ok.then(|| HostTarget {
+        port,
+        session_label: session.to_string(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SID: &str = "session-Ab-_cdEFghIJklMNopQRst";
+
+    fn t(port: u16, s: &str) -> Option<HostTarget> {
+        Some(HostTarget {
+            port,
+            session_label: s.into(),
+        })
+    }
+
+    #[test]
+    fn parses_port_and_session_with_and_without_listen_port() {
+        assert_eq!(
+            parse(&format!("8080-{SID}.localhost:3333"), "localhost"),
+            t(8080, SID)
+        );
+        assert_eq!(
+            parse(&format!("3000-{SID}.localhost"), "localhost"),
+            t(3000, SID)
+        );
+        assert_eq!(
+            parse(
+                &format!("1-{SID}.preview.example.com"),
+                "preview.example.com"
+            ),
+            t(1, SID)
+        );
+        assert_eq!(
+            parse(&format!("65535-{SID}.LOCALHOST."), "localhost"),
+            t(65535, SID)
+        );
+    }
+
+    #[test]
+    fn lower_cased_hosts_still_parse() {
+        let lower = SID.to_ascii_lowercase();
+        assert_eq!(
+            parse(&format!("8080-{lower}.localhost:1"), "localhost"),
+            t(8080, &lower)
+        );
+    }
+
+    #[test]
+    fn session_ids_may_contain_dashes_and_underscores() {
+        let sid = &format!("session-{}", "-_".repeat(11));
+        assert_eq!(
+            parse(&format!("80-{sid}.localhost"), "localhost"),
+            t(80, sid)
+        );
+    }
+
+    #[test]
+    fn anything_else_is_not_a_preview_host() {
+        for host in [
+            "localhost:3333",
+            "127.0.0.1:3333",
+            "[::1]:3333",
+            "localhost",
+            &format!("{SID}.localhost"),
+            &format!("0-{SID}.localhost"),
+            &format!("65536-{SID}.localhost"),
+            &format!("123456-{SID}.localhost"),
+            &format!("-8080-{SID}.localhost"),
+            &format!("8080-{SID}.evil.com"),
+            &format!("8080-{SID}.localhost.evil.com"),
+            &format!("8080-{SID}.evil-localhost"),
+            &format!("x.8080-{SID}.localhost"),
+            "8080-session-short.localhost",
+            "8080-notasession-AAAAAAAAAAAAAAAAAAAAAA.localhost",
+            &format!("8080-{SID}.localhost:abc"),
+            &format!("8080-{SID}!.localhost"),
+            ".localhost",
+        ] {
+            assert_eq!(parse(host, "localhost"), None, "{host}");
+        }
+    }
+
+    #[test]
+    fn absolute_form_authority_wins_over_the_host_header() {
+        let mut h = HeaderMap::new();
+        h.insert(header::HOST, "a.localhost".parse().unwrap());
+        assert_eq!(
+            request_host(&"/x".parse().unwrap(), &h),
+            Some("a.localhost")
+        );
+        assert_eq!(
+            request_host(&"http://b.localhost/x".parse().unwrap(), &h),
+            Some("b.localhost")
+        );
+    }
+}

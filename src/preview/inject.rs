@@ -1,0 +1,312 @@
+//! The console-capture script, injected first in `<head>` of every HTML
+//! response by a streaming rewriter (lol_html): the page is decoded and
+//! rewritten chunk by chunk as it arrives, never buffered whole. A
+//! `<meta http-equiv="Content-Security-Policy">` is amended on the way.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use axum::body::Body;
+use bytes::Bytes;
+use http_body_util::BodyExt;
+use lol_html::html_content::ContentType;
+use lol_html::send::{HtmlRewriter, Settings};
+use lol_html::{element, MemorySettings};
+
+use super::csp;
+use super::decode::Decoder;
+
+const SCRIPT: &str = include_str!("console.js");
+/// Where the script reports, relative to the preview's root.
+pub const REPORT_PATH: &str = "/__studio/console";
+/// lol_html buffers at most this much of one construct (a huge tag, say).
+const REWRITER_MEMORY: usize = 4 * 1024 * 1024;
+
+/// The `<script>` element for one response. `prefix` is `/preview/ID` on a
+/// path preview and empty on a host-based one.
+pub fn script_tag(prefix: &str, nonce: &str) -> String {
+    let endpoint = format!("{prefix}{REPORT_PATH}");
+    format!(
+        "<script nonce=\"{nonce}\">{}</script>",
+        SCRIPT.replace("__STUDIO_ENDPOINT__", &endpoint)
+    )
+}
+
+type Out = Arc<Mutex<Vec<u8>>>;
+type Sink = Box<dyn FnMut(&[u8]) + Send>;
+
+/// Once `<body>` starts, the script is in and no `<meta>` CSP can follow
+/// (browsers ignore one outside `<head>`), so the rest passes untouched.
+/// Input is fed in slices this large, so little of the body is parsed.
+const SLICE: usize = 2048;
+
+fn rewriter(
+    tag: String,
+    nonce: String,
+    out: Out,
+    body_seen: Arc<AtomicBool>,
+) -> HtmlRewriter<'static, Sink> {
+    let injected = Arc::new(AtomicBool::new(false));
+    let (in_head, in_body, tag2) = (Arc::clone(&injected), injected, tag.clone());
+    let settings = Settings::new_send()
+        .append_element_content_handler(element!("head", move |el| {
+            if !in_head.swap(true, Ordering::Relaxed) {
+                el.prepend(&tag, ContentType::Html);
+            }
+            Ok(())
+        }))
+        // A page without <head>: before <body> still lands in the head.
+        .append_element_content_handler(element!("body", move |el| {
+            if !in_body.swap(true, Ordering::Relaxed) {
+                el.before(&tag2, ContentType::Html);
+            }
+            body_seen.store(true, Ordering::Relaxed);
+            Ok(())
+        }))
+        .append_element_content_handler(element!("meta[http-equiv]", move |el| {
+            let is_csp = el
+                .get_attribute("http-equiv")
+                .is_some_and(|v| v.trim().eq_ignore_ascii_case("content-security-policy"));
+            if let (true, Some(policy)) = (is_csp, el.get_attribute("content")) {
+                el.set_attribute("content", &csp::amend(&policy, &nonce))?;
+            }
+            Ok(())
+        }))
+        .with_memory_settings(MemorySettings::new().with_max_allowed_memory_usage(REWRITER_MEMORY));
+    let sink: Sink = Box::new(move |c: &[u8]| out.lock().unwrap().extend_from_slice(c));
+    HtmlRewriter::new(settings, sink)
+}
+
+struct State<B> {
+    upstream: B,
+    decoder: Decoder,
+    /// `None` once the rest of the page passes through untouched.
+    rewriter: Option<HtmlRewriter<'static, Sink>>,
+    body_seen: Arc<AtomicBool>,
+    out: Out,
+}
+
+fn bad(e: impl std::fmt::Display) -> std::io::Error {
+    std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string())
+}
+
+impl<B> State<B> {
+    fn take(&self) -> Bytes {
+        Bytes::from(std::mem::take(&mut *self.out.lock().unwrap()))
+    }
+
+    fn write(&mut self, decoded: &[u8]) -> std::io::Result<()> {
+        let Some(r) = self.rewriter.as_mut() else {
+            self.out.lock().unwrap().extend_from_slice(decoded);
+            return Ok(());
+        };
+        let mut rest = decoded;
+        while !rest.is_empty() {
+            let (now, later) = rest.split_at(rest.len().min(SLICE));
+            r.write(now).map_err(bad)?;
+            rest = later;
+            if self.body_seen.load(Ordering::Relaxed) {
+                // Ending flushes whatever the rewriter holds, byte for byte.
+                if let Some(r) = self.rewriter.take() {
+                    r.end().map_err(bad)?;
+                }
+                self.out.lock().unwrap().extend_from_slice(rest);
+                return Ok(());
+            }
+        }
+        Ok(())
+    }
+
+    fn end(&mut self) -> std::io::Result<()> {
+        let tail = self.decoder.finish()?;
+        self.write(&tail)?;
+        if let Some(r) = self.rewriter.take() {
+            r.end().map_err(bad)?;
+        }
+        Ok(())
+    }
+}
+
+/// The rewritten body: `upstream` decoded by `decoder`, with the script
+/// injected and a meta CSP amended with `nonce`.
+pub fn inject<B>(upstream: B, decoder: Decoder, tag: String, nonce: String) -> Body
+where
+    B: http_body::Body<Data = Bytes> + Send + Unpin + 'static,
+    B::Error: std::fmt::Display,
+{
+    let out: Out = Arc::default();
+    let body_seen = Arc::new(AtomicBool::new(false));
+    let rewriter = rewriter(tag, nonce, Arc::clone(&out), Arc::clone(&body_seen));
+    let state = State {
+        upstream,
+        decoder,
+        rewriter: Some(rewriter),
+        body_seen,
+        out,
+    };
+    let stream = futures_util::stream::unfold(Some(state), |state| async move {
+        let mut s = state?;
+        loop {
+            let step = match s.upstream.frame().await {
+                Some(Ok(frame)) => match frame.into_data() {
+                    // Past the head of an uncompressed page: the frame as is.
+                    Ok(data) if s.rewriter.is_none() && s.decoder.is_identity() => {
+                        return Some((Ok(data), Some(s)));
+                    }
+                    Ok(data) => s.decoder.feed(&data).and_then(|d| s.write(&d)),
+                    Err(_) => continue, // trailers: dropped, as the body changed
+                },
+                Some(Err(e)) => Err(bad(e)),
+                None => {
+                    let r = s.end();
+                    return match r {
+                        Ok(()) => Some((Ok(s.take()), None)),
+                        Err(e) => Some((Err(e), None)),
+                    };
+                }
+            };
+            if let Err(e) = step {
+                return Some((Err(e), None));
+            }
+            let chunk = s.take();
+            if !chunk.is_empty() {
+                return Some((Ok(chunk), Some(s)));
+            }
+        }
+    });
+    Body::from_stream(stream)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http_body_util::Full;
+
+    async fn run(html: &str, chunk: usize) -> String {
+        // A body that arrives in small frames, like a slow network.
+        let frames: Vec<Result<http_body::Frame<Bytes>, std::io::Error>> = html
+            .as_bytes()
+            .chunks(chunk)
+            .map(|c| Ok(http_body::Frame::data(Bytes::copy_from_slice(c))))
+            .collect();
+        let body = http_body_util::StreamBody::new(futures_util::stream::iter(frames));
+        let out = inject(
+            body,
+            Decoder::Identity,
+            "<script nonce=\"N\">S</script>".into(),
+            "N".into(),
+        );
+        String::from_utf8(out.collect().await.unwrap().to_bytes().to_vec()).unwrap()
+    }
+
+    #[tokio::test]
+    async fn script_is_the_first_element_of_head_whatever_the_chunking() {
+        let page = "<!doctype html><html><head><title>t</title></head><body>x</body></html>";
+        for chunk in [1, 3, 7, 1000] {
+            assert_eq!(
+                run(page, chunk).await,
+                "<!doctype html><html><head><script nonce=\"N\">S</script><title>t</title></head><body>x</body></html>"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn exactly_one_script_even_with_head_and_body() {
+        let out = run("<head></head><body><head></head></body>", 5).await;
+        assert_eq!(out.matches("<script").count(), 1, "{out}");
+        let out = run("<html><body>no head</body></html>", 4).await;
+        assert_eq!(
+            out,
+            "<html><script nonce=\"N\">S</script><body>no head</body></html>"
+        );
+    }
+
+    #[tokio::test]
+    async fn the_body_after_head_passes_byte_for_byte() {
+        // Odd constructs far past <body> and across slice boundaries.
+        let mut page = String::from("<head><title>t</title></head><body>");
+        for i in 0..2000 {
+            page.push_str(&format!(
+                "<p a=\"x>{i}\">&am<!-- c{i} --><script>1 < 2</script>"
+            ));
+        }
+        let want = page.replacen("<head>", "<head><script nonce=\"N\">S</script>", 1);
+        for chunk in [1, 100, 4093, 1 << 20] {
+            assert!(run(&page, chunk).await == want, "chunk {chunk}");
+        }
+    }
+
+    #[tokio::test]
+    async fn meta_csp_is_amended_with_the_nonce() {
+        let out = run("<head><meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'\"></head>", 6).await;
+        assert!(
+            out.contains(
+                "content=\"default-src 'none'; script-src 'nonce-N'; connect-src 'self'\""
+            ),
+            "{out}"
+        );
+        // Other meta tags are left alone.
+        let page = "<head><meta http-equiv=\"refresh\" content=\"5\"></head>";
+        assert!(run(page, 6).await.contains("content=\"5\""));
+    }
+
+    #[tokio::test]
+    async fn gzip_input_is_decoded_before_rewriting() {
+        use std::io::Write;
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        gz.write_all(b"<head></head>ok").unwrap();
+        let mut h = axum::http::HeaderMap::new();
+        h.insert("content-encoding", "gzip".parse().unwrap());
+        let body = Full::new(Bytes::from(gz.finish().unwrap()));
+        let out = inject(
+            body,
+            Decoder::for_headers(&h).unwrap(),
+            "<i></i>".into(),
+            "N".into(),
+        );
+        assert_eq!(
+            &out.collect().await.unwrap().to_bytes()[..],
+            b"<head><i></i></head>ok"
+        );
+    }
+
+    #[test]
+    fn script_tag_carries_nonce_and_endpoint() {
+        let t = script_tag("/preview/session-x", "NONCE");
+        assert!(t.starts_with("<script nonce=\"NONCE\">"));
+        assert!(t.contains("\"/preview/session-x/__studio/console\""));
+        assert!(!t.contains("__STUDIO_ENDPOINT__"));
+        assert!(script_tag("", "n").contains("\"/__studio/console\""));
+    }
+}
+
+#[cfg(test)]
+mod speed {
+    use super::*;
+    #[tokio::test]
+    #[ignore]
+    async fn inject_speed() {
+        let mut page = String::from(
+            "<!doctype html><html><head><meta charset=\"utf-8\"><title>20k</title></head><body>\n",
+        );
+        let mut i = 0;
+        while page.len() < 20 * 1024 {
+            page.push_str(&format!(
+                "<p class=\"row\">row {i} lorem ipsum dolor sit amet</p>\n"
+            ));
+            i += 1;
+        }
+        let t = std::time::Instant::now();
+        for _ in 0..1000 {
+            let body = http_body_util::Full::new(Bytes::from(page.clone()));
+            let out = inject(
+                body,
+                Decoder::Identity,
+                script_tag("/preview/x", "n"),
+                "n".into(),
+            );
+            let _ = out.collect().await.unwrap();
+        }
+        eprintln!("per page: {:?}", t.elapsed() / 1000);
+    }
+}

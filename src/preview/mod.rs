@@ -1,0 +1,187 @@
+//! The live preview: a reverse proxy from `/preview/ID/…` (and from the
+//! host-based origin `PORT-ID.PREVIEW_DOMAIN`) to a port of that session's
+//! own container.
+//!
+//! - `host`: which host names are preview origins, and what they name.
+//! - `upstream`: the container's address and the pooled upstream client.
+//! - `proxy`: one request forwarded, its response rewritten; WebSocket tunnels.
+//! - `headers`: hop-by-hop, `X-Forwarded-*`, path, `Location` and cookie rewriting.
+//! - `decode`, `inject`, `csp`: HTML decoded, the console script injected as it
+//!   streams, and a Content-Security-Policy amended just enough for it.
+//! - `console`: the reports the script sends, fanned out to the session's sockets.
+
+mod console;
+mod csp;
+mod decode;
+mod headers;
+pub mod host;
+mod inject;
+mod proxy;
+mod upstream;
+
+use std::sync::Arc;
+
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderValue, Method, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::any;
+use axum::Router;
+
+use crate::app::AppState;
+use crate::error::ApiError;
+use crate::session::Session;
+
+pub use inject::REPORT_PATH;
+
+pub struct Preview {
+    pub app: AppState,
+    upstreams: upstream::Upstreams,
+    limiter: console::Limiter,
+}
+
+pub type PreviewState = Arc<Preview>;
+
+/// One preview request, resolved.
+pub struct Target {
+    pub session: Arc<Session>,
+    pub port: u16,
+    /// `/preview/ID` on a path preview, empty on a host-based one.
+    pub prefix: String,
+    /// The raw path after the prefix, starting with `/`.
+    pub rest: String,
+}
+
+impl Preview {
+    pub fn new(app: AppState) -> PreviewState {
+        Arc::new(Preview {
+            app,
+            upstreams: upstream::Upstreams::new(),
+            limiter: console::Limiter::default(),
+        })
+    }
+
+    async fn serve(&self, t: Target, req: Request) -> Response {
+        if req.method() == Method::POST && t.rest == REPORT_PATH {
+            return console::report(&self.limiter, self.app.sessions.count(), &t.session, req)
+                .await;
+        }
+        proxy::forward(self, &t, req).await
+    }
+}
+
+/// The session a preview request names, if the caller may open it: with
+/// auth on, the owner's bearer token, preview cookie or link token (see
+/// `auth::preview_gate`); anyone else gets the unknown-session 404.
+/// `cookie_path` scopes the preview cookie: the prefix, or `/` on a preview host.
+#[allow(clippy::result_large_err)]
+fn authorize(
+    p: &Preview,
+    label: &str,
+    req: &Request,
+    cookie_path: &str,
+) -> Result<Arc<Session>, Response> {
+    let Some(s) = find_session(p, label) else {
+        return Err(ApiError::session_not_found(label).into_response());
+    };
+    let gate = p.app.access.preview_gate();
+    let verdict = gate.check(&s.id, &s.owner, req.headers(), req.uri(), cookie_path);
+    if let Some(refusal) = verdict.refusal(label) {
+        return Err(refusal);
+    }
+    // Through `get`, so that preview traffic counts as session activity.
+    p.app
+        .sessions
+        .get(&s.id, &s.owner)
+        .map_err(IntoResponse::into_response)
+}
+
+/// `/preview/{id}` and everything under it.
+pub fn routes(preview: PreviewState) -> Router {
+    Router::new()
+        .route("/preview/{session_id}", any(by_path))
+        .route("/preview/{session_id}/", any(by_path))
+        .route("/preview/{session_id}/{*rest}", any(by_path))
+        .with_state(preview)
+}
+
+async fn by_path(State(p): State<PreviewState>, req: Request) -> Response {
+    // The raw path, not axum's decoded one: what follows the id goes to the
+    // app exactly as the browser sent it.
+    let path = req.uri().path().to_string();
+    let after = path.strip_prefix("/preview/").unwrap_or_default();
+    let (id, rest) = match after.find('/') {
+        Some(i) => (&after[..i], &after[i..]),
+        None => (after, ""),
+    };
+    let session = match authorize(&p, id, &req, &format!("/preview/{id}")) {
+        Ok(s) => s,
+        Err(refusal) => return refusal,
+    };
+    if rest.is_empty() {
+        // Relative URLs in the page only resolve under the prefix with a slash.
+        let q = req
+            .uri()
+            .query()
+            .map(|q| format!("?{q}"))
+            .unwrap_or_default();
+        let loc = format!("/preview/{}/{q}", session.id);
+        let mut r = StatusCode::PERMANENT_REDIRECT.into_response();
+        if let Ok(v) = HeaderValue::from_str(&loc) {
+            r.headers_mut().insert(header::LOCATION, v);
+        }
+        return r;
+    }
+    let Some(port) = session.preview_port() else {
+        let e = ApiError::PreviewUnavailable(format!(
+            "No preview port configured for session '{}'; send configure_preview first",
+            session.id
+        ));
+        return proxy::unavailable(req.headers(), e);
+    };
+    let t = Target {
+        prefix: format!("/preview/{}", session.id),
+        rest: rest.to_string(),
+        session,
+        port,
+    };
+    p.serve(t, req).await
+}
+
+/// Runs before the API router: a request for a preview host name never
+/// reaches the API, whatever its path.
+pub async fn host_dispatch(State(p): State<PreviewState>, req: Request, next: Next) -> Response {
+    let found = host::request_host(req.uri(), req.headers())
+        .and_then(|h| host::parse(h, &p.app.settings.preview_domain));
+    let Some(found) = found else {
+        return next.run(req).await;
+    };
+    let session = match authorize(&p, &found.session_label, &req, "/") {
+        Ok(s) => s,
+        Err(refusal) => return refusal,
+    };
+    let rest = req.uri().path().to_string();
+    let t = Target {
+        session,
+        port: found.port,
+        prefix: String::new(),
+        rest,
+    };
+    p.serve(t, req).await
+}
+
+/// Browsers lower-case host names, and session ids are mixed-case; an exact
+/// match is tried first, then one without regard to case (two ids that
+/// differ only in case would be ambiguous and are refused).
+/// Whoever owns it: `authorize` decides who may use it.
+fn find_session(p: &Preview, label: &str) -> Option<Arc<Session>> {
+    let all = p.app.sessions.all();
+    if let Some(s) = all.iter().find(|s| s.id == label) {
+        return Some(Arc::clone(s));
+    }
+    let mut matches = all.iter().filter(|s| s.id.eq_ignore_ascii_case(label));
+    match (matches.next(), matches.next()) {
+        (Some(s), None) => Some(Arc::clone(s)),
+        _ => None,
+    }
+}

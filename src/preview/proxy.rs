@@ -1,0 +1,247 @@
+//! Forwarding one request to the container and its response back: bodies
+//! stream both ways untouched except HTML (see `inject`); headers are
+//! rewritten by `headers`; a WebSocket upgrade becomes a byte tunnel.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+
+use axum::body::Body;
+use axum::extract::{ConnectInfo, Request};
+use axum::http::header::{self, HeaderMap, HeaderValue};
+use axum::http::{Method, StatusCode, Uri, Version};
+use axum::response::{IntoResponse, Response};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use hyper::body::Incoming;
+use hyper_util::rt::TokioIo;
+use rand::RngCore;
+
+use super::decode::Decoder;
+use super::headers::{self as h, Forwarded};
+use super::{csp, inject, upstream, Preview, Target};
+use crate::error::ApiError;
+
+const CSP_HEADERS: [&str; 2] = [
+    "content-security-policy",
+    "content-security-policy-report-only",
+];
+
+pub async fn forward(p: &Preview, t: &Target, mut req: Request) -> Response {
+    let addr = match p.upstreams.addr(&p.app, &t.session, t.port).await {
+        Ok(a) => a,
+        Err(e) => return unavailable(req.headers(), e),
+    };
+    let client_ip = req
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip())
+        .unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST));
+    let upgrade = h::wants_upgrade(req.headers());
+    let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
+    let (mut parts, body) = req.into_parts();
+    let head = parts.method == Method::HEAD;
+    let accept = parts.headers.clone();
+
+    let target = h::upstream_target(&t.rest, parts.uri.query());
+    let Ok(uri) = Uri::builder()
+        .scheme("http")
+        .authority(addr.to_string())
+        .path_and_query(target)
+        .build()
+    else {
+        return ApiError::validation("Malformed preview path").into_response();
+    };
+    let host = super::host::request_host(&parts.uri, &parts.headers).map(str::to_string);
+    h::strip_hop_by_hop(&mut parts.headers, upgrade);
+    // The app behind the preview never sees the API token or our cookie.
+    crate::auth::strip_credentials(&p.app.access, &mut parts.headers);
+    let prefix = (!t.prefix.is_empty()).then_some(t.prefix.as_str());
+    let fwd = Forwarded {
+        client_ip,
+        trust_proxy: p.app.settings.trust_proxy,
+        host: host.as_deref(),
+        prefix,
+    };
+    h::set_forwarded(&mut parts.headers, &fwd);
+    h::filter_accept_encoding(&mut parts.headers);
+    // The app sees itself as http://localhost:PORT, as it does from inside
+    // the container; the browser's host goes in X-Forwarded-Host.
+    if let Ok(v) = HeaderValue::from_str(&format!("localhost:{}", t.port)) {
+        parts.headers.insert(header::HOST, v);
+    }
+    parts.uri = uri;
+    parts.version = Version::HTTP_11;
+
+    let mut resp = match p
+        .upstreams
+        .client
+        .request(Request::from_parts(parts, body))
+        .await
+    {
+        Ok(r) => r,
+        Err(e) => {
+            p.upstreams.forget(&t.session.id);
+            tracing::debug!(session = %t.session.id, port = t.port, error = %e, "preview upstream failed");
+            let msg = format!(
+                "Nothing answers on port {} of session '{}' yet",
+                t.port, t.session.id
+            );
+            return unavailable(&accept, ApiError::PreviewUnavailable(msg));
+        }
+    };
+
+    if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
+        if let Some(client) = client_upgrade {
+            tunnel(p, client, hyper::upgrade::on(&mut resp));
+        }
+        let (mut parts, _) = resp.into_parts();
+        h::strip_hop_by_hop(&mut parts.headers, true);
+        return Response::from_parts(parts, Body::empty());
+    }
+    respond(t, addr, resp, head)
+}
+
+/// Rewrites the upstream's response for the browser.
+fn respond(t: &Target, addr: SocketAddr, resp: Response<Incoming>, head: bool) -> Response {
+    let (mut parts, body) = resp.into_parts();
+    h::strip_hop_by_hop(&mut parts.headers, false);
+    rewrite_location_and_cookies(&mut parts.headers, &t.prefix, addr);
+
+    // A partial response (206) is a slice of a page: rewriting it would
+    // corrupt the whole the browser reassembles.
+    let has_body = !(parts.status.is_informational()
+        || parts.status == StatusCode::NO_CONTENT
+        || parts.status == StatusCode::NOT_MODIFIED
+        || parts.status == StatusCode::PARTIAL_CONTENT);
+    let decoder = if is_html(&parts.headers) && has_body {
+        Decoder::for_headers(&parts.headers)
+    } else {
+        None
+    };
+    let Some(decoder) = decoder else {
+        return Response::from_parts(parts, Body::new(body));
+    };
+
+    let nonce = new_nonce();
+    for name in CSP_HEADERS {
+        let amended: Vec<HeaderValue> = parts
+            .headers
+            .get_all(name)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .filter_map(|v| HeaderValue::from_str(&csp::amend(v, &nonce)).ok())
+            .collect();
+        if !amended.is_empty() {
+            parts.headers.remove(name);
+            for v in amended {
+                parts.headers.append(name, v);
+            }
+        }
+    }
+    // The body changes: its length is unknown until sent (chunked), it is no
+    // longer compressed, and a strong validator would be a lie.
+    parts.headers.remove(header::CONTENT_LENGTH);
+    parts.headers.remove(header::CONTENT_ENCODING);
+    if let Some(etag) = parts
+        .headers
+        .get(header::ETAG)
+        .and_then(|v| v.to_str().ok())
+    {
+        if !etag.starts_with("W/") {
+            if let Ok(weak) = HeaderValue::from_str(&format!("W/{etag}")) {
+                parts.headers.insert(header::ETAG, weak);
+            }
+        }
+    }
+    if head {
+        return Response::from_parts(parts, Body::empty());
+    }
+    let tag = inject::script_tag(&t.prefix, &nonce);
+    Response::from_parts(parts, inject::inject(body, decoder, tag, nonce))
+}
+
+fn rewrite_location_and_cookies(headers: &mut HeaderMap, prefix: &str, addr: SocketAddr) {
+    if let Some(loc) = headers.get(header::LOCATION).and_then(|v| v.to_str().ok()) {
+        if let Some(new) = h::rewrite_location(loc, prefix, &upstream::self_names(addr)) {
+            if let Ok(v) = HeaderValue::from_str(&new) {
+                headers.insert(header::LOCATION, v);
+            }
+        }
+    }
+    if headers.contains_key(header::SET_COOKIE) {
+        let cookies: Vec<HeaderValue> = headers
+            .get_all(header::SET_COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .filter_map(|v| HeaderValue::from_str(&h::rewrite_set_cookie(v, prefix)).ok())
+            .collect();
+        headers.remove(header::SET_COOKIE);
+        for c in cookies {
+            headers.append(header::SET_COOKIE, c);
+        }
+    }
+}
+
+fn is_html(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .eq_ignore_ascii_case("text/html")
+        })
+}
+
+fn new_nonce() -> String {
+    let mut bytes = [0u8; 16];
+    rand::rng().fill_bytes(&mut bytes);
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// Joins the browser's and the upstream's upgraded connections; the task
+/// ends when either side closes or the server shuts down.
+fn tunnel(p: &Preview, client: hyper::upgrade::OnUpgrade, upstream: hyper::upgrade::OnUpgrade) {
+    let shutdown = p.app.shutdown.clone();
+    p.app.tasks.spawn(async move {
+        let (Ok(c), Ok(u)) = tokio::join!(client, upstream) else {
+            return;
+        };
+        let (mut c, mut u) = (TokioIo::new(c), TokioIo::new(u));
+        tokio::select! {
+            _ = tokio::io::copy_bidirectional(&mut c, &mut u) => {}
+            _ = shutdown.cancelled() => {}
+        }
+    });
+}
+
+/// 502 when nothing answers: JSON, or for a browser a page that retries.
+pub fn unavailable(request_headers: &HeaderMap, err: ApiError) -> Response {
+    let wants_html = request_headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.to_ascii_lowercase().contains("text/html"));
+    if !wants_html || !matches!(err, ApiError::PreviewUnavailable(_)) {
+        return err.into_response();
+    }
+    let msg = err
+        .to_string()
+        .replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;");
+    let page = format!(
+        "<!doctype html><html><head><meta charset=\"utf-8\"><meta http-equiv=\"refresh\" content=\"2\">\
+         <title>Preview starting…</title></head><body style=\"font-family:sans-serif;padding:2em\">\
+         <h1>Preview not available yet</h1><p>{msg}</p><p>This page retries every 2 seconds.</p></body></html>"
+    );
+    let mut r = (StatusCode::BAD_GATEWAY, page).into_response();
+    let headers = r.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(header::RETRY_AFTER, HeaderValue::from_static("2"));
+    r
+}

@@ -1,0 +1,554 @@
+//! The live preview against a real container running our test app
+//! (`testbins/preview-upstream`): bodies, HTML injection, CSP, headers,
+//! redirects and cookies, WebSockets, host-based origins, 502s, console
+//! reports, and every SSRF attempt we can think of.
+
+mod common;
+#[path = "preview_support/mod.rs"]
+mod support;
+
+use common::*;
+use futures_util::{SinkExt, StreamExt};
+use serde_json::json;
+use support::*;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::Message;
+
+#[tokio::test]
+async fn non_html_bodies_are_byte_exact_both_ways() {
+    let p = Preview::start().await;
+    let r = p.get("/bin").await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["content-length"], "65536");
+    assert_eq!(r.bytes().await.unwrap().to_vec(), pattern(64 * 1024));
+
+    let r = p.get("/large").await;
+    assert_eq!(r.headers()["content-type"], "application/octet-stream");
+    assert_eq!(r.bytes().await.unwrap().to_vec(), pattern(1024 * 1024));
+
+    // A request body streams up and back unchanged.
+    let body = pattern(3 * 1024 * 1024 + 17);
+    let r = p
+        .http
+        .post(p.url("/echo"))
+        .body(body.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.bytes().await.unwrap().to_vec(), body);
+
+    // Every method passes through.
+    for method in ["PUT", "PATCH", "DELETE", "OPTIONS"] {
+        let r = p
+            .http
+            .request(method.parse().unwrap(), p.url("/headers"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(json_of(r).await["method"], method);
+    }
+}
+
+#[tokio::test]
+async fn html_gets_exactly_one_script_first_in_head_plain_and_gzip() {
+    let p = Preview::start().await;
+    let r = p.get("/").await;
+    assert_eq!(r.status(), 200);
+    assert!(
+        r.headers().get("content-length").is_none(),
+        "length must not be the upstream's"
+    );
+    let page = r.text().await.unwrap();
+    let (nonce, count) = nonce_of(&page);
+    assert_eq!(count, 1, "{page}");
+    assert!(
+        page.starts_with(&format!(
+            "<!doctype html>\n<html><head><script nonce=\"{nonce}\">"
+        )),
+        "{page}"
+    );
+    assert!(page.contains(&format!("\"/preview/{}/__studio/console\"", p.sid)));
+    assert!(page.ends_with("<title>upstream</title></head><body><h1>hello preview</h1><a href=\"/next\">next</a></body></html>\n"));
+
+    let r = p
+        .http
+        .get(p.url("/gzip.html"))
+        .header("accept-encoding", "gzip, zstd")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(
+        r.headers().get("content-encoding").is_none(),
+        "decoded, so no coding: {:?}",
+        r.headers()
+    );
+    assert!(r.headers().get("content-length").is_none());
+    let page = r.text().await.unwrap();
+    assert_eq!(nonce_of(&page).1, 1);
+    assert!(page.contains("<h1>hello preview</h1>"), "{page}");
+
+    // The 20 KB page arrives whole with one script.
+    let page = p.get("/html20k").await.text().await.unwrap();
+    assert_eq!(nonce_of(&page).1, 1);
+    assert!(page.trim_end().ends_with("</body></html>"));
+
+    // HEAD: headers only, no stale length or coding.
+    let r = p
+        .http
+        .head(p.url("/gzip.html"))
+        .header("accept-encoding", "gzip")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(r.headers().get("content-encoding").is_none());
+}
+
+#[tokio::test]
+async fn csp_from_header_and_meta_admits_only_our_nonce() {
+    let p = Preview::start().await;
+    let r = p.get("/csp-header.html").await;
+    let csp = r.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    let page = r.text().await.unwrap();
+    let (nonce, _) = nonce_of(&page);
+    assert_eq!(
+        csp,
+        format!("default-src 'none'; script-src 'self' 'nonce-{nonce}'; img-src https://img.example; connect-src 'self'")
+    );
+
+    let page = p.get("/csp-meta.html").await.text().await.unwrap();
+    let (nonce2, count) = nonce_of(&page);
+    assert_eq!(count, 1);
+    assert_ne!(nonce, nonce2, "a fresh nonce per response");
+    assert!(
+        page.contains(&format!(
+            "content=\"default-src 'self'; script-src 'self' 'nonce-{nonce2}'\""
+        )),
+        "{page}"
+    );
+}
+
+#[tokio::test]
+async fn forwarded_headers_are_set_and_hop_by_hop_ones_dropped() {
+    let p = Preview::start().await;
+    let r = p
+        .http
+        .get(p.url("/headers?q=1&r=%2F"))
+        .header("x-forwarded-for", "6.6.6.6")
+        .header("x-real-ip", "6.6.6.6")
+        .header("connection", "x-private")
+        .header("x-private", "secret")
+        .header("keep-alive", "timeout=5")
+        .header("te", "trailers")
+        .header("x-app", "kept")
+        .send()
+        .await
+        .unwrap();
+    let v = json_of(r).await;
+    let h = &v["headers"];
+    assert_eq!(
+        v["uri"], "/headers?q=1&r=%2F",
+        "prefix stripped, query kept: {v}"
+    );
+    assert_eq!(h["host"][0], "localhost:8080");
+    assert_eq!(h["x-forwarded-for"][0], "127.0.0.1");
+    assert_eq!(h["x-real-ip"][0], "127.0.0.1");
+    assert_eq!(h["x-forwarded-proto"][0], "http");
+    assert_eq!(
+        h["x-forwarded-host"][0],
+        format!("127.0.0.1:{}", p.server.addr.port())
+    );
+    assert_eq!(h["x-forwarded-prefix"][0], format!("/preview/{}", p.sid));
+    assert_eq!(h["x-app"][0], "kept");
+    for gone in ["x-private", "keep-alive", "te"] {
+        assert!(h.get(gone).is_none(), "{gone} was forwarded: {v}");
+    }
+    assert!(
+        h["connection"].is_null() || h["connection"][0] == "keep-alive",
+        "{v}"
+    );
+}
+
+#[tokio::test]
+async fn redirects_and_cookies_stay_under_the_prefix() {
+    let p = Preview::start().await;
+    let r = p.get("/redirect").await;
+    assert_eq!(r.status(), 302);
+    assert_eq!(
+        r.headers()["location"],
+        format!("/preview/{}/target?x=1", p.sid)
+    );
+
+    let r = p.get("/cookie").await;
+    let cookies: Vec<&str> = r
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap())
+        .collect();
+    assert_eq!(
+        cookies,
+        vec![
+            format!("sid=abc; Path=/preview/{}/; HttpOnly", p.sid),
+            format!("theme=dark; Path=/preview/{}/app", p.sid)
+        ]
+    );
+
+    // Without the trailing slash, relative links would escape: redirect.
+    let r = p
+        .http
+        .get(p.server.url(&format!("/preview/{}?a=b", p.sid)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 308);
+    assert_eq!(r.headers()["location"], format!("/preview/{}/?a=b", p.sid));
+}
+
+async fn ws_echo(
+    request: tokio_tungstenite::tungstenite::handshake::client::Request,
+    addr: std::net::SocketAddr,
+) {
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let (mut ws, resp) = tokio_tungstenite::client_async(request, tcp)
+        .await
+        .expect("upgrade through the preview");
+    assert_eq!(resp.status(), 101);
+    for i in 0..5 {
+        ws.send(Message::Text(format!("ping {i}").into()))
+            .await
+            .unwrap();
+        let got = tokio::time::timeout(WAIT, ws.next())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        assert_eq!(got, Message::Text(format!("ping {i}").into()));
+    }
+    let big = pattern(200_000);
+    ws.send(Message::Binary(big.clone().into())).await.unwrap();
+    let got = tokio::time::timeout(WAIT, ws.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(got.into_data().to_vec(), big);
+    ws.close(None).await.unwrap();
+}
+
+#[tokio::test]
+async fn websocket_upgrades_pass_through_both_ways() {
+    let p = Preview::start().await;
+    let url = format!("ws://{}/preview/{}/ws", p.server.addr, p.sid);
+    ws_echo(url.into_client_request().unwrap(), p.server.addr).await;
+
+    // And on the host-based origin.
+    let mut req = format!("ws://{}/ws", p.preview_host())
+        .into_client_request()
+        .unwrap();
+    req.headers_mut()
+        .insert("host", p.preview_host().parse().unwrap());
+    ws_echo(req, p.server.addr).await;
+}
+
+#[tokio::test]
+async fn host_based_origin_serves_absolute_paths_and_reports() {
+    let mut p = Preview::start().await;
+    let get = |host: String, path: &str| p.http.get(p.server.url(path)).header("host", host).send();
+    let r = get(p.preview_host(), "/").await.unwrap();
+    assert_eq!(r.status(), 200);
+    let page = r.text().await.unwrap();
+    assert_eq!(nonce_of(&page).1, 1);
+    assert!(
+        page.contains("\"/__studio/console\""),
+        "host origin reports to its own root"
+    );
+
+    // Absolute paths need no rewriting on an origin of its own.
+    let r = get(p.preview_host(), "/redirect").await.unwrap();
+    assert_eq!(r.headers()["location"], "/target?x=1");
+    let v = json_of(get(p.preview_host(), "/headers").await.unwrap()).await;
+    assert_eq!(v["uri"], "/headers");
+    assert_eq!(v["headers"]["x-forwarded-host"][0], p.preview_host());
+    assert!(v["headers"].get("x-forwarded-prefix").is_none());
+
+    // Browsers lower-case host names; the session is still found.
+    let r = get(p.preview_host().to_ascii_lowercase(), "/small")
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.text().await.unwrap(), "ok\n");
+
+    // Even /api paths on a preview origin go to the app, never the API.
+    let r = get(p.preview_host(), "/api/containers").await.unwrap();
+    assert_eq!(r.status(), 404);
+    assert_eq!(r.text().await.unwrap(), "no such path /api/containers");
+
+    // Another port of the same container: nothing there, 502.
+    let r = get(format!("9-{}.localhost", p.sid), "/").await.unwrap();
+    assert_eq!(r.status(), 502);
+
+    // A console report on the host origin.
+    let r = p
+        .http
+        .post(p.server.url("/__studio/console"))
+        .header("host", p.preview_host())
+        .header("content-type", "application/json")
+        .body(json!({"level": "info", "args": ["via host"], "url": "http://x/"}).to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    let msg = p.ws.expect("console").await;
+    assert_eq!(msg["args"][0], "via host");
+}
+
+#[tokio::test]
+async fn unreachable_upstream_is_502_json_or_a_retrying_page() {
+    let server = Server::start().await;
+    let (sid, _) = server.create_rest().await;
+    let http = reqwest::Client::new();
+    let url = server.url(&format!("/preview/{sid}/"));
+
+    // Not configured yet.
+    let r = http.get(&url).send().await.unwrap();
+    assert_eq!(r.status(), 502);
+    let v = r.json::<serde_json::Value>().await.unwrap();
+    assert_eq!(v["error"], "PreviewUnavailableError");
+    assert_eq!(v["retryable"], true);
+    assert_eq!(v["statusCode"], 502);
+    assert!(
+        v["message"].as_str().unwrap().contains("configure_preview"),
+        "{v}"
+    );
+
+    // Configured, nothing listening.
+    let (status, _) = server
+        .post(
+            "/api/preview/configure",
+            &json!({"sessionId": sid, "port": 3999}).to_string(),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let r = http.get(&url).send().await.unwrap();
+    assert_eq!(r.status(), 502);
+    let v = r.json::<serde_json::Value>().await.unwrap();
+    assert_eq!(v["error"], "PreviewUnavailableError");
+    assert!(v["message"].as_str().unwrap().contains("3999"), "{v}");
+
+    let r = http
+        .get(&url)
+        .header("accept", "text/html,application/xhtml+xml")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 502);
+    assert!(r.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/html"));
+    let page = r.text().await.unwrap();
+    assert!(
+        page.contains("http-equiv=\"refresh\" content=\"2\""),
+        "{page}"
+    );
+}
+
+#[tokio::test]
+async fn console_reports_reach_the_sessions_websockets_within_limits() {
+    let p = Preview::start().await;
+    let mut ws = p.ws;
+    let mut other = p.server.ws().await;
+    other
+        .send(json!({"type": "attach", "sessionId": p.sid}))
+        .await;
+    other.expect("attached").await;
+    let post = |body: String, ctype: &'static str| {
+        p.http
+            .post(
+                p.server
+                    .url(&format!("/preview/{}/__studio/console", p.sid)),
+            )
+            .header("content-type", ctype)
+            .body(body)
+            .send()
+    };
+    let report =
+        json!({"level": "warn", "args": ["careful", 42, {"a": [1, 2]}], "url": "http://page/"});
+    assert_eq!(
+        post(report.to_string(), "application/json")
+            .await
+            .unwrap()
+            .status(),
+        204
+    );
+    for w in [&mut ws, &mut other] {
+        let m = w.expect("console").await;
+        assert_eq!(m["sessionId"], p.sid.as_str());
+        assert_eq!(m["level"], "warn");
+        assert_eq!(m["args"], json!(["careful", 42, {"a": [1, 2]}]));
+        assert_eq!(m["url"], "http://page/");
+        assert!(m["timestamp"].as_u64().unwrap() > 1_600_000_000_000);
+    }
+
+    let bad = [
+        ("{not json".to_string(), "application/json", 400),
+        (
+            json!({"level": "shout", "args": [], "url": ""}).to_string(),
+            "application/json",
+            400,
+        ),
+        (
+            json!({"level": "log", "args": "x", "url": ""}).to_string(),
+            "application/json",
+            400,
+        ),
+        (
+            json!({"level": "log", "args": [], "url": "", "extra": 1}).to_string(),
+            "application/json",
+            400,
+        ),
+        (report.to_string(), "text/plain", 400),
+        (
+            json!({"level": "log", "args": ["x".repeat(70_000)], "url": ""}).to_string(),
+            "application/json",
+            413,
+        ),
+    ];
+    for (body, ctype, want) in bad {
+        let r = post(body.clone(), ctype).await.unwrap();
+        assert_eq!(r.status(), want, "{}", &body[..body.len().min(80)]);
+        let v: serde_json::Value = r.json().await.unwrap();
+        assert!(v["error"].is_string() && v["statusCode"] == want, "{v}");
+    }
+
+    // A flood is cut off with 429.
+    let mut limited = 0;
+    for _ in 0..150 {
+        let r = post(report.to_string(), "application/json").await.unwrap();
+        if r.status() == 429 {
+            assert!(r.headers().contains_key("retry-after"));
+            limited += 1;
+        }
+    }
+    assert!(limited > 0, "150 reports in a burst were all accepted");
+}
+
+#[tokio::test]
+async fn ssrf_attempts_name_nothing_but_a_session_and_a_port() {
+    let p = Preview::start().await;
+    let sid = p.sid.clone();
+    // Configure: exactly sessionId and an integer port 1..65535.
+    for body in [
+        json!({"sessionId": sid, "port": 8080, "host": "169.254.169.254"}),
+        json!({"sessionId": sid, "port": 8080, "url": "http://example.com"}),
+        json!({"sessionId": sid, "port": 8080, "target": "http://127.0.0.1:22"}),
+        json!({"sessionId": sid, "port": "8080"}),
+        json!({"sessionId": sid, "port": 0}),
+        json!({"sessionId": sid, "port": 65536}),
+        json!({"sessionId": sid, "port": -1}),
+        json!({"sessionId": sid, "port": 80.5}),
+        json!({"sessionId": sid}),
+        json!({"port": 8080}),
+    ] {
+        let (status, v) = p
+            .server
+            .post("/api/preview/configure", &body.to_string())
+            .await;
+        assert_eq!(status, 400, "{body} -> {v}");
+        assert_eq!(v["error"], "ValidationError");
+    }
+    let (status, v) = p
+        .server
+        .post(
+            "/api/preview/configure",
+            &json!({"sessionId": "session-AAAAAAAAAAAAAAAAAAAAAA", "port": 80}).to_string(),
+        )
+        .await;
+    assert_eq!(
+        (status, v["error"].as_str()),
+        (404, Some("ContainerNotFoundError"))
+    );
+    let mut ws = p.server.ws().await;
+    ws.send(json!({"type": "configure_preview", "sessionId": sid, "port": 8080, "host": "evil"}))
+        .await;
+    assert_eq!(ws.expect("error").await["error"], "ValidationError");
+    ws.send(json!({"type": "configure_preview", "sessionId": sid, "port": 8080}))
+        .await;
+    let ok = ws.expect("preview_configured").await;
+    assert_eq!(ok["previewUrl"], format!("/preview/{sid}"));
+    assert_eq!(ok["targetUrl"], "http://localhost:8080");
+
+    // Unknown sessions on preview URLs: 404, path or host.
+    let r = p
+        .http
+        .get(p.server.url("/preview/session-AAAAAAAAAAAAAAAAAAAAAA/"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    let r = p
+        .http
+        .get(p.server.url("/"))
+        .header("host", "8080-session-AAAAAAAAAAAAAAAAAAAAAA.localhost")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    assert_eq!(json_of(r).await["error"], "ContainerNotFoundError");
+
+    // `..` cannot climb out of the prefix: it ends at the app's root, in the container.
+    let addr = p.server.addr;
+    let (head, body) =
+        raw(addr, &format!("GET /preview/{sid}/../../api/containers HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")).await;
+    assert!(head.starts_with("HTTP/1.1 404"), "{head}");
+    assert_eq!(
+        String::from_utf8_lossy(&body),
+        "no such path /api/containers"
+    );
+    let (_, body) =
+        raw(addr, &format!("GET /preview/{sid}/%2e%2e/%2e%2e/headers HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")).await;
+    assert!(
+        String::from_utf8_lossy(&body).contains("\"uri\":\"/headers\""),
+        "{}",
+        String::from_utf8_lossy(&body)
+    );
+    let (_, body) =
+        raw(addr, &format!("GET /preview/{sid}//169.254.169.254/headers HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")).await;
+    assert_eq!(
+        String::from_utf8_lossy(&body),
+        "no such path /169.254.169.254/headers"
+    );
+
+    // A Host or absolute-form URI naming another machine is not a name this
+    // server answers to: refused (DNS-rebinding check) before any routing.
+    let (head, body) = raw(
+        addr,
+        &format!("GET http://169.254.169.254/preview/{sid}/headers HTTP/1.1\r\nHost: 169.254.169.254\r\nConnection: close\r\n\r\n"),
+    )
+    .await;
+    assert!(head.starts_with("HTTP/1.1 400"), "{head}");
+    let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(v["error"], "ValidationError", "{v}");
+    // Only the authority names another machine: still refused.
+    let (head, _) = raw(
+        addr,
+        &format!("GET http://169.254.169.254/preview/{sid}/headers HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"),
+    )
+    .await;
+    assert!(head.starts_with("HTTP/1.1 400"), "{head}");
+    // A foreign domain is not a preview host, nor a name of ours.
+    let (head, body) = raw(
+        addr,
+        &format!("GET / HTTP/1.1\r\nHost: 8080-{sid}.evil.example\r\nConnection: close\r\n\r\n"),
+    )
+    .await;
+    let body = String::from_utf8_lossy(&body);
+    assert!(head.starts_with("HTTP/1.1 400"), "{head}");
+    assert!(!body.contains("hello preview"), "{body}");
+}
