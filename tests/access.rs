@@ -530,3 +530,129 @@ async fn cors_opens_only_to_listed_origins_and_never_with_cookies() {
     .await;
     assert!(r.header("access-control-allow-origin").is_none());
 }
+
+/// A GET that follows no redirects.
+async fn raw_get(server: &Server, path: &str, headers: &[(&str, &str)]) -> reqwest::Response {
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let mut req = client.get(server.url(path));
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    req.send().await.unwrap()
+}
+
+fn cookie_of(r: &reqwest::Response) -> String {
+    let sc = r.headers()["set-cookie"].to_str().unwrap().to_string();
+    sc.split(';').next().unwrap().to_string()
+}
+
+#[tokio::test]
+async fn previews_open_only_for_their_owner_and_the_app_never_sees_credentials() {
+    let server = two_token_server().start().await;
+    let port = server.addr.port();
+    let (a, b) = (bearer(A), bearer(B));
+    let mut ws = ws_connect(&server, "/ws", &[("authorization", &a)])
+        .await
+        .unwrap();
+    let (sid, _) = ws.create(json!({})).await;
+    ws.input(&sid, "preview-upstream 8080 &\n").await;
+    let cfg = ask(
+        &mut ws,
+        json!({"type": "configure_preview", "sessionId": sid, "port": 8080}),
+    )
+    .await;
+    let link = cfg["previewUrl"].as_str().unwrap().to_string();
+    assert!(
+        link.starts_with(&format!("/preview/{sid}?token=")),
+        "{link}"
+    );
+    let sid_b = create_as(&server, B).await;
+
+    // The owner's bearer token opens it (once the app is up).
+    let small = format!("/preview/{sid}/small");
+    eventually("the app to answer through the preview", || async {
+        (raw_get(&server, &small, &[("authorization", &a)])
+            .await
+            .status()
+            == 200)
+            .then_some(())
+    })
+    .await;
+    // Nobody else: no credentials, another token, a forged cookie: the same
+    // 404 as an unknown session.
+    for h in [
+        vec![],
+        vec![("authorization", b.as_str())],
+        vec![("cookie", "studio_preview=9999999999.AAAA")],
+    ] {
+        let r = raw_get(&server, &small, &h).await;
+        assert_eq!(r.status(), 404, "{h:?}");
+        assert_eq!(
+            r.json::<Value>().await.unwrap()["error"],
+            "ContainerNotFoundError"
+        );
+    }
+
+    // A browser tab: the link sets an HttpOnly cookie scoped to this preview
+    // and drops the token from the address bar.
+    let r = raw_get(&server, &link, &[]).await;
+    assert_eq!(r.status(), 302);
+    assert_eq!(r.headers()["location"], format!("/preview/{sid}").as_str());
+    let sc = r.headers()["set-cookie"].to_str().unwrap().to_string();
+    assert!(
+        sc.contains("HttpOnly") && sc.contains(&format!("Path=/preview/{sid};")),
+        "{sc}"
+    );
+    let cookie = cookie_of(&r);
+    let with_cookie = format!("theme=dark; {cookie}");
+    let r = raw_get(
+        &server,
+        &format!("/preview/{sid}/headers"),
+        &[("cookie", &with_cookie), ("authorization", &a)],
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    let seen: Value = r.json().await.unwrap();
+    let headers = &seen["headers"];
+    assert!(headers.get("authorization").is_none(), "{seen}");
+    assert_eq!(headers["cookie"], json!(["theme=dark"]), "{seen}");
+    assert_eq!(
+        raw_get(&server, &small, &[("cookie", &cookie)])
+            .await
+            .status(),
+        200
+    );
+    // That cookie opens nothing else.
+    let other = format!("/preview/{sid_b}/small");
+    assert_eq!(
+        raw_get(&server, &other, &[("cookie", &cookie)])
+            .await
+            .status(),
+        404
+    );
+    // A link is bound to its session too.
+    let swapped = link.replacen(&sid, &sid_b, 1);
+    assert_eq!(raw_get(&server, &swapped, &[]).await.status(), 404);
+
+    // Host-based previews: same rules, cookie on that origin only.
+    let host = format!("8080-{sid}.localhost:{port}");
+    let r = raw_get(&server, "/small", &[("host", &host)]).await;
+    assert_eq!(r.status(), 404);
+    let token = link.split("token=").nth(1).unwrap();
+    let r = raw_get(&server, &format!("/?token={token}"), &[("host", &host)]).await;
+    assert_eq!(r.status(), 302);
+    assert_eq!(r.headers()["location"], "/");
+    let sc = r.headers()["set-cookie"].to_str().unwrap();
+    assert!(
+        sc.contains("Path=/;") && !sc.to_ascii_lowercase().contains("domain"),
+        "{sc}"
+    );
+    let cookie = cookie_of(&r);
+    let r = raw_get(&server, "/small", &[("host", &host), ("cookie", &cookie)]).await;
+    assert_eq!(r.status(), 200);
+    let r = raw_get(&server, "/small", &[("host", &host), ("authorization", &b)]).await;
+    assert_eq!(r.status(), 404);
+}
