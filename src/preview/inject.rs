@@ -279,34 +279,3 @@ mod tests {
         assert!(script_tag("", "n").contains("\"/__studio/console\""));
     }
 }
-
-#[cfg(test)]
-mod speed {
-    use super::*;
-    #[tokio::test]
-    #[ignore]
-    async fn inject_speed() {
-        let mut page = String::from(
-            "<!doctype html><html><head><meta charset=\"utf-8\"><title>20k</title></head><body>\n",
-        );
-        let mut i = 0;
-        while page.len() < 20 * 1024 {
-            page.push_str(&format!(
-                "<p class=\"row\">row {i} lorem ipsum dolor sit amet</p>\n"
-            ));
-            i += 1;
-        }
-        let t = std::time::Instant::now();
-        for _ in 0..1000 {
-            let body = http_body_util::Full::new(Bytes::from(page.clone()));
-            let out = inject(
-                body,
-                Decoder::Identity,
-                script_tag("/preview/x", "n"),
-                "n".into(),
-            );
-            let _ = out.collect().await.unwrap();
-        }
-        eprintln!("per page: {:?}", t.elapsed() / 1000);
-    }
-}
