@@ -1,0 +1,309 @@
+//! Turns the measurements into the markdown table, with targets, and a
+//! phase breakdown of where session start time goes.
+
+use std::time::Duration;
+
+use crate::start::{Burst, ColdStart, Warm};
+use crate::stats::{delta_ms, markdown, ms, ratio, Row, Samples, Verdict};
+use crate::stream::{Footprint, Throughput};
+use crate::Opts;
+
+#[derive(Debug, Default)]
+pub struct Results {
+    pub cold: Option<ColdStart>,
+    pub burst: Option<Burst>,
+    /// (studio, raw exec stream)
+    pub echo: Option<(Samples, Samples)>,
+    pub throughput: Option<Throughput>,
+    /// (attach → replay, ping → pong)
+    pub reattach: Option<(Samples, Samples)>,
+    pub footprint: Option<Footprint>,
+    pub warm: Option<Warm>,
+    pub elapsed: Duration,
+}
+
+fn mib(kib: u64) -> String {
+    format!("{:.1} MiB", kib as f64 / 1024.0)
+}
+
+fn sh(cmd: &str) -> String {
+    std::process::Command::new("sh")
+        .args(["-c", cmd])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default()
+}
+
+fn rows(opts: &Opts, r: &Results) -> Vec<Row> {
+    let mut rows = Vec::new();
+    if let Some(c) = &r.cold {
+        let n = c.studio_first_output.len();
+        let q = ratio(c.studio_first_output.p50(), c.engine_first_output.p50());
+        rows.push(
+            Row::new(
+                format!("Cold start → first shell output, p50/p95/p99 (n={n})"),
+                c.studio_first_output.summary(),
+                format!(
+                    "Engine API create+start+exec: {}",
+                    c.engine_first_output.summary()
+                ),
+            )
+            .compare(format!("{q:.2}× (p50)"))
+            .target("≤ 1.10×", Verdict::of(q <= 1.10)),
+        );
+        let q = ratio(c.studio_created.p50(), c.engine_created.p50());
+        rows.push(
+            Row::new(
+                "Cold start → `container_created`, p50/p95/p99",
+                c.studio_created.summary(),
+                format!("Engine API create+start: {}", c.engine_created.summary()),
+            )
+            .compare(format!("{q:.2}× (p50)")),
+        );
+        let q = ratio(c.studio_created.p50(), c.docker_run.p50());
+        let q2 = ratio(c.studio_first_output.p50(), c.docker_run.p50());
+        rows.push(
+            Row::new(
+                "Cold start (`container_created`) vs `docker run -d`",
+                ms(c.studio_created.p50()),
+                format!("`docker run -d`: {}", c.docker_run.summary()),
+            )
+            .compare(format!("{q:.2}× (p50; to shell output {q2:.2}×)"))
+            .target("faster than `docker run -d`", Verdict::of(q < 1.0)),
+        );
+    } else {
+        rows.push(Row::missing(
+            "Cold start",
+            "not run",
+            "≤ 1.10× Engine API; < `docker run -d`",
+        ));
+    }
+    if let Some(b) = &r.burst {
+        let q = ratio(b.studio_all.p50(), b.engine_all.p50());
+        rows.push(
+            Row::new(
+                format!(
+                    "Burst: {} creates at once → all have shell output (median of {})",
+                    opts.burst,
+                    b.studio_all.len()
+                ),
+                ms(b.studio_all.p50()),
+                format!(
+                    "{} concurrent Engine API starts: {}",
+                    opts.burst,
+                    ms(b.engine_all.p50())
+                ),
+            )
+            .compare(format!("{q:.2}×")),
+        );
+    }
+    match &r.warm {
+        Some(w) => {
+            let ok = w.first_output.p50() < Duration::from_millis(30)
+                && w.first_output.p99() < Duration::from_millis(100);
+            let base = r.cold.as_ref().map(|c| c.studio_first_output.p50());
+            rows.push(
+                Row::new(
+                    format!(
+                        "Warm start (`--warm-pool 4`) → first shell output, p50/p95/p99 (n={})",
+                        w.first_output.len()
+                    ),
+                    w.first_output.summary(),
+                    base.map(|b| format!("cold start p50: {}", ms(b)))
+                        .unwrap_or_default(),
+                )
+                .compare(
+                    base.map(|b| format!("{:.2}×", ratio(w.first_output.p50(), b)))
+                        .unwrap_or_default(),
+                )
+                .target("p50 < 30 ms, p99 < 100 ms", Verdict::of(ok)),
+            );
+        }
+        None => rows.push(Row::missing(
+            "Warm start (`--warm-pool 4`)",
+            "server has no `--warm-pool`",
+            "p50 < 30 ms, p99 < 100 ms",
+        )),
+    }
+    if let Some((s, raw)) = &r.echo {
+        let d50 = s.p50().as_secs_f64() - raw.p50().as_secs_f64();
+        let d99 = s.p99().as_secs_f64() - raw.p99().as_secs_f64();
+        rows.push(
+            Row::new(
+                format!("Keystroke echo p50 (n={})", s.len()),
+                ms(s.p50()),
+                format!("raw exec stream: {}", ms(raw.p50())),
+            )
+            .compare(delta_ms(s.p50(), raw.p50()))
+            .target("≤ +0.3 ms", Verdict::of(d50 <= 0.0003)),
+        );
+        rows.push(
+            Row::new(
+                "Keystroke echo p99",
+                ms(s.p99()),
+                format!("raw exec stream: {}", ms(raw.p99())),
+            )
+            .compare(delta_ms(s.p99(), raw.p99()))
+            .target("≤ +1 ms", Verdict::of(d99 <= 0.001)),
+        );
+    }
+    if let Some(t) = &r.throughput {
+        let mb = opts.flood_bytes / 1_000_000;
+        let q = t.one_studio / t.one_raw;
+        rows.push(
+            Row::new(
+                format!("Throughput, 1 client ({mb} MB)"),
+                format!("{:.0} MB/s", t.one_studio),
+                format!("raw TTY exec stream: {:.0} MB/s", t.one_raw),
+            )
+            .compare(format!("{:.0}%", q * 100.0))
+            .target("≥ 80%", Verdict::of(q >= 0.8)),
+        );
+        rows.push(
+            Row::new(
+                format!(
+                    "Throughput, {} clients on {} sessions ({mb} MB each, aggregate)",
+                    t.clients, t.clients
+                ),
+                format!("{:.0} MB/s", t.many_studio),
+                format!("{} raw exec streams: {:.0} MB/s", t.clients, t.many_raw),
+            )
+            .compare(format!("{:.0}%", t.many_studio / t.many_raw * 100.0)),
+        );
+        rows.push(
+            Row::new(
+                "Server RSS during throughput",
+                format!(
+                    "peak {} (1 client), {} ({} clients); VmHWM {}",
+                    mib(t.rss_peak_one_kib),
+                    mib(t.rss_peak_many_kib),
+                    t.clients,
+                    mib(t.hwm_kib)
+                ),
+                format!("before: {}", mib(t.rss_before_kib)),
+            )
+            .compare(format!(
+                "+{}",
+                mib(t
+                    .rss_peak_many_kib
+                    .max(t.rss_peak_one_kib)
+                    .saturating_sub(t.rss_before_kib))
+            )),
+        );
+    }
+    if let Some((a, p)) = &r.reattach {
+        rows.push(
+            Row::new(
+                format!(
+                    "Re-attach → first replayed output (64 KiB replay), p50/p95/p99 (n={})",
+                    a.len()
+                ),
+                a.summary(),
+                format!("`ping`→`pong` on a fresh connection: {}", p.summary()),
+            )
+            .compare(delta_ms(a.p50(), p.p50()))
+            .target(
+                "p50 < 30 ms",
+                Verdict::of(a.p50() < Duration::from_millis(30)),
+            ),
+        );
+    }
+    if let Some(f) = &r.footprint {
+        let per = f.per_session_kib();
+        rows.push(
+            Row::new(
+                format!(
+                    "Footprint per idle attached session ({} sessions)",
+                    f.sessions
+                ),
+                format!("{per:.0} KiB"),
+                format!(
+                    "server RSS {} idle → {} with sessions (made in {:.0} s)",
+                    mib(f.rss_before_kib),
+                    mib(f.rss_after_kib),
+                    f.setup.as_secs_f64()
+                ),
+            )
+            .target("< 100 KiB", Verdict::of(per < 100.0)),
+        );
+    }
+    rows
+}
+
+/// Where a cold start spends its time: the bare engine's phases (medians)
+/// next to the server's two milestones.
+fn phases(c: &ColdStart) -> String {
+    let p = c.phase_p50();
+    let inspect = c.inspect.p50();
+    let mut s = String::from("| Phase (p50) | Bare Engine API | Claude Studio |\n|---|---|---|\n");
+    s.push_str(&format!(
+        "| image inspect | {} (not in the baseline) | included |\n",
+        ms(inspect)
+    ));
+    s.push_str(&format!("| container create | {} | |\n", ms(p.create)));
+    s.push_str(&format!("| container start | {} | |\n", ms(p.start)));
+    s.push_str(&format!(
+        "| = running container | {} | {} (`container_created`; {} over create+start+inspect) |\n",
+        ms(p.create + p.start),
+        ms(c.studio_created.p50()),
+        delta_ms(c.studio_created.p50(), p.create + p.start + inspect)
+    ));
+    s.push_str(&format!("| exec create | {} | |\n", ms(p.exec_create)));
+    s.push_str(&format!(
+        "| exec start (hijack) | {} | |\n",
+        ms(p.exec_start)
+    ));
+    s.push_str(&format!(
+        "| first output after start | {} | |\n",
+        ms(p.first_output)
+    ));
+    let shell_base = p.exec_create + p.exec_start + p.first_output;
+    let shell_studio = c
+        .studio_first_output
+        .p50()
+        .saturating_sub(c.studio_created.p50());
+    s.push_str(&format!(
+        "| shell: exec → first output | {} | {} (`container_created` → first `output`; {}) |\n",
+        ms(shell_base),
+        ms(shell_studio),
+        delta_ms(shell_studio, shell_base)
+    ));
+    s.push_str(&format!(
+        "| `docker run -d` (CLI) | {} | |\n",
+        ms(c.docker_run.p50())
+    ));
+    s
+}
+
+pub fn render(opts: &Opts, r: &Results) -> String {
+    let mut out = String::new();
+    let cmd = if opts.quick {
+        "cargo bench --bench terminal -- --quick"
+    } else {
+        "cargo bench --bench terminal"
+    };
+    out.push_str(&format!("### Terminal benchmark\n\n`{cmd}`"));
+    if let Some(only) = &opts.only {
+        out.push_str(&format!(" (`--only {}`)", only.join(",")));
+    }
+    let mem = sh("free -g | awk '/^Mem:/ {print $2\" GiB total, \"$7\" GiB available\"}'");
+    out.push_str(&format!(
+        "\n\n{} · {} cores (`nproc`) · {} (`free -g`) · Docker {} · {} · measured in {:.0} s\n\n",
+        sh("date -u '+%Y-%m-%d %H:%M UTC'"),
+        sh("nproc"),
+        mem,
+        sh("docker version --format '{{.Server.Version}}'"),
+        sh("uname -r | sed 's/^/Linux /'"),
+        r.elapsed.as_secs_f64()
+    ));
+    out.push_str(&markdown(&rows(opts, r)));
+    out.push_str(
+        "\nClaude Studio and each baseline are measured in the same run, interleaved; the ratio is the figure to read. \
+         Percentiles are nearest-rank over sorted samples (with 30 samples, p99 is the maximum).\n",
+    );
+    if let Some(c) = &r.cold {
+        out.push_str("\n#### Where cold-start time goes\n\n");
+        out.push_str(&phases(c));
+    }
+    out
+}

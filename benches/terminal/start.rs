@@ -1,0 +1,203 @@
+//! Session start: cold (one at a time), burst (many at once) and warm (from
+//! the server's pool), each next to the bare-engine baselines.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use futures_util::future::try_join_all;
+use serde_json::Value;
+
+use crate::client::{err_ctx, Ws};
+use crate::engine::{Engine, Phases};
+use crate::server::Server;
+use crate::stats::Samples;
+
+#[derive(Debug, Default)]
+pub struct ColdStart {
+    pub studio_created: Samples,
+    pub studio_first_output: Samples,
+    pub engine_created: Samples,
+    pub engine_first_output: Samples,
+    pub docker_run: Samples,
+    pub engine_phases: Vec<Phases>,
+    pub inspect: Samples,
+}
+
+impl ColdStart {
+    /// Median of each bare-engine phase.
+    pub fn phase_p50(&self) -> Phases {
+        let p = |f: fn(&Phases) -> Duration| {
+            self.engine_phases.iter().map(f).collect::<Samples>().p50()
+        };
+        Phases {
+            create: p(|x| x.create),
+            start: p(|x| x.start),
+            exec_create: p(|x| x.exec_create),
+            exec_start: p(|x| x.exec_start),
+            first_output: p(|x| x.first_output),
+        }
+    }
+}
+
+/// One WebSocket session start, removed afterwards.
+async fn studio_once(server: &Server) -> Result<crate::client::Created> {
+    let mut ws = Ws::connect(&server.ws_url()).await?;
+    let (sid, created) = ws.create().await?;
+    ws.close().await;
+    server.delete_session(&sid).await?;
+    Ok(created)
+}
+
+/// `n` samples of each of the three ways, interleaved (and the order rotated)
+/// so that drift in the machine's load hits all three alike.
+pub async fn cold(server: &Server, engine: &Engine, n: usize) -> Result<ColdStart> {
+    let mut r = ColdStart::default();
+    // Warm-up: first use of each path pays one-off costs (connections, caches).
+    studio_once(server).await?;
+    let (sh, _) = engine.start_shell().await?;
+    engine.remove(&sh.container).await?;
+    for i in 0..n {
+        for k in 0..3 {
+            match (i + k) % 3 {
+                0 => {
+                    let c = studio_once(server).await.context("studio session start")?;
+                    r.studio_created.push(c.container_created);
+                    r.studio_first_output.push(c.first_output);
+                }
+                1 => {
+                    r.inspect.push(engine.inspect_image().await?);
+                    let (sh, p) = engine.start_shell().await.context("bare engine start")?;
+                    engine.remove(&sh.container).await?;
+                    r.engine_created.push(p.created());
+                    r.engine_first_output.push(p.total());
+                    r.engine_phases.push(p);
+                }
+                _ => {
+                    let (id, t) = engine.docker_run().await?;
+                    engine.remove(&id).await?;
+                    r.docker_run.push(t);
+                }
+            }
+        }
+    }
+    Ok(r)
+}
+
+#[derive(Debug, Default)]
+pub struct Burst {
+    /// Per round: time until every session had shell output.
+    pub studio_all: Samples,
+    pub engine_all: Samples,
+}
+
+pub async fn burst(server: &Server, engine: &Engine, n: usize, rounds: usize) -> Result<Burst> {
+    let mut r = Burst::default();
+    for _ in 0..rounds {
+        // Connections are opened first: the burst is of creates, not of handshakes.
+        let url = server.ws_url();
+        let conns = try_join_all((0..n).map(|_| Ws::connect(&url))).await?;
+        let t0 = Instant::now();
+        let handles: Vec<_> = conns
+            .into_iter()
+            .map(|mut ws| {
+                tokio::spawn(async move {
+                    let (sid, _) = ws.create().await?;
+                    anyhow::Ok((sid, t0.elapsed(), ws))
+                })
+            })
+            .collect();
+        let mut done = Vec::new();
+        for h in handles {
+            done.push(err_ctx(h.await)??);
+        }
+        r.studio_all
+            .push(done.iter().map(|d| d.1).max().unwrap_or_default());
+        for (sid, _, ws) in done {
+            ws.close().await;
+            server.delete_session(&sid).await?;
+        }
+
+        let t0 = Instant::now();
+        let handles: Vec<_> = (0..n)
+            .map(|_| {
+                let e = engine.clone();
+                tokio::spawn(async move {
+                    let (sh, _) = e.start_shell().await?;
+                    anyhow::Ok((sh, t0.elapsed()))
+                })
+            })
+            .collect();
+        let mut done = Vec::new();
+        for h in handles {
+            done.push(err_ctx(h.await)??);
+        }
+        r.engine_all
+            .push(done.iter().map(|d| d.1).max().unwrap_or_default());
+        for (sh, _) in done {
+            engine.remove(&sh.container).await?;
+        }
+    }
+    Ok(r)
+}
+
+/// Ready containers in the pool as `/api/health` reports them: a number, or
+/// an object with a count in one of a few plausible fields.
+pub fn pool_ready(health: &Value) -> Option<u64> {
+    let w = health.get("warmPool")?;
+    if let Some(n) = w.as_u64() {
+        return Some(n);
+    }
+    for key in ["ready", "available", "idle", "warm", "size", "count"] {
+        if let Some(n) = w.get(key).and_then(Value::as_u64) {
+            return Some(n);
+        }
+    }
+    // Per image: sum the counts.
+    w.as_object().map(|m| {
+        m.values()
+            .filter_map(|v| v.as_u64().or_else(|| pool_ready_inner(v)))
+            .sum()
+    })
+}
+
+fn pool_ready_inner(v: &Value) -> Option<u64> {
+    ["ready", "available", "idle", "warm", "size", "count"]
+        .iter()
+        .find_map(|k| v.get(k).and_then(Value::as_u64))
+}
+
+/// Waits (bounded) for the pool to hold `target` containers; returns whether it did.
+pub async fn wait_pool(server: &Server, target: u64, limit: Duration) -> bool {
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        if let Ok(h) = server.get("/api/health").await {
+            if pool_ready(&h).is_some_and(|n| n >= target) {
+                return true;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    false
+}
+
+#[derive(Debug, Default)]
+pub struct Warm {
+    pub first_output: Samples,
+    pub created: Samples,
+    /// Samples taken before the pool reported itself full again.
+    pub unrefilled: usize,
+}
+
+pub async fn warm(server: &Server, pool: u64, n: usize) -> Result<Warm> {
+    let mut r = Warm::default();
+    wait_pool(server, pool, Duration::from_secs(60)).await;
+    for _ in 0..n {
+        let c = studio_once(server).await.context("warm session start")?;
+        r.created.push(c.container_created);
+        r.first_output.push(c.first_output);
+        if !wait_pool(server, pool, Duration::from_secs(20)).await {
+            r.unrefilled += 1;
+        }
+    }
+    Ok(r)
+}
