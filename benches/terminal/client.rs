@@ -21,6 +21,8 @@ pub struct Msg<'a> {
     pub kind: Cow<'a, str>,
     #[serde(rename = "sessionId", borrow, default)]
     pub session_id: Option<Cow<'a, str>>,
+    #[serde(rename = "containerId", borrow, default)]
+    pub container_id: Option<Cow<'a, str>>,
     #[serde(borrow, default)]
     pub data: Option<Cow<'a, str>>,
     #[serde(default)]
@@ -30,8 +32,11 @@ pub struct Msg<'a> {
 }
 
 /// When the phases of one WebSocket `create` ended, from the send.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Created {
+    pub container_id: String,
+    /// Wall clock (Unix nanos) when `create` was sent, to line up with engine events.
+    pub sent_ns: i64,
     pub container_created: Duration,
     pub first_output: Duration,
 }
@@ -100,26 +105,32 @@ impl Ws {
     /// Sends `create` and waits for `container_created` and then the
     /// session's first output (the shell prompt). Returns the session id.
     pub async fn create(&mut self) -> Result<(String, Created)> {
+        let sent_ns = crate::events::now_nanos();
         let t0 = Instant::now();
         self.send(json!({"type": "create", "cols": 80, "rows": 24}))
             .await?;
         let deadline = t0 + STEP;
-        let (sid, created) = self
+        let (sid, container_id, created) = self
             .until(deadline, |m| {
                 (m.kind == "container_created").then(|| {
+                    let sid = m.session_id.as_deref().unwrap_or_default().to_string();
                     (
-                        m.session_id.as_deref().unwrap_or_default().to_string(),
+                        sid,
+                        m.container_id.as_deref().unwrap_or_default().to_string(),
                         t0.elapsed(),
                     )
                 })
             })
             .await?;
         self.output_containing(&sid, "", deadline).await?;
+        let first_output = t0.elapsed();
         Ok((
             sid,
             Created {
+                container_id,
+                sent_ns,
                 container_created: created,
-                first_output: t0.elapsed(),
+                first_output,
             },
         ))
     }

@@ -30,6 +30,8 @@ pub type RawStream = TokioIo<hyper::upgrade::Upgraded>;
 /// Phase timings of one bare start, each from the previous phase's end.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Phases {
+    /// Wall clock (Unix nanos) at the start, to line up with engine events.
+    pub sent_ns: i64,
     pub create: Duration,
     pub start: Duration,
     pub exec_create: Duration,
@@ -191,7 +193,10 @@ impl Engine {
 
     /// Create + start + exec a TTY shell, until the shell's first output.
     pub async fn start_shell(&self) -> Result<(RawShell, Phases)> {
-        let mut p = Phases::default();
+        let mut p = Phases {
+            sent_ns: crate::events::now_nanos(),
+            ..Default::default()
+        };
         let t = Instant::now();
         let id = self.docker.create_container(None, self.body()).await?.id;
         p.create = t.elapsed();

@@ -9,6 +9,7 @@
 
 mod client;
 mod engine;
+mod events;
 mod report;
 mod server;
 mod start;

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use crate::start::{Burst, ColdStart, Warm};
+use crate::start::{split_p50, Burst, ColdStart, Warm};
 use crate::stats::{delta_ms, markdown, ms, ratio, Row, Samples, Verdict};
 use crate::stream::{Footprint, Throughput};
 use crate::Opts;
@@ -230,49 +230,72 @@ fn rows(opts: &Opts, r: &Results) -> Vec<Row> {
     rows
 }
 
-/// Where a cold start spends its time: the bare engine's phases (medians)
-/// next to the server's two milestones.
+/// Where a cold start spends its time: each start split at the engine's
+/// own event stamps, medians per phase, the server's path next to the bare one.
 fn phases(c: &ColdStart) -> String {
-    let p = c.phase_p50();
-    let inspect = c.inspect.p50();
-    let mut s = String::from("| Phase (p50) | Bare Engine API | Claude Studio |\n|---|---|---|\n");
-    s.push_str(&format!(
-        "| image inspect | {} (not in the baseline) | included |\n",
-        ms(inspect)
-    ));
-    s.push_str(&format!("| container create | {} | |\n", ms(p.create)));
-    s.push_str(&format!("| container start | {} | |\n", ms(p.start)));
-    s.push_str(&format!(
-        "| = running container | {} | {} (`container_created`; {} over create+start+inspect) |\n",
-        ms(p.create + p.start),
-        ms(c.studio_created.p50()),
-        delta_ms(c.studio_created.p50(), p.create + p.start + inspect)
-    ));
-    s.push_str(&format!("| exec create | {} | |\n", ms(p.exec_create)));
-    s.push_str(&format!(
-        "| exec start (hijack) | {} | |\n",
-        ms(p.exec_start)
-    ));
-    s.push_str(&format!(
-        "| first output after start | {} | |\n",
-        ms(p.first_output)
-    ));
-    let shell_base = p.exec_create + p.exec_start + p.first_output;
-    let shell_studio = c
-        .studio_first_output
-        .p50()
-        .saturating_sub(c.studio_created.p50());
-    s.push_str(&format!(
-        "| shell: exec → first output | {} | {} (`container_created` → first `output`; {}) |\n",
-        ms(shell_base),
-        ms(shell_studio),
-        delta_ms(shell_studio, shell_base)
-    ));
-    s.push_str(&format!(
-        "| `docker run -d` (CLI) | {} | |\n",
+    let (s, e, d) = (
+        split_p50(&c.studio_split),
+        split_p50(&c.engine_split),
+        split_p50(&c.docker_run_split),
+    );
+    let mut out = format!(
+        "Split at `docker events` timestamps (n={} / {} / {}); each phase from the previous mark, p50.\n\n",
+        c.studio_split.len(),
+        c.engine_split.len(),
+        c.docker_run_split.len()
+    );
+    out.push_str("| Phase | Claude Studio | Bare Engine API | Δ | `docker run -d` |\n|---|---|---|---|---|\n");
+    let mut row = |name: &str, a: Duration, b: Duration, cli: Option<Duration>| {
+        let cli = cli.map(ms).unwrap_or_default();
+        out.push_str(&format!(
+            "| {name} | {} | {} | {} | {cli} |\n",
+            ms(a),
+            ms(b),
+            delta_ms(a, b)
+        ));
+    };
+    row(
+        "send → engine finished create",
+        s.to_create,
+        e.to_create,
+        Some(d.to_create),
+    );
+    row(
+        "create → container started",
+        s.create_to_start,
+        e.create_to_start,
+        Some(d.create_to_start),
+    );
+    row(
+        "started → client told (`container_created` / start returned)",
+        s.start_to_reported,
+        e.start_to_reported,
+        Some(d.start_to_reported),
+    );
+    row(
+        "told → exec created",
+        s.reported_to_exec_create,
+        e.reported_to_exec_create,
+        None,
+    );
+    row(
+        "exec created → exec started",
+        s.exec_create_to_start,
+        e.exec_create_to_start,
+        None,
+    );
+    row(
+        "exec started → first output at the client",
+        s.exec_start_to_output,
+        e.exec_start_to_output,
+        None,
+    );
+    out.push_str(&format!(
+        "\nFor scale: an image inspect (the server does one per create) takes {} p50; `docker run -d` takes {} p50.\n",
+        ms(c.inspect.p50()),
         ms(c.docker_run.p50())
     ));
-    s
+    out
 }
 
 pub fn render(opts: &Opts, r: &Results) -> String {

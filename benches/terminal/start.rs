@@ -8,7 +8,8 @@ use futures_util::future::try_join_all;
 use serde_json::Value;
 
 use crate::client::{err_ctx, Ws};
-use crate::engine::{Engine, Phases};
+use crate::engine::Engine;
+use crate::events::{Events, Split};
 use crate::server::Server;
 use crate::stats::Samples;
 
@@ -19,23 +20,23 @@ pub struct ColdStart {
     pub engine_created: Samples,
     pub engine_first_output: Samples,
     pub docker_run: Samples,
-    pub engine_phases: Vec<Phases>,
     pub inspect: Samples,
+    /// Engine-event splits of each start (see `events`).
+    pub studio_split: Vec<Split>,
+    pub engine_split: Vec<Split>,
+    pub docker_run_split: Vec<Split>,
 }
 
-impl ColdStart {
-    /// Median of each bare-engine phase.
-    pub fn phase_p50(&self) -> Phases {
-        let p = |f: fn(&Phases) -> Duration| {
-            self.engine_phases.iter().map(f).collect::<Samples>().p50()
-        };
-        Phases {
-            create: p(|x| x.create),
-            start: p(|x| x.start),
-            exec_create: p(|x| x.exec_create),
-            exec_start: p(|x| x.exec_start),
-            first_output: p(|x| x.first_output),
-        }
+/// Median of each phase over `splits`.
+pub fn split_p50(splits: &[Split]) -> Split {
+    let p = |f: fn(&Split) -> Duration| splits.iter().map(f).collect::<Samples>().p50();
+    Split {
+        to_create: p(|x| x.to_create),
+        create_to_start: p(|x| x.create_to_start),
+        start_to_reported: p(|x| x.start_to_reported),
+        reported_to_exec_create: p(|x| x.reported_to_exec_create),
+        exec_create_to_start: p(|x| x.exec_create_to_start),
+        exec_start_to_output: p(|x| x.exec_start_to_output),
     }
 }
 
@@ -52,6 +53,7 @@ async fn studio_once(server: &Server) -> Result<crate::client::Created> {
 /// so that drift in the machine's load hits all three alike.
 pub async fn cold(server: &Server, engine: &Engine, n: usize) -> Result<ColdStart> {
     let mut r = ColdStart::default();
+    let events = Events::start(&engine.docker).await;
     // Warm-up: first use of each path pays one-off costs (connections, caches).
     studio_once(server).await?;
     let (sh, _) = engine.start_shell().await?;
@@ -63,17 +65,39 @@ pub async fn cold(server: &Server, engine: &Engine, n: usize) -> Result<ColdStar
                     let c = studio_once(server).await.context("studio session start")?;
                     r.studio_created.push(c.container_created);
                     r.studio_first_output.push(c.first_output);
+                    let reported = c.sent_ns + c.container_created.as_nanos() as i64;
+                    let output = c.sent_ns + c.first_output.as_nanos() as i64;
+                    if let Some(tl) = events.timeline(&c.container_id, true).await {
+                        r.studio_split
+                            .extend(Split::new(&tl, c.sent_ns, reported, output));
+                    }
                 }
                 1 => {
                     r.inspect.push(engine.inspect_image().await?);
                     let (sh, p) = engine.start_shell().await.context("bare engine start")?;
+                    if let Some(tl) = events.timeline(&sh.container, true).await {
+                        let reported = p.sent_ns + p.created().as_nanos() as i64;
+                        r.engine_split.extend(Split::new(
+                            &tl,
+                            p.sent_ns,
+                            reported,
+                            p.sent_ns + p.total().as_nanos() as i64,
+                        ));
+                    }
                     engine.remove(&sh.container).await?;
                     r.engine_created.push(p.created());
                     r.engine_first_output.push(p.total());
-                    r.engine_phases.push(p);
                 }
                 _ => {
+                    let sent = crate::events::now_nanos();
                     let (id, t) = engine.docker_run().await?;
+                    if let Some(tl) = events.timeline(&id, false).await {
+                        r.docker_run_split.extend(Split::container(
+                            &tl,
+                            sent,
+                            sent + t.as_nanos() as i64,
+                        ));
+                    }
                     engine.remove(&id).await?;
                     r.docker_run.push(t);
                 }

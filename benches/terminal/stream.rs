@@ -71,8 +71,17 @@ pub struct Throughput {
     pub hwm_kib: u64,
 }
 
+/// Makes /tmp/mb (1 MB of `a`, no newline) in a shell, untimed: the flood
+/// then only `cat`s it, so the producer is never the bottleneck.
+const MB_FILE: &str = "head -c 1000000 /dev/zero | tr '\\000' a > /tmp/mb";
+
+/// Prints `bytes` (a multiple of 1 MB) of `a`.
 fn flood(bytes: u64, n: u32) -> (String, String) {
-    with_marker(&format!("head -c {bytes} /dev/zero | tr '\\000' a"), n)
+    let times = bytes / 1_000_000;
+    with_marker(
+        &format!("i=0; while [ $i -lt {times} ]; do cat /tmp/mb; i=$((i+1)); done"),
+        n,
+    )
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -123,8 +132,15 @@ pub async fn throughput(
     for _ in 0..clients {
         let mut ws = Ws::connect(&server.ws_url()).await?;
         let (sid, _) = ws.create().await?;
+        let (cmd, marker) = with_marker(MB_FILE, 3);
+        ws.input(&sid, &cmd).await?;
+        ws.read_to_marker(&sid, &marker, Instant::now() + STEP)
+            .await?;
         sessions.push((ws, sid));
-        shells.push(engine.start_shell().await?.0);
+        let mut sh = engine.start_shell().await?.0;
+        sh.write(cmd.as_bytes()).await?;
+        sh.read_to_marker(&marker, Instant::now() + STEP).await?;
+        shells.push(sh);
     }
     r.rss_before_kib = server.memory_kib()?.0;
 
