@@ -49,8 +49,15 @@ async fn studio_once(server: &Server) -> Result<crate::client::Created> {
     Ok(created)
 }
 
-/// `n` samples of each of the three ways, interleaved (and the order rotated)
-/// so that drift in the machine's load hits all three alike.
+/// Pause before each start: the engine finishes tearing down the previous
+/// sample's container in the background after `rm -f` answers, and that work
+/// would otherwise land on whichever way happens to come next.
+const SETTLE: Duration = Duration::from_millis(300);
+/// Every order of the three ways, cycled, so each follows each equally often.
+const ORDERS: [[usize; 3]; 6] = [[0, 1, 2], [0, 2, 1], [1, 0, 2], [1, 2, 0], [2, 0, 1], [2, 1, 0]];
+
+/// `n` samples of each of the three ways, interleaved (in every order) so
+/// that drift in the machine's load hits all three alike.
 pub async fn cold(server: &Server, engine: &Engine, n: usize) -> Result<ColdStart> {
     let mut r = ColdStart::default();
     let events = Events::start(&engine.docker).await;
@@ -59,8 +66,9 @@ pub async fn cold(server: &Server, engine: &Engine, n: usize) -> Result<ColdStar
     let (sh, _) = engine.start_shell().await?;
     engine.remove(&sh.container).await?;
     for i in 0..n {
-        for k in 0..3 {
-            match (i + k) % 3 {
+        for way in ORDERS[i % ORDERS.len()] {
+            tokio::time::sleep(SETTLE).await;
+            match way {
                 0 => {
                     let c = studio_once(server).await.context("studio session start")?;
                     r.studio_created.push(c.container_created);
@@ -120,6 +128,7 @@ pub async fn burst(server: &Server, engine: &Engine, n: usize, rounds: usize) ->
         // Connections are opened first: the burst is of creates, not of handshakes.
         let url = server.ws_url();
         let conns = try_join_all((0..n).map(|_| Ws::connect(&url))).await?;
+        tokio::time::sleep(SETTLE * 4).await;
         let t0 = Instant::now();
         let handles: Vec<_> = conns
             .into_iter()
@@ -141,6 +150,7 @@ pub async fn burst(server: &Server, engine: &Engine, n: usize, rounds: usize) ->
             server.delete_session(&sid).await?;
         }
 
+        tokio::time::sleep(SETTLE * 4).await;
         let t0 = Instant::now();
         let handles: Vec<_> = (0..n)
             .map(|_| {
