@@ -206,35 +206,37 @@ impl Engine {
             return Err(e.into());
         }
         p.start = t.elapsed();
+        let shell = self.exec_shell(&id, &mut p).await?;
+        Ok((shell, p))
+    }
+
+    /// Starts a TTY shell in a running container, until its first output;
+    /// fills the exec phases of `p`.
+    pub async fn exec_shell(&self, id: &str, p: &mut Phases) -> Result<RawShell> {
         let t = Instant::now();
-        let exec = self
-            .docker
-            .create_exec(
-                &id,
-                CreateExecOptions::<String> {
-                    attach_stdin: Some(true),
-                    attach_stdout: Some(true),
-                    attach_stderr: Some(true),
-                    tty: Some(true),
-                    cmd: Some(vec!["/bin/sh".into()]),
-                    ..Default::default()
-                },
-            )
-            .await?;
+        let opts = CreateExecOptions::<String> {
+            attach_stdin: Some(true),
+            attach_stdout: Some(true),
+            attach_stderr: Some(true),
+            tty: Some(true),
+            cmd: Some(vec!["/bin/sh".into()]),
+            ..Default::default()
+        };
+        let exec = self.docker.create_exec(id, opts).await?;
         p.exec_create = t.elapsed();
         let t = Instant::now();
         let stream = hijack(&self.docker.client_version().to_string(), &exec.id).await?;
         p.exec_start = t.elapsed();
         let t = Instant::now();
         let mut shell = RawShell {
-            container: id,
+            container: id.to_string(),
             stream,
         };
         shell
             .read_until(Instant::now() + Duration::from_secs(60), |_| true)
             .await?;
         p.first_output = t.elapsed();
-        Ok((shell, p))
+        Ok(shell)
     }
 
     /// `docker run -d` with the same flags; returns the CLI's wall time.

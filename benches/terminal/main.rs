@@ -147,6 +147,13 @@ async fn run(opts: &Opts, guard: &Cleanup, r: &mut Results) -> Result<()> {
         server.stop().await;
     }
 
+    if opts.wants("warm") || opts.wants("start") {
+        progress(&format!(
+            "exec into a running container: {} samples",
+            opts.start_samples
+        ));
+        r.exec_running = Some(start::exec_into_running(&engine, opts.start_samples).await?);
+    }
     if opts.wants("warm") {
         if features.has("--warm-pool") {
             progress(&format!(

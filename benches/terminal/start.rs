@@ -54,7 +54,14 @@ async fn studio_once(server: &Server) -> Result<crate::client::Created> {
 /// would otherwise land on whichever way happens to come next.
 const SETTLE: Duration = Duration::from_millis(300);
 /// Every order of the three ways, cycled, so each follows each equally often.
-const ORDERS: [[usize; 3]; 6] = [[0, 1, 2], [0, 2, 1], [1, 0, 2], [1, 2, 0], [2, 0, 1], [2, 1, 0]];
+const ORDERS: [[usize; 3]; 6] = [
+    [0, 1, 2],
+    [0, 2, 1],
+    [1, 0, 2],
+    [1, 2, 0],
+    [2, 0, 1],
+    [2, 1, 0],
+];
 
 /// `n` samples of each of the three ways, interleaved (in every order) so
 /// that drift in the machine's load hits all three alike.
@@ -212,6 +219,26 @@ pub async fn wait_pool(server: &Server, target: u64, limit: Duration) -> bool {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     false
+}
+
+/// The floor of a pool that keeps started containers but no shells: exec a
+/// TTY shell into an idle running container until its first output.
+pub async fn exec_into_running(engine: &Engine, n: usize) -> Result<Samples> {
+    let (mut first, _) = engine.start_shell().await?;
+    let id = first.container.clone();
+    first.write(b"exit\n").await?;
+    drop(first);
+    let mut samples = Samples::default();
+    for _ in 0..n {
+        tokio::time::sleep(SETTLE).await;
+        let mut p = crate::engine::Phases::default();
+        let t = Instant::now();
+        let mut sh = engine.exec_shell(&id, &mut p).await?;
+        samples.push(t.elapsed());
+        sh.write(b"exit\n").await?;
+    }
+    engine.remove(&id).await?;
+    Ok(samples)
 }
 
 #[derive(Debug, Default)]
