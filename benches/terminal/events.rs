@@ -65,6 +65,22 @@ impl Events {
         Events { seen, task }
     }
 
+    /// The exec part of a container's timeline, for containers started
+    /// before the subscription (the warm pool's).
+    pub async fn exec_timeline(&self, id: &str) -> Option<Timeline> {
+        let deadline = Instant::now() + Duration::from_secs(2);
+        loop {
+            let tl = self.seen.lock().unwrap().get(id).copied();
+            if let Some(tl) = tl.filter(|t| t.exec_start.is_some()) {
+                return Some(tl);
+            }
+            if Instant::now() > deadline {
+                return None;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
     /// The container's timeline once it has started (and, with `exec`, once
     /// its exec has; events arrive a moment after the API answers).
     pub async fn timeline(&self, id: &str, exec: bool) -> Option<Timeline> {
@@ -112,6 +128,19 @@ impl Split {
         s.exec_create_to_start = nanos(ec, es);
         s.exec_start_to_output = nanos(es, output);
         Some(s)
+    }
+
+    /// Only the shell part, for a container that was already running; the
+    /// container phases are left zero and `start_to_reported` is send → told.
+    pub fn shell(tl: &Timeline, sent: i64, reported: i64, output: i64) -> Option<Split> {
+        let (ec, es) = (tl.exec_create?, tl.exec_start?);
+        Some(Split {
+            start_to_reported: nanos(sent, reported),
+            reported_to_exec_create: nanos(reported, ec),
+            exec_create_to_start: nanos(ec, es),
+            exec_start_to_output: nanos(es, output),
+            ..Default::default()
+        })
     }
 
     /// Only the container part, for starts without a shell (`docker run -d`).

@@ -167,7 +167,7 @@ async fn run(opts: &Opts, guard: &Cleanup, r: &mut Results) -> Result<()> {
                 &["--warm-pool".into(), WARM_POOL.to_string()],
             )
             .await?;
-            r.warm = Some(start::warm(&server, WARM_POOL, opts.start_samples).await?);
+            r.warm = Some(start::warm(&server, &engine, WARM_POOL, opts.start_samples).await?);
             let instance = server.instance.clone();
             server.stop().await;
             engine

@@ -19,8 +19,9 @@ pub struct Results {
     pub reattach: Option<(Samples, Samples)>,
     pub footprint: Option<Footprint>,
     pub warm: Option<Warm>,
-    /// Exec a shell into an idle running container → first output.
-    pub exec_running: Option<Samples>,
+    /// Exec a shell into an idle running container → first output; alone,
+    /// and while another container starts.
+    pub exec_running: Option<(Samples, Samples)>,
     pub elapsed: Duration,
 }
 
@@ -99,7 +100,7 @@ fn rows(opts: &Opts, r: &Results) -> Vec<Row> {
             .compare(format!("{q:.2}×")),
         );
     }
-    let floor = r.exec_running.as_ref();
+    let floor = r.exec_running.as_ref().map(|f| &f.0);
     let floor_cell = floor.map(|f| format!("exec shell into a running container: {}", f.summary()));
     match &r.warm {
         Some(w) => {
@@ -343,6 +344,24 @@ pub fn render(opts: &Opts, r: &Results) -> String {
     if let Some(c) = &r.cold {
         out.push_str("\n#### Where cold-start time goes\n\n");
         out.push_str(&phases(c));
+    }
+    if let Some((alone, beside)) = &r.exec_running {
+        out.push_str(&format!(
+            "\nExec a TTY shell into an idle running container → first output (the floor for a pool of started containers without shells): {} p50/p95/p99 alone, {} while another container is being started alongside (as a pool refill does).\n",
+            alone.summary(),
+            beside.summary()
+        ));
+    }
+    if let Some(w) = r.warm.as_ref().filter(|w| !w.split.is_empty()) {
+        let s = split_p50(&w.split);
+        out.push_str(&format!(
+            "\n#### Where warm-start time goes\n\nSame method (n={}), p50: send → `container_created` {}; → exec created {}; → exec started {}; → first output at the client {}.\n",
+            w.split.len(),
+            ms(s.start_to_reported),
+            ms(s.reported_to_exec_create),
+            ms(s.exec_create_to_start),
+            ms(s.exec_start_to_output)
+        ));
     }
     out
 }

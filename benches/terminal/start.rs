@@ -222,23 +222,36 @@ pub async fn wait_pool(server: &Server, target: u64, limit: Duration) -> bool {
 }
 
 /// The floor of a pool that keeps started containers but no shells: exec a
-/// TTY shell into an idle running container until its first output.
-pub async fn exec_into_running(engine: &Engine, n: usize) -> Result<Samples> {
+/// TTY shell into an idle running container until its first output. The
+/// second set does the same while another container is being started next to
+/// it, as a pool's refill does right after a hand-out.
+pub async fn exec_into_running(engine: &Engine, n: usize) -> Result<(Samples, Samples)> {
     let (mut first, _) = engine.start_shell().await?;
     let id = first.container.clone();
     first.write(b"exit\n").await?;
     drop(first);
-    let mut samples = Samples::default();
-    for _ in 0..n {
+    let (mut alone, mut beside) = (Samples::default(), Samples::default());
+    for i in 0..2 * n {
         tokio::time::sleep(SETTLE).await;
+        let refill = (i % 2 == 1).then(|| {
+            let e = engine.clone();
+            tokio::spawn(async move { e.start_shell().await.map(|(sh, _)| sh.container) })
+        });
         let mut p = crate::engine::Phases::default();
         let t = Instant::now();
         let mut sh = engine.exec_shell(&id, &mut p).await?;
-        samples.push(t.elapsed());
+        let took = t.elapsed();
         sh.write(b"exit\n").await?;
+        match refill {
+            None => alone.push(took),
+            Some(h) => {
+                beside.push(took);
+                engine.remove(&err_ctx(h.await)??).await?;
+            }
+        }
     }
     engine.remove(&id).await?;
-    Ok(samples)
+    Ok((alone, beside))
 }
 
 #[derive(Debug, Default)]
@@ -247,15 +260,24 @@ pub struct Warm {
     pub created: Samples,
     /// Samples taken before the pool reported itself full again.
     pub unrefilled: usize,
+    /// Engine-event splits (shell part only: the container ran already).
+    pub split: Vec<Split>,
 }
 
-pub async fn warm(server: &Server, pool: u64, n: usize) -> Result<Warm> {
+pub async fn warm(server: &Server, engine: &Engine, pool: u64, n: usize) -> Result<Warm> {
     let mut r = Warm::default();
+    let events = Events::start(&engine.docker).await;
     wait_pool(server, pool, Duration::from_secs(60)).await;
     for _ in 0..n {
         let c = studio_once(server).await.context("warm session start")?;
         r.created.push(c.container_created);
         r.first_output.push(c.first_output);
+        if let Some(tl) = events.exec_timeline(&c.container_id).await {
+            let reported = c.sent_ns + c.container_created.as_nanos() as i64;
+            let output = c.sent_ns + c.first_output.as_nanos() as i64;
+            r.split
+                .extend(Split::shell(&tl, c.sent_ns, reported, output));
+        }
         if !wait_pool(server, pool, Duration::from_secs(20)).await {
             r.unrefilled += 1;
         }
