@@ -3,6 +3,7 @@
 //! as the server does it) and through the `docker run -d` CLI.
 
 use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
@@ -95,6 +96,22 @@ pub struct Engine {
     pub docker: Docker,
     image: String,
     label: String,
+    /// tmpfs mounts and their options, copied from a server-made container
+    /// by [`Engine::match_server`] so that the baselines run in the same kind
+    /// of container (the options decide, e.g., whether /tmp is writable).
+    tmpfs: Arc<RwLock<HashMap<String, String>>>,
+}
+
+/// The server's tmpfs options at the time of writing; replaced at run time.
+fn default_tmpfs() -> HashMap<String, String> {
+    let opts = |extra: &str, size: &str| {
+        format!("rw,nosuid,nodev,exec,{extra},uid=1000,gid=1000,size={size}")
+    };
+    HashMap::from([
+        ("/tmp".to_string(), opts("mode=1777", "256m")),
+        ("/home/studio".to_string(), opts("mode=0755", "128m")),
+        ("/workspace".to_string(), opts("mode=0755", "512m")),
+    ])
 }
 
 impl Engine {
@@ -107,6 +124,7 @@ impl Engine {
             docker,
             image: image.to_string(),
             label: label.to_string(),
+            tmpfs: Arc::new(RwLock::new(default_tmpfs())),
         };
         engine.ensure_network().await?;
         Ok(engine)
@@ -134,22 +152,81 @@ impl Engine {
         }
     }
 
+    /// Takes the tmpfs options of a container the server made, and returns
+    /// the hardening fields in which the baseline's HostConfig differs from it.
+    pub async fn match_server(&self, container: &str) -> Result<Vec<String>> {
+        let theirs = self
+            .docker
+            .inspect_container(container, None)
+            .await?
+            .host_config
+            .unwrap_or_default();
+        if let Some(t) = theirs.tmpfs.clone() {
+            *self.tmpfs.write().unwrap() = t;
+        }
+        let ours = self.body().host_config.unwrap_or_default();
+        let mut diff = Vec::new();
+        let mut check = |name: &str, a: String, b: String| {
+            if a != b {
+                diff.push(format!("{name}: server {a}, baseline {b}"));
+            }
+        };
+        check(
+            "ReadonlyRootfs",
+            format!("{:?}", theirs.readonly_rootfs),
+            format!("{:?}", ours.readonly_rootfs),
+        );
+        check(
+            "Memory",
+            format!("{:?}", theirs.memory),
+            format!("{:?}", ours.memory),
+        );
+        check(
+            "MemorySwap",
+            format!("{:?}", theirs.memory_swap),
+            format!("{:?}", ours.memory_swap),
+        );
+        check(
+            "NanoCpus",
+            format!("{:?}", theirs.nano_cpus),
+            format!("{:?}", ours.nano_cpus),
+        );
+        check(
+            "PidsLimit",
+            format!("{:?}", theirs.pids_limit),
+            format!("{:?}", ours.pids_limit),
+        );
+        check(
+            "CapDrop",
+            format!("{:?}", theirs.cap_drop),
+            format!("{:?}", ours.cap_drop),
+        );
+        check(
+            "SecurityOpt",
+            format!("{:?}", theirs.security_opt),
+            format!("{:?}", ours.security_opt),
+        );
+        check(
+            "Init",
+            format!("{:?}", theirs.init),
+            format!("{:?}", ours.init),
+        );
+        check(
+            "NetworkMode",
+            format!("{:?}", theirs.network_mode),
+            format!("{:?}", ours.network_mode),
+        );
+        check(
+            "IpcMode",
+            format!("{:?}", theirs.ipc_mode),
+            format!("{:?}", ours.ipc_mode),
+        );
+        Ok(diff)
+    }
+
     /// The server's HostConfig, field by field (see src/runtime/docker.rs).
     fn body(&self) -> ContainerCreateBody {
-        let tmpfs = HashMap::from([
-            (
-                "/tmp".to_string(),
-                "rw,nosuid,nodev,mode=1777,size=256m".to_string(),
-            ),
-            (
-                "/home/studio".to_string(),
-                "rw,nosuid,nodev,mode=0755,uid=1000,gid=1000,size=128m".to_string(),
-            ),
-            (
-                "/workspace".to_string(),
-                "rw,nosuid,nodev,mode=0755,uid=1000,gid=1000,size=512m".to_string(),
-            ),
-        ]);
+        let tmpfs = self.tmpfs.read().unwrap().clone();
         let memory = 512i64 << 20;
         ContainerCreateBody {
             image: Some(self.image.clone()),
@@ -241,6 +318,9 @@ impl Engine {
 
     /// `docker run -d` with the same flags; returns the CLI's wall time.
     pub async fn docker_run(&self) -> Result<(String, Duration)> {
+        let tmpfs: Vec<String> = (self.tmpfs.read().unwrap().iter())
+            .flat_map(|(k, v)| ["--tmpfs".to_string(), format!("{k}:{v}")])
+            .collect();
         let t = Instant::now();
         let out = tokio::process::Command::new("docker")
             .args([
@@ -273,15 +353,7 @@ impl Engine {
                 "-w",
                 "/workspace",
             ])
-            .args(["--tmpfs", "/tmp:rw,nosuid,nodev,mode=1777,size=256m"])
-            .args([
-                "--tmpfs",
-                "/home/studio:rw,nosuid,nodev,mode=0755,uid=1000,gid=1000,size=128m",
-            ])
-            .args([
-                "--tmpfs",
-                "/workspace:rw,nosuid,nodev,mode=0755,uid=1000,gid=1000,size=512m",
-            ])
+            .args(&tmpfs)
             .args([
                 "-e",
                 "TERM=xterm-256color",

@@ -90,6 +90,21 @@ fn progress(msg: &str) {
     eprintln!("[bench] {msg}");
 }
 
+/// Makes the baselines' containers like the server's (see `Engine::match_server`).
+async fn match_server(server: &Server, engine: &Engine) -> Result<()> {
+    let mut ws = client::Ws::connect(&server.ws_url()).await?;
+    let (sid, c) = ws.create().await?;
+    let diff = engine.match_server(&c.container_id).await;
+    ws.close().await;
+    server.delete_session(&sid).await?;
+    for d in diff? {
+        progress(&format!(
+            "warning: baseline HostConfig differs from the server's: {d}"
+        ));
+    }
+    Ok(())
+}
+
 async fn run(opts: &Opts, guard: &Cleanup, r: &mut Results) -> Result<()> {
     let engine = Engine::connect(IMAGE, &guard.bench_label).await?;
     engine
@@ -105,6 +120,7 @@ async fn run(opts: &Opts, guard: &Cleanup, r: &mut Results) -> Result<()> {
         .any(|p| opts.wants(p));
     if needs_main {
         let server = Server::start(guard, &features, IMAGE, &[]).await?;
+        match_server(&server, &engine).await?;
         if opts.wants("start") {
             progress(&format!(
                 "cold start: {} samples each of studio, Engine API, docker run",
@@ -202,7 +218,7 @@ fn main() -> std::process::ExitCode {
     let opts = match Opts::parse() {
         Ok(o) => o,
         Err(e) => {
-            eprintln!("claude-studio-bench: {e:#}");
+            eprintln!("terminal bench: {e:#}");
             return std::process::ExitCode::from(2);
         }
     };
@@ -226,7 +242,7 @@ fn main() -> std::process::ExitCode {
     match outcome {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("claude-studio-bench: {e:#}");
+            eprintln!("terminal bench: {e:#}");
             std::process::ExitCode::FAILURE
         }
     }

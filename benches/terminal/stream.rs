@@ -98,8 +98,10 @@ async fn studio_flood(
     let (cmd, marker) = flood(bytes, n);
     let t = Instant::now();
     ws.input(&sid, &cmd).await?;
-    ws.read_to_marker(&sid, &marker, Instant::now() + Duration::from_secs(600))
+    let got = ws
+        .read_to_marker(&sid, &marker, Instant::now() + Duration::from_secs(600))
         .await?;
+    check_bytes(got, bytes, "studio")?;
     Ok((ws, sid, t.elapsed()))
 }
 
@@ -107,9 +109,19 @@ async fn raw_flood(mut sh: RawShell, bytes: u64, n: u32) -> Result<(RawShell, Du
     let (cmd, marker) = flood(bytes, n);
     let t = Instant::now();
     sh.write(cmd.as_bytes()).await?;
-    sh.read_to_marker(&marker, Instant::now() + Duration::from_secs(600))
+    let got = sh
+        .read_to_marker(&marker, Instant::now() + Duration::from_secs(600))
         .await?;
+    check_bytes(got, bytes, "raw exec")?;
     Ok((sh, t.elapsed()))
+}
+
+/// A flood that printed an error instead of its bytes must not pass for a fast one.
+fn check_bytes(got: u64, want: u64, what: &str) -> Result<()> {
+    if got < want {
+        anyhow::bail!("{what} flood delivered {got} bytes, expected at least {want}");
+    }
+    Ok(())
 }
 
 fn mbps(bytes: u64, d: Duration) -> f64 {
