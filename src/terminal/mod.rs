@@ -18,6 +18,7 @@ use std::time::Duration;
 use axum::extract::ws::Utf8Bytes;
 use bytes::Bytes;
 use futures_util::future::join_all;
+use futures_util::FutureExt;
 use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{mpsc, Mutex};
 use tokio_util::sync::CancellationToken;
@@ -250,8 +251,16 @@ impl Terminal {
         self.tasks
             .spawn(feed_input(io.input, input_rx, done.clone()));
         let this = Arc::clone(self);
+        let exec_id = io.exec_id.clone();
         self.tasks
             .spawn(async move { this.pump(io.exec_id, io.output, done).await });
+        // Only now: the engine answers a resize once the shell runs, and the
+        // first output must not wait for that. The slot stays locked so that
+        // no input reaches the shell before its size is right.
+        if let Err(e) = self.runtime.resize_shell(&exec_id, cols, rows).await {
+            tracing::debug!(session = %self.session_id, error = %e, "initial resize failed");
+        }
+        drop(slot);
         Ok(())
     }
 
@@ -276,19 +285,34 @@ impl Terminal {
                 _ = self.stop.cancelled() => { done.cancel(); return; }
                 n = output.read(buf) => n,
             };
-            match n {
+            let mut n = match n {
                 Ok(0) | Err(_) => break,
-                Ok(n) => {
-                    let text = decoder.decode(&buf[..n]);
-                    if n == cap && big.is_none() {
-                        big = Some(vec![0u8; READ_CHUNK]);
-                    } else if n < SMALL_READ && big.is_some() {
-                        big = None;
+                Ok(n) => n,
+            };
+            // Take whatever else has already arrived, without waiting, so a
+            // flood goes out in few large messages rather than many small ones.
+            let mut ended = false;
+            while n < cap {
+                match output.read(&mut buf[n..]).now_or_never() {
+                    Some(Ok(0)) | Some(Err(_)) => {
+                        ended = true;
+                        break;
                     }
-                    if !text.is_empty() {
-                        self.publish(&text).await;
-                    }
+                    Some(Ok(m)) => n += m,
+                    None => break,
                 }
+            }
+            let text = decoder.decode(&buf[..n]);
+            if n == cap && big.is_none() {
+                big = Some(vec![0u8; READ_CHUNK]);
+            } else if n < SMALL_READ && big.is_some() {
+                big = None;
+            }
+            if !text.is_empty() {
+                self.publish(&text).await;
+            }
+            if ended {
+                break;
             }
         }
         let tail = decoder.finish();
