@@ -41,6 +41,15 @@ pub const RECONNECT_DELAY_MS: u64 = 1000;
 /// Input messages (at most 1 MiB each) queued for a shell that is not reading.
 const INPUT_QUEUE: usize = 16;
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AttachMode {
+    /// The session's creator: output so far (a pre-started shell's prompt)
+    /// arrives as ordinary `output`.
+    Creator,
+    /// `attach` or first `input`: `attached`, then the replay marked `replay: true`.
+    Reattach,
+}
+
 /// One attached WebSocket connection, as the terminal sees it.
 #[derive(Clone, Debug)]
 pub struct Subscriber {
@@ -134,27 +143,36 @@ impl Terminal {
         *self.size.lock().unwrap() = (cols, rows);
     }
 
-    /// Attaches a connection. With `preamble`, the connection first gets
-    /// `attached` and the replay; either way it then sees all live output,
-    /// with nothing lost or repeated between the two.
-    pub async fn attach(self: &Arc<Self>, sub: Subscriber, preamble: bool) -> Result<(), ApiError> {
+    /// Attaches a connection: first what `mode` says of the past, then all
+    /// live output, with nothing lost or repeated between the two.
+    pub async fn attach(
+        self: &Arc<Self>,
+        sub: Subscriber,
+        mode: AttachMode,
+    ) -> Result<(), ApiError> {
         {
             let mut shared = self.shared.lock().await;
-            if preamble {
+            let mut preamble = Vec::with_capacity(2);
+            if mode == AttachMode::Reattach {
                 let attached = ServerMessage::Attached {
                     session_id: &self.session_id,
                     container_id: &self.container_id,
                     status: "running",
                 };
+                preamble.push(attached.to_text());
+            }
+            let past = shared.replay.snapshot();
+            if mode == AttachMode::Reattach || !past.is_empty() {
                 let replay = ServerMessage::Output {
                     session_id: &self.session_id,
-                    data: shared.replay.snapshot(),
-                    replay: Some(true),
+                    data: past,
+                    replay: (mode == AttachMode::Reattach).then_some(true),
                 };
-                for msg in [attached.to_text(), replay.to_text()] {
-                    if !send_with_timeout(&sub, msg.into()).await {
-                        return Ok(());
-                    }
+                preamble.push(replay.to_text());
+            }
+            for msg in preamble {
+                if !send_with_timeout(&sub, msg.into()).await {
+                    return Ok(());
                 }
             }
             if !shared.subscribers.iter().any(|s| s.conn_id == sub.conn_id) && !sub.tx.is_closed() {
@@ -221,6 +239,12 @@ impl Terminal {
                 .map_err(ApiError::engine)?;
         }
         Ok(())
+    }
+
+    /// Starts the shell ahead of any client (warm pool): its first output
+    /// waits in the replay buffer for the session's creator.
+    pub async fn warm_up(self: &Arc<Self>) -> Result<(), ApiError> {
+        self.ensure_shell().await
     }
 
     /// Starts a shell unless one is running.
