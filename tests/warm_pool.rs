@@ -84,10 +84,18 @@ async fn sessions_come_from_the_pool_which_refills_with_fresh_containers() {
         "a handed-out container never returns to the pool"
     );
 
-    // A second session gets a different container.
+    // A second session gets a different container, whose shell was already
+    // running: its prompt comes straight after `container_created`, at the
+    // size asked for.
     let (sid2, cid2) = ws.create(json!({})).await;
     assert_ne!(sid2, sid);
     assert_ne!(cid2, cid);
+    let first = ws.expect("output").await;
+    assert_eq!(first["sessionId"], sid2.as_str());
+    assert!(first.get("replay").is_none(), "{first}");
+    assert!(first["data"].as_str().unwrap().contains("$ "), "the prompt: {first}");
+    let out = ws.run(&sid2, "stty size").await;
+    assert!(out.contains("50 500"), "{out:?}");
 }
 
 #[tokio::test]

@@ -11,8 +11,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use bollard::errors::Error as BollardError;
-use bollard::exec::CreateExecOptions;
-use bollard::models::{ContainerCreateBody, HostConfig, Mount, MountType, NetworkCreateRequest};
+use bollard::models::{
+    ContainerCreateBody, ExecConfig, HostConfig, Mount, MountType, NetworkCreateRequest,
+};
 use bollard::query_parameters::{
     CreateContainerOptionsBuilder, CreateImageOptionsBuilder, ListContainersOptionsBuilder,
     RemoveContainerOptionsBuilder, RenameContainerOptionsBuilder,
@@ -386,13 +387,16 @@ impl ContainerRuntime for DockerRuntime {
         let exec = docker
             .create_exec(
                 container_id,
-                CreateExecOptions::<String> {
+                ExecConfig {
                     attach_stdin: Some(true),
                     attach_stdout: Some(true),
                     attach_stderr: Some(true),
                     tty: Some(true),
                     cmd: Some(spec.cmd.clone()),
                     env: (!spec.env.is_empty()).then(|| spec.env.clone()),
+                    // Honoured by engines with API 1.42+; older ones start at
+                    // 80x24 until the terminal's first resize.
+                    console_size: Some(vec![spec.rows as usize, spec.cols as usize]),
                     ..Default::default()
                 },
             )
@@ -400,8 +404,6 @@ impl ContainerRuntime for DockerRuntime {
             .map_err(map_err)?;
         let version = docker.client_version().to_string();
         let stream = hijack::start_exec(&self.socket, &version, &exec.id).await?;
-        // The TTY starts at the engine's default size; set the client's now.
-        let _ = self.resize_shell(&exec.id, spec.cols, spec.rows).await;
         let (output, input) = tokio::io::split(stream);
         Ok(ShellIo {
             exec_id: exec.id,

@@ -63,6 +63,9 @@ impl ContainerSpec {
     }
 }
 
+/// A TTY shell to start. The runtime may apply `cols`/`rows` at creation;
+/// the terminal resizes it again once its output is being read, because an
+/// engine may only answer a resize after the process is running.
 #[derive(Debug, Clone)]
 pub struct ShellSpec {
     pub cmd: Vec<String>,

@@ -57,13 +57,14 @@ impl SessionManager {
             let created = label(LABEL_CREATED).parse().unwrap_or(c.created);
             // A pooled session's client env was given to its shells, not its
             // container, and is not kept across a restart.
+            let terminal = self.new_terminal(&sid, &c.id, Vec::new());
             self.insert(
                 sid.clone(),
                 c.id.clone(),
                 label(LABEL_IMAGE),
                 owner,
                 created,
-                Vec::new(),
+                terminal,
             );
             tracing::info!(session = %sid, container = %c.id, "session re-adopted");
             adopted += 1;
@@ -240,9 +241,18 @@ impl SessionManager {
         );
         let _pending = self.pending(&id);
         let container_id = self.runtime.create_container(&spec).await?;
+        // The shell starts now too, so a hand-out costs no engine call at all;
+        // its prompt waits in the replay buffer for the session's creator.
+        let terminal = self.new_terminal(&id, &container_id, Vec::new());
+        if let Err(e) = terminal.warm_up().await {
+            terminal.close("Session removed").await;
+            let _ = self.runtime.remove_container(&container_id).await;
+            return Err(RuntimeError::Engine(e.to_string()));
+        }
         let pooled = Pooled {
             container_id,
             session_id: id.clone(),
+            terminal,
         };
         self.pool.put(&image.normalized, pooled);
         Ok(())

@@ -144,7 +144,7 @@ impl SessionManager {
         &self.runtime
     }
 
-    fn new_terminal(
+    pub(super) fn new_terminal(
         &self,
         session_id: &str,
         container_id: &str,
@@ -193,7 +193,7 @@ impl SessionManager {
         };
         if workspace.is_none() {
             if let Some(pooled) = self.pool.take(&image.normalized) {
-                return Ok(self.hand_out(pooled, &image, owner, client_env, &req));
+                return Ok(self.hand_out(pooled, &image, owner, client_env, &req).await);
             }
         }
         if !self
@@ -213,13 +213,14 @@ impl SessionManager {
         let spec = self.container_spec(&id, &image, owner, client_env, workspace, created, false);
         let _pending = self.pending(&id);
         let container_id = self.runtime.create_container(&spec).await.map_err(named)?;
+        let terminal = self.new_terminal(&id, &container_id, Vec::new());
         let session = self.insert(
             id,
             container_id,
             image.raw,
             owner.clone(),
             created,
-            Vec::new(),
+            terminal,
         );
         if let Some((c, r)) = req.size() {
             session.terminal.set_size(c, r);
@@ -300,7 +301,7 @@ impl SessionManager {
     /// Turns a pooled container into the caller's session. The rename that
     /// records the owner runs in the background: it is only needed if the
     /// server restarts, and it must not delay the shell.
-    fn hand_out(
+    async fn hand_out(
         &self,
         pooled: Pooled,
         image: &ImageRef,
@@ -309,17 +310,27 @@ impl SessionManager {
         req: &CreateRequest,
     ) -> Arc<Session> {
         let created = (now_millis() / 1000) as i64;
+        // The pooled shell started without the client's env; one that needs
+        // it gets a fresh shell (still in the warm container).
+        let terminal = if client_env.is_empty() {
+            pooled.terminal
+        } else {
+            pooled.terminal.close("Session restarted").await;
+            self.new_terminal(&pooled.session_id, &pooled.container_id, client_env)
+        };
+        if let Some((c, r)) = req.size() {
+            if let Err(e) = terminal.resize(c, r).await {
+                tracing::debug!(error = %e, "resizing a pooled shell failed");
+            }
+        }
         let session = self.insert(
             pooled.session_id.clone(),
             pooled.container_id.clone(),
             image.raw.clone(),
             owner.clone(),
             created,
-            client_env,
+            terminal,
         );
-        if let Some((c, r)) = req.size() {
-            session.terminal.set_size(c, r);
-        }
         let runtime = Arc::clone(&self.runtime);
         let name = live_name(&pooled.session_id, owner);
         self.tasks.spawn(async move {
@@ -338,10 +349,10 @@ impl SessionManager {
         image: String,
         owner: Owner,
         created: i64,
-        shell_env: Vec<String>,
+        terminal: Arc<Terminal>,
     ) -> Arc<Session> {
         let session = Arc::new(Session {
-            terminal: self.new_terminal(&id, &container_id, shell_env),
+            terminal,
             id: id.clone(),
             container_id,
             image,

@@ -9,29 +9,51 @@
 //! workspace root would let one session see another's files.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use tokio::sync::Notify;
 
 use crate::runtime::spec::{LIVE_NAME_PREFIX, POOL_NAME_PREFIX};
 use crate::session::Owner;
+use crate::terminal::Terminal;
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Pooled {
     pub container_id: String,
     pub session_id: String,
+    /// Its shell is already running.
+    pub terminal: Arc<Terminal>,
 }
 
-#[derive(Default)]
-pub struct WarmPool {
+/// What the pool holds needs only to say which container it is.
+pub trait PoolEntry {
+    fn container_id(&self) -> &str;
+}
+
+impl PoolEntry for Pooled {
+    fn container_id(&self) -> &str {
+        &self.container_id
+    }
+}
+
+pub struct WarmPool<T = Pooled> {
     /// Ready containers per (normalized) image.
-    ready: Mutex<HashMap<String, VecDeque<Pooled>>>,
+    ready: Mutex<HashMap<String, VecDeque<T>>>,
     /// Wakes the refill task after a hand-out.
     pub refill: Notify,
 }
 
-impl WarmPool {
-    pub fn take(&self, image: &str) -> Option<Pooled> {
+impl<T> Default for WarmPool<T> {
+    fn default() -> Self {
+        WarmPool {
+            ready: Mutex::new(HashMap::new()),
+            refill: Notify::new(),
+        }
+    }
+}
+
+impl<T: PoolEntry> WarmPool<T> {
+    pub fn take(&self, image: &str) -> Option<T> {
         let taken = self
             .ready
             .lock()
@@ -44,7 +66,7 @@ impl WarmPool {
         taken
     }
 
-    pub fn put(&self, image: &str, p: Pooled) {
+    pub fn put(&self, image: &str, p: T) {
         self.ready
             .lock()
             .unwrap()
@@ -66,10 +88,10 @@ impl WarmPool {
             .lock()
             .unwrap()
             .values()
-            .any(|q| q.iter().any(|p| p.container_id == container_id))
+            .any(|q| q.iter().any(|p| p.container_id() == container_id))
     }
 
-    pub fn drain(&self) -> Vec<Pooled> {
+    pub fn drain(&self) -> Vec<T> {
         self.ready
             .lock()
             .unwrap()
@@ -109,24 +131,28 @@ pub fn parse_live_name(name: &str, session_id: &str) -> Option<Owner> {
 mod tests {
     use super::*;
 
-    fn p(id: &str) -> Pooled {
-        Pooled {
-            container_id: id.into(),
-            session_id: format!("session-{id}"),
+    struct Entry(String);
+    impl PoolEntry for Entry {
+        fn container_id(&self) -> &str {
+            &self.0
         }
+    }
+
+    fn p(id: &str) -> Entry {
+        Entry(id.into())
     }
 
     #[test]
     fn hands_out_each_container_once_in_order() {
-        let pool = WarmPool::default();
+        let pool = WarmPool::<Entry>::default();
         pool.put("img:1", p("a"));
         pool.put("img:1", p("b"));
         assert_eq!(pool.ready("img:1"), 2);
         assert!(pool.contains("a"));
-        assert_eq!(pool.take("img:1").unwrap().container_id, "a");
+        assert_eq!(pool.take("img:1").unwrap().0, "a");
         assert!(!pool.contains("a"));
         assert!(pool.take("img:2").is_none());
-        assert_eq!(pool.take("img:1").unwrap().container_id, "b");
+        assert_eq!(pool.take("img:1").unwrap().0, "b");
         assert!(pool.take("img:1").is_none());
     }
 

@@ -18,6 +18,7 @@ use std::time::Duration;
 use axum::extract::ws::Utf8Bytes;
 use bytes::Bytes;
 use futures_util::future::join_all;
+use futures_util::FutureExt;
 use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{mpsc, Mutex};
 use tokio_util::sync::CancellationToken;
@@ -39,6 +40,15 @@ pub const SLOW_CLIENT_TIMEOUT: Duration = Duration::from_secs(10);
 pub const RECONNECT_DELAY_MS: u64 = 1000;
 /// Input messages (at most 1 MiB each) queued for a shell that is not reading.
 const INPUT_QUEUE: usize = 16;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AttachMode {
+    /// The session's creator: output so far (a pre-started shell's prompt)
+    /// arrives as ordinary `output`.
+    Creator,
+    /// `attach` or first `input`: `attached`, then the replay marked `replay: true`.
+    Reattach,
+}
 
 /// One attached WebSocket connection, as the terminal sees it.
 #[derive(Clone, Debug)]
@@ -133,27 +143,36 @@ impl Terminal {
         *self.size.lock().unwrap() = (cols, rows);
     }
 
-    /// Attaches a connection. With `preamble`, the connection first gets
-    /// `attached` and the replay; either way it then sees all live output,
-    /// with nothing lost or repeated between the two.
-    pub async fn attach(self: &Arc<Self>, sub: Subscriber, preamble: bool) -> Result<(), ApiError> {
+    /// Attaches a connection: first what `mode` says of the past, then all
+    /// live output, with nothing lost or repeated between the two.
+    pub async fn attach(
+        self: &Arc<Self>,
+        sub: Subscriber,
+        mode: AttachMode,
+    ) -> Result<(), ApiError> {
         {
             let mut shared = self.shared.lock().await;
-            if preamble {
+            let mut preamble = Vec::with_capacity(2);
+            if mode == AttachMode::Reattach {
                 let attached = ServerMessage::Attached {
                     session_id: &self.session_id,
                     container_id: &self.container_id,
                     status: "running",
                 };
+                preamble.push(attached.to_text());
+            }
+            let past = shared.replay.snapshot();
+            if mode == AttachMode::Reattach || !past.is_empty() {
                 let replay = ServerMessage::Output {
                     session_id: &self.session_id,
-                    data: shared.replay.snapshot(),
-                    replay: Some(true),
+                    data: past,
+                    replay: (mode == AttachMode::Reattach).then_some(true),
                 };
-                for msg in [attached.to_text(), replay.to_text()] {
-                    if !send_with_timeout(&sub, msg.into()).await {
-                        return Ok(());
-                    }
+                preamble.push(replay.to_text());
+            }
+            for msg in preamble {
+                if !send_with_timeout(&sub, msg.into()).await {
+                    return Ok(());
                 }
             }
             if !shared.subscribers.iter().any(|s| s.conn_id == sub.conn_id) && !sub.tx.is_closed() {
@@ -222,6 +241,12 @@ impl Terminal {
         Ok(())
     }
 
+    /// Starts the shell ahead of any client (warm pool): its first output
+    /// waits in the replay buffer for the session's creator.
+    pub async fn warm_up(self: &Arc<Self>) -> Result<(), ApiError> {
+        self.ensure_shell().await
+    }
+
     /// Starts a shell unless one is running.
     async fn ensure_shell(self: &Arc<Self>) -> Result<(), ApiError> {
         let mut slot = self.shell.lock().await;
@@ -250,8 +275,16 @@ impl Terminal {
         self.tasks
             .spawn(feed_input(io.input, input_rx, done.clone()));
         let this = Arc::clone(self);
+        let exec_id = io.exec_id.clone();
         self.tasks
             .spawn(async move { this.pump(io.exec_id, io.output, done).await });
+        // Only now: the engine answers a resize once the shell runs, and the
+        // first output must not wait for that. The slot stays locked so that
+        // no input reaches the shell before its size is right.
+        if let Err(e) = self.runtime.resize_shell(&exec_id, cols, rows).await {
+            tracing::debug!(session = %self.session_id, error = %e, "initial resize failed");
+        }
+        drop(slot);
         Ok(())
     }
 
@@ -276,19 +309,34 @@ impl Terminal {
                 _ = self.stop.cancelled() => { done.cancel(); return; }
                 n = output.read(buf) => n,
             };
-            match n {
+            let mut n = match n {
                 Ok(0) | Err(_) => break,
-                Ok(n) => {
-                    let text = decoder.decode(&buf[..n]);
-                    if n == cap && big.is_none() {
-                        big = Some(vec![0u8; READ_CHUNK]);
-                    } else if n < SMALL_READ && big.is_some() {
-                        big = None;
+                Ok(n) => n,
+            };
+            // Take whatever else has already arrived, without waiting, so a
+            // flood goes out in few large messages rather than many small ones.
+            let mut ended = false;
+            while n < cap {
+                match output.read(&mut buf[n..]).now_or_never() {
+                    Some(Ok(0)) | Some(Err(_)) => {
+                        ended = true;
+                        break;
                     }
-                    if !text.is_empty() {
-                        self.publish(&text).await;
-                    }
+                    Some(Ok(m)) => n += m,
+                    None => break,
                 }
+            }
+            let text = decoder.decode(&buf[..n]);
+            if n == cap && big.is_none() {
+                big = Some(vec![0u8; READ_CHUNK]);
+            } else if n < SMALL_READ && big.is_some() {
+                big = None;
+            }
+            if !text.is_empty() {
+                self.publish(&text).await;
+            }
+            if ended {
+                break;
             }
         }
         let tail = decoder.finish();

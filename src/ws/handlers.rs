@@ -10,6 +10,7 @@ use super::protocol::{
 use crate::error::ApiError;
 use crate::runtime::PullProgress;
 use crate::session::CreateRequest;
+use crate::terminal::AttachMode;
 
 pub async fn handle(conn: &Arc<Connection>, msg: ClientMessage) {
     let result = match msg {
@@ -81,7 +82,10 @@ async fn create(conn: &Arc<Connection>, c: Create) -> Result<(), ApiError> {
     })
     .await;
     conn.set_current(&session.id);
-    session.terminal.attach(conn.subscriber(), false).await
+    session
+        .terminal
+        .attach(conn.subscriber(), AttachMode::Creator)
+        .await
 }
 
 async fn input(conn: &Arc<Connection>, m: Input) -> Outcome {
@@ -93,7 +97,7 @@ async fn input(conn: &Arc<Connection>, m: Input) -> Outcome {
     if !session.terminal.is_attached(conn.id).await {
         session
             .terminal
-            .attach(conn.subscriber(), true)
+            .attach(conn.subscriber(), AttachMode::Reattach)
             .await
             .map_err(fail)?;
         conn.set_current(&id);
@@ -107,7 +111,10 @@ async fn input(conn: &Arc<Connection>, m: Input) -> Outcome {
 
 async fn attach(conn: &Arc<Connection>, m: Attach) -> Result<(), ApiError> {
     let session = conn.app.sessions.get(&m.session_id, &conn.owner)?;
-    session.terminal.attach(conn.subscriber(), true).await?;
+    session
+        .terminal
+        .attach(conn.subscriber(), AttachMode::Reattach)
+        .await?;
     conn.set_current(&session.id);
     Ok(())
 }

@@ -1,0 +1,444 @@
+//! The baselines: the same hardened container made straight through the
+//! Docker Engine API (bollard for create/start, a hijacked exec for the TTY,
+//! as the server does it) and through the `docker run -d` CLI.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Context, Result};
+use bollard::exec::CreateExecOptions;
+use bollard::models::{ContainerCreateBody, HostConfig, NetworkCreateRequest};
+use bollard::query_parameters::{ListContainersOptionsBuilder, RemoveContainerOptionsBuilder};
+use bollard::Docker;
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::header::{CONNECTION, CONTENT_TYPE, HOST, UPGRADE};
+use hyper::{Request, StatusCode};
+use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::UnixStream;
+
+use crate::client::MarkerScan;
+
+pub const SOCKET: &str = "/var/run/docker.sock";
+/// The server's default network, which the baselines join too.
+pub const NETWORK: &str = "claude-studio";
+const KEEPALIVE: &str = "sleep infinity 2>/dev/null || exec tail -f /dev/null";
+
+pub type RawStream = TokioIo<hyper::upgrade::Upgraded>;
+
+/// Phase timings of one bare start, each from the previous phase's end.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Phases {
+    /// Wall clock (Unix nanos) at the start, to line up with engine events.
+    pub sent_ns: i64,
+    pub create: Duration,
+    pub start: Duration,
+    pub exec_create: Duration,
+    pub exec_start: Duration,
+    pub first_output: Duration,
+}
+
+impl Phases {
+    pub fn total(&self) -> Duration {
+        self.create + self.start + self.exec_create + self.exec_start + self.first_output
+    }
+    pub fn created(&self) -> Duration {
+        self.create + self.start
+    }
+}
+
+/// A shell in a bare container: its raw TTY stream.
+pub struct RawShell {
+    pub container: String,
+    pub stream: RawStream,
+}
+
+impl RawShell {
+    /// Reads until `pred` holds for a chunk; returns the bytes read.
+    pub async fn read_until(
+        &mut self,
+        deadline: Instant,
+        mut pred: impl FnMut(&[u8]) -> bool,
+    ) -> Result<u64> {
+        let mut buf = vec![0u8; 32 * 1024];
+        let mut total = 0u64;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let n = tokio::time::timeout(left, self.stream.read(&mut buf))
+                .await
+                .map_err(|_| anyhow!("timed out reading the exec stream"))??;
+            if n == 0 {
+                bail!("exec stream ended");
+            }
+            total += n as u64;
+            if pred(&buf[..n]) {
+                return Ok(total);
+            }
+        }
+    }
+
+    pub async fn write(&mut self, data: &[u8]) -> Result<()> {
+        self.stream.write_all(data).await?;
+        self.stream.flush().await?;
+        Ok(())
+    }
+
+    pub async fn read_to_marker(&mut self, marker: &str, deadline: Instant) -> Result<u64> {
+        let mut scan = MarkerScan::new(marker);
+        self.read_until(deadline, |c| scan.feed(c)).await
+    }
+}
+
+#[derive(Clone)]
+pub struct Engine {
+    pub docker: Docker,
+    image: String,
+    label: String,
+    /// tmpfs mounts and their options, copied from a server-made container
+    /// by [`Engine::match_server`] so that the baselines run in the same kind
+    /// of container (the options decide, e.g., whether /tmp is writable).
+    tmpfs: Arc<RwLock<HashMap<String, String>>>,
+}
+
+/// The server's tmpfs options at the time of writing; replaced at run time.
+fn default_tmpfs() -> HashMap<String, String> {
+    let opts = |extra: &str, size: &str| {
+        format!("rw,nosuid,nodev,exec,{extra},uid=1000,gid=1000,size={size}")
+    };
+    HashMap::from([
+        ("/tmp".to_string(), opts("mode=1777", "256m")),
+        ("/home/studio".to_string(), opts("mode=0755", "128m")),
+        ("/workspace".to_string(), opts("mode=0755", "512m")),
+    ])
+}
+
+impl Engine {
+    pub async fn connect(image: &str, label: &str) -> Result<Engine> {
+        let docker = Docker::connect_with_unix(SOCKET, 120, bollard::API_DEFAULT_VERSION)?
+            .negotiate_version()
+            .await
+            .context("connect to the Docker engine")?;
+        let engine = Engine {
+            docker,
+            image: image.to_string(),
+            label: label.to_string(),
+            tmpfs: Arc::new(RwLock::new(default_tmpfs())),
+        };
+        engine.ensure_network().await?;
+        Ok(engine)
+    }
+
+    /// Same network as the server makes: a bridge without inter-container traffic.
+    async fn ensure_network(&self) -> Result<()> {
+        if self.docker.inspect_network(NETWORK, None).await.is_ok() {
+            return Ok(());
+        }
+        let req = NetworkCreateRequest {
+            name: NETWORK.into(),
+            driver: Some("bridge".into()),
+            options: Some(HashMap::from([(
+                "com.docker.network.bridge.enable_icc".into(),
+                "false".into(),
+            )])),
+            labels: Some(HashMap::from([("studio.managed".into(), "true".into())])),
+            ..Default::default()
+        };
+        match self.docker.create_network(req).await {
+            Ok(_) => Ok(()),
+            Err(_) if self.docker.inspect_network(NETWORK, None).await.is_ok() => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Takes the tmpfs options of a container the server made, and returns
+    /// the hardening fields in which the baseline's HostConfig differs from it.
+    pub async fn match_server(&self, container: &str) -> Result<Vec<String>> {
+        let theirs = self
+            .docker
+            .inspect_container(container, None)
+            .await?
+            .host_config
+            .unwrap_or_default();
+        if let Some(t) = theirs.tmpfs.clone() {
+            *self.tmpfs.write().unwrap() = t;
+        }
+        let ours = self.body().host_config.unwrap_or_default();
+        let mut diff = Vec::new();
+        let mut check = |name: &str, a: String, b: String| {
+            if a != b {
+                diff.push(format!("{name}: server {a}, baseline {b}"));
+            }
+        };
+        check(
+            "ReadonlyRootfs",
+            format!("{:?}", theirs.readonly_rootfs),
+            format!("{:?}", ours.readonly_rootfs),
+        );
+        check(
+            "Memory",
+            format!("{:?}", theirs.memory),
+            format!("{:?}", ours.memory),
+        );
+        check(
+            "MemorySwap",
+            format!("{:?}", theirs.memory_swap),
+            format!("{:?}", ours.memory_swap),
+        );
+        check(
+            "NanoCpus",
+            format!("{:?}", theirs.nano_cpus),
+            format!("{:?}", ours.nano_cpus),
+        );
+        check(
+            "PidsLimit",
+            format!("{:?}", theirs.pids_limit),
+            format!("{:?}", ours.pids_limit),
+        );
+        check(
+            "CapDrop",
+            format!("{:?}", theirs.cap_drop),
+            format!("{:?}", ours.cap_drop),
+        );
+        check(
+            "SecurityOpt",
+            format!("{:?}", theirs.security_opt),
+            format!("{:?}", ours.security_opt),
+        );
+        check(
+            "Init",
+            format!("{:?}", theirs.init),
+            format!("{:?}", ours.init),
+        );
+        check(
+            "NetworkMode",
+            format!("{:?}", theirs.network_mode),
+            format!("{:?}", ours.network_mode),
+        );
+        check(
+            "IpcMode",
+            format!("{:?}", theirs.ipc_mode),
+            format!("{:?}", ours.ipc_mode),
+        );
+        Ok(diff)
+    }
+
+    /// The server's HostConfig, field by field (see src/runtime/docker.rs).
+    fn body(&self) -> ContainerCreateBody {
+        let tmpfs = self.tmpfs.read().unwrap().clone();
+        let memory = 512i64 << 20;
+        ContainerCreateBody {
+            image: Some(self.image.clone()),
+            entrypoint: Some(vec!["/bin/sh".into(), "-c".into(), KEEPALIVE.into()]),
+            user: Some("1000:1000".into()),
+            working_dir: Some("/workspace".into()),
+            env: Some(vec![
+                "TERM=xterm-256color".into(),
+                "HOME=/home/studio".into(),
+                "LANG=C.UTF-8".into(),
+            ]),
+            labels: Some(HashMap::from([(
+                "studio.bench".to_string(),
+                self.label.clone(),
+            )])),
+            host_config: Some(HostConfig {
+                readonly_rootfs: Some(true),
+                memory: Some(memory),
+                memory_swap: Some(memory),
+                nano_cpus: Some(1_000_000_000),
+                pids_limit: Some(256),
+                cap_drop: Some(vec!["ALL".into()]),
+                security_opt: Some(vec!["no-new-privileges".into()]),
+                privileged: Some(false),
+                init: Some(true),
+                tmpfs: Some(tmpfs),
+                network_mode: Some(NETWORK.into()),
+                ipc_mode: Some("private".into()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+
+    /// How long an image inspect takes (the server does one per create).
+    pub async fn inspect_image(&self) -> Result<Duration> {
+        let t = Instant::now();
+        self.docker.inspect_image(&self.image).await?;
+        Ok(t.elapsed())
+    }
+
+    /// Create + start + exec a TTY shell, until the shell's first output.
+    pub async fn start_shell(&self) -> Result<(RawShell, Phases)> {
+        let mut p = Phases {
+            sent_ns: crate::events::now_nanos(),
+            ..Default::default()
+        };
+        let t = Instant::now();
+        let id = self.docker.create_container(None, self.body()).await?.id;
+        p.create = t.elapsed();
+        let t = Instant::now();
+        if let Err(e) = self.docker.start_container(&id, None).await {
+            let _ = self.remove(&id).await;
+            return Err(e.into());
+        }
+        p.start = t.elapsed();
+        let shell = self.exec_shell(&id, &mut p).await?;
+        Ok((shell, p))
+    }
+
+    /// Starts a TTY shell in a running container, until its first output;
+    /// fills the exec phases of `p`.
+    pub async fn exec_shell(&self, id: &str, p: &mut Phases) -> Result<RawShell> {
+        let t = Instant::now();
+        let opts = CreateExecOptions::<String> {
+            attach_stdin: Some(true),
+            attach_stdout: Some(true),
+            attach_stderr: Some(true),
+            tty: Some(true),
+            cmd: Some(vec!["/bin/sh".into()]),
+            ..Default::default()
+        };
+        let exec = self.docker.create_exec(id, opts).await?;
+        p.exec_create = t.elapsed();
+        let t = Instant::now();
+        let stream = hijack(&self.docker.client_version().to_string(), &exec.id).await?;
+        p.exec_start = t.elapsed();
+        let t = Instant::now();
+        let mut shell = RawShell {
+            container: id.to_string(),
+            stream,
+        };
+        shell
+            .read_until(Instant::now() + Duration::from_secs(60), |_| true)
+            .await?;
+        p.first_output = t.elapsed();
+        Ok(shell)
+    }
+
+    /// `docker run -d` with the same flags; returns the CLI's wall time.
+    pub async fn docker_run(&self) -> Result<(String, Duration)> {
+        let tmpfs: Vec<String> = (self.tmpfs.read().unwrap().iter())
+            .flat_map(|(k, v)| ["--tmpfs".to_string(), format!("{k}:{v}")])
+            .collect();
+        let t = Instant::now();
+        let out = tokio::process::Command::new("docker")
+            .args([
+                "run",
+                "-d",
+                "--read-only",
+                "--user",
+                "1000:1000",
+                "--memory",
+                "512m",
+                "--memory-swap",
+                "512m",
+            ])
+            .args([
+                "--cpus",
+                "1",
+                "--pids-limit",
+                "256",
+                "--cap-drop",
+                "ALL",
+                "--security-opt",
+                "no-new-privileges",
+            ])
+            .args([
+                "--init",
+                "--ipc",
+                "private",
+                "--network",
+                NETWORK,
+                "-w",
+                "/workspace",
+            ])
+            .args(&tmpfs)
+            .args([
+                "-e",
+                "TERM=xterm-256color",
+                "-e",
+                "HOME=/home/studio",
+                "-e",
+                "LANG=C.UTF-8",
+            ])
+            .args([
+                "--label",
+                &format!("studio.bench={}", self.label),
+                "--entrypoint",
+                "/bin/sh",
+                &self.image,
+                "-c",
+            ])
+            .arg(KEEPALIVE)
+            .output()
+            .await?;
+        let elapsed = t.elapsed();
+        if !out.status.success() {
+            bail!(
+                "docker run failed: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
+        }
+        Ok((
+            String::from_utf8_lossy(&out.stdout).trim().to_string(),
+            elapsed,
+        ))
+    }
+
+    pub async fn remove(&self, id: &str) -> Result<()> {
+        let opts = RemoveContainerOptionsBuilder::default()
+            .force(true)
+            .v(true)
+            .build();
+        self.docker.remove_container(id, Some(opts)).await?;
+        Ok(())
+    }
+
+    /// Removes every container carrying `label`, a few at a time.
+    pub async fn remove_labelled(&self, label: &str) -> Result<usize> {
+        let filters = HashMap::from([("label".to_string(), vec![label.to_string()])]);
+        let opts = ListContainersOptionsBuilder::default()
+            .all(true)
+            .filters(&filters)
+            .build();
+        let ids: Vec<String> = self
+            .docker
+            .list_containers(Some(opts))
+            .await?
+            .into_iter()
+            .filter_map(|c| c.id)
+            .collect();
+        let n = ids.len();
+        for chunk in ids.chunks(8) {
+            futures_util::future::join_all(chunk.iter().map(|id| self.remove(id))).await;
+        }
+        Ok(n)
+    }
+}
+
+/// Starts an exec and takes over its connection, as src/runtime/hijack.rs does.
+async fn hijack(api_version: &str, exec_id: &str) -> Result<RawStream> {
+    let stream = UnixStream::connect(SOCKET).await?;
+    let (mut sender, conn) =
+        hyper::client::conn::http1::handshake::<_, Full<Bytes>>(TokioIo::new(stream)).await?;
+    tokio::spawn(async move {
+        let _ = conn.with_upgrades().await;
+    });
+    let req = Request::post(format!("/v{api_version}/exec/{exec_id}/start"))
+        .header(HOST, "docker")
+        .header(CONTENT_TYPE, "application/json")
+        .header(CONNECTION, "Upgrade")
+        .header(UPGRADE, "tcp")
+        .body(Full::new(Bytes::from_static(
+            br#"{"Detach":false,"Tty":true}"#,
+        )))?;
+    let res = sender.send_request(req).await?;
+    if !matches!(
+        res.status(),
+        StatusCode::SWITCHING_PROTOCOLS | StatusCode::OK
+    ) {
+        bail!("exec start answered {}", res.status());
+    }
+    Ok(TokioIo::new(hyper::upgrade::on(res).await?))
+}
