@@ -93,7 +93,10 @@ async fn sessions_come_from_the_pool_which_refills_with_fresh_containers() {
     let first = ws.expect("output").await;
     assert_eq!(first["sessionId"], sid2.as_str());
     assert!(first.get("replay").is_none(), "{first}");
-    assert!(first["data"].as_str().unwrap().contains("$ "), "the prompt: {first}");
+    assert!(
+        first["data"].as_str().unwrap().contains("$ "),
+        "the prompt: {first}"
+    );
     let out = ws.run(&sid2, "stty size").await;
     assert!(out.contains("50 500"), "{out:?}");
 }
