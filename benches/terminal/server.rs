@@ -123,6 +123,10 @@ impl Server {
                 cmd.args([flag.as_str(), "off"]);
             }
         }
+        // ...and holds them all as one owner (auth is off).
+        if features.has("--max-sessions-per-owner") {
+            cmd.args(["--max-sessions-per-owner", "100000"]);
+        }
         let log_dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"));
         let log = std::fs::File::create(log_dir.join(format!("bench-server-{instance}.log")))?;
         cmd.args(extra)

@@ -83,18 +83,7 @@ pub async fn report(
 async fn accept(session: &Session, req: Request) -> Result<(), ApiError> {
     // Requiring JSON keeps other sites from posting here with a plain form:
     // a cross-origin JSON POST needs a preflight, which is never granted.
-    let json = req
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| {
-            v.split(';')
-                .next()
-                .unwrap_or("")
-                .trim()
-                .eq_ignore_ascii_case("application/json")
-        });
-    if !json {
+    if !super::headers::has_media_type(req.headers(), "application/json") {
         return Err(ApiError::validation(
             "Console reports must be sent as application/json",
         ));

@@ -182,16 +182,7 @@ fn rewrite_location_and_cookies(headers: &mut HeaderMap, prefix: &str, addr: Soc
 }
 
 fn is_html(headers: &HeaderMap) -> bool {
-    headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| {
-            v.split(';')
-                .next()
-                .unwrap_or("")
-                .trim()
-                .eq_ignore_ascii_case("text/html")
-        })
+    h::has_media_type(headers, "text/html")
 }
 
 fn new_nonce() -> String {
