@@ -11,13 +11,8 @@ use bollard::exec::CreateExecOptions;
 use bollard::models::{ContainerCreateBody, HostConfig, NetworkCreateRequest};
 use bollard::query_parameters::{ListContainersOptionsBuilder, RemoveContainerOptionsBuilder};
 use bollard::Docker;
-use bytes::Bytes;
-use http_body_util::Full;
-use hyper::header::{CONNECTION, CONTENT_TYPE, HOST, UPGRADE};
-use hyper::{Request, StatusCode};
-use hyper_util::rt::TokioIo;
+use claude_studio::runtime::hijack;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::UnixStream;
 
 use crate::client::MarkerScan;
 
@@ -26,7 +21,7 @@ pub const SOCKET: &str = "/var/run/docker.sock";
 pub const NETWORK: &str = "claude-studio";
 const KEEPALIVE: &str = "sleep infinity 2>/dev/null || exec tail -f /dev/null";
 
-pub type RawStream = TokioIo<hyper::upgrade::Upgraded>;
+pub use claude_studio::runtime::hijack::RawStream;
 
 /// Phase timings of one bare start, each from the previous phase's end.
 #[derive(Debug, Clone, Copy, Default)]
@@ -417,28 +412,10 @@ impl Engine {
     }
 }
 
-/// Starts an exec and takes over its connection, as src/runtime/hijack.rs does.
+/// Starts an exec and takes over its raw connection, with the server's own
+/// hijack (plain hyper, no decoding): the baseline stream is the engine's.
 async fn hijack(api_version: &str, exec_id: &str) -> Result<RawStream> {
-    let stream = UnixStream::connect(SOCKET).await?;
-    let (mut sender, conn) =
-        hyper::client::conn::http1::handshake::<_, Full<Bytes>>(TokioIo::new(stream)).await?;
-    tokio::spawn(async move {
-        let _ = conn.with_upgrades().await;
-    });
-    let req = Request::post(format!("/v{api_version}/exec/{exec_id}/start"))
-        .header(HOST, "docker")
-        .header(CONTENT_TYPE, "application/json")
-        .header(CONNECTION, "Upgrade")
-        .header(UPGRADE, "tcp")
-        .body(Full::new(Bytes::from_static(
-            br#"{"Detach":false,"Tty":true}"#,
-        )))?;
-    let res = sender.send_request(req).await?;
-    if !matches!(
-        res.status(),
-        StatusCode::SWITCHING_PROTOCOLS | StatusCode::OK
-    ) {
-        bail!("exec start answered {}", res.status());
-    }
-    Ok(TokioIo::new(hyper::upgrade::on(res).await?))
+    hijack::start_exec(std::path::Path::new(SOCKET), api_version, exec_id)
+        .await
+        .map_err(|e| anyhow!("exec start: {e}"))
 }

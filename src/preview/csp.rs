@@ -56,13 +56,7 @@ fn script_sources(sources: &[String], nonce: &str) -> Option<Vec<String>> {
     if has(sources, "'unsafe-inline'") && !keyed && !has(sources, "'strict-dynamic'") {
         return None;
     }
-    let mut out: Vec<String> = sources
-        .iter()
-        .filter(|s| !s.eq_ignore_ascii_case("'none'"))
-        .cloned()
-        .collect();
-    out.push(format!("'nonce-{nonce}'"));
-    Some(out)
+    Some(adding(sources, format!("'nonce-{nonce}'")))
 }
 
 /// A connect source list that allows same-origin requests, or `None` when
@@ -71,13 +65,18 @@ fn connect_sources(sources: &[String]) -> Option<Vec<String>> {
     if has(sources, "'self'") || has(sources, "*") {
         return None;
     }
+    Some(adding(sources, "'self'".into()))
+}
+
+/// `sources` plus `extra`; a `'none'` goes, since the list is no longer empty.
+fn adding(sources: &[String], extra: String) -> Vec<String> {
     let mut out: Vec<String> = sources
         .iter()
         .filter(|s| !s.eq_ignore_ascii_case("'none'"))
         .cloned()
         .collect();
-    out.push("'self'".into());
-    Some(out)
+    out.push(extra);
+    out
 }
 
 fn amend_policy(policy: &str, nonce: &str) -> String {

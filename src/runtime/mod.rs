@@ -4,7 +4,7 @@
 //! (Kubernetes) would implement the same trait.
 
 pub mod docker;
-mod hijack;
+pub mod hijack;
 pub mod spec;
 
 use std::collections::HashMap;
