@@ -19,7 +19,6 @@ use crate::session::Session;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 const POOL_IDLE: Duration = Duration::from_secs(30);
 const POOL_PER_HOST: usize = 64;
-const READ_BUFFER: usize = 64 * 1024;
 
 pub type HttpClient = Client<HttpConnector, Body>;
 
@@ -47,10 +46,7 @@ impl Upstreams {
         builder
             .pool_idle_timeout(POOL_IDLE)
             .pool_max_idle_per_host(POOL_PER_HOST)
-            .pool_timer(TokioTimer::new())
-            // Big reads: a body crosses from the upstream connection's task
-            // to the browser's in few frames, each one a task hand-off.
-            .http1_read_buf_exact_size(READ_BUFFER);
+            .pool_timer(TokioTimer::new());
         let client = builder.build(connector);
         Upstreams {
             client,
