@@ -78,6 +78,40 @@ async fn resize_changes_the_tty_size() {
     assert!(out.contains("43 132"), "{out:?}");
 }
 
+/// A shell loop writes every line with its own `write`: even when the server
+/// keeps up with each one, a flood must not become one message per line.
+#[tokio::test]
+async fn output_written_a_line_at_a_time_is_coalesced() {
+    let server = Server::start().await;
+    let mut ws = server.ws().await;
+    let (sid, _) = ws.create(json!({})).await;
+    ws.run(&sid, "true").await;
+    let lines = 3000;
+    ws.input(
+        &sid,
+        &format!(
+            "i=0; while [ $i -lt {lines} ]; do echo line-$i; i=$((i+1)); done; echo END-$((9*9))\n"
+        ),
+    )
+    .await;
+    let mut messages = 0;
+    let mut text = String::new();
+    while !text.contains("END-81") {
+        let v = ws.next().await.expect("connection stays open");
+        if v["type"] == "output" {
+            messages += 1;
+            text.push_str(v["data"].as_str().unwrap());
+        }
+    }
+    for i in [0, 1, lines / 2, lines - 1] {
+        assert!(text.contains(&format!("line-{i}\r\n")), "line {i} arrives");
+    }
+    assert!(
+        messages < lines / 20,
+        "{messages} messages for {lines} lines written one by one"
+    );
+}
+
 #[tokio::test]
 async fn large_utf8_output_is_never_split_and_is_coalesced() {
     let server = Server::start().await;

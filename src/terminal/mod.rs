@@ -8,12 +8,13 @@
 //! is read more slowly instead of output piling up; a client that stays full
 //! for [`SLOW_CLIENT_TIMEOUT`] is kicked with `reconnect` and can attach again.
 
+mod coalesce;
 mod replay;
 pub mod utf8;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::extract::ws::Utf8Bytes;
 use bytes::Bytes;
@@ -27,6 +28,7 @@ use tokio_util::task::TaskTracker;
 use crate::error::ApiError;
 use crate::runtime::{ContainerRuntime, ShellSpec};
 use crate::ws::protocol::ServerMessage;
+use coalesce::{Burst, LINGER};
 use replay::Replay;
 use utf8::Utf8Decoder;
 
@@ -295,6 +297,7 @@ impl Terminal {
         done: CancellationToken,
     ) {
         let mut decoder = Utf8Decoder::new();
+        let mut burst = Burst::new(Instant::now());
         // An idle shell holds only a small buffer; a busy one reads in large
         // chunks (fewer, bigger messages) until it quiets down again.
         let mut small = [0u8; SMALL_READ];
@@ -313,23 +316,42 @@ impl Terminal {
                 Ok(0) | Err(_) => break,
                 Ok(n) => n,
             };
+            let first_read = Instant::now();
+            let busy = burst.busy(first_read);
             // Take whatever else has already arrived, without waiting, so a
-            // flood goes out in few large messages rather than many small ones.
+            // flood goes out in few large messages rather than many small ones;
+            // while output flows fast, also wait a little for more (see
+            // `coalesce`).
             let mut ended = false;
             while n < cap {
-                match output.read(&mut buf[n..]).now_or_never() {
-                    Some(Ok(0)) | Some(Err(_)) => {
+                let more = match output.read(&mut buf[n..]).now_or_never() {
+                    Some(result) => result,
+                    None if busy => {
+                        match tokio::time::timeout_at(
+                            (first_read + LINGER).into(),
+                            output.read(&mut buf[n..]),
+                        )
+                        .await
+                        {
+                            Ok(result) => result,
+                            Err(_) => break,
+                        }
+                    }
+                    None => break,
+                };
+                match more {
+                    Ok(0) | Err(_) => {
                         ended = true;
                         break;
                     }
-                    Some(Ok(m)) => n += m,
-                    None => break,
+                    Ok(m) => n += m,
                 }
             }
+            burst.record(n, first_read);
             let text = decoder.decode(&buf[..n]);
-            if n == cap && big.is_none() {
+            if (n == cap || busy) && big.is_none() {
                 big = Some(vec![0u8; READ_CHUNK]);
-            } else if n < SMALL_READ && big.is_some() {
+            } else if n < SMALL_READ && !busy && big.is_some() {
                 big = None;
             }
             if !text.is_empty() {
