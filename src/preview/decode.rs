@@ -4,6 +4,7 @@
 
 use std::io::{self, Write};
 
+use bytes::Bytes;
 use axum::http::{header, HeaderMap};
 
 type Sink = Vec<u8>;
@@ -51,30 +52,36 @@ impl Decoder {
         matches!(self, Decoder::Identity)
     }
 
-    /// Feeds compressed bytes; returns the decoded bytes now available.
-    pub fn feed(&mut self, data: &[u8]) -> io::Result<Vec<u8>> {
-        match self {
-            Decoder::Identity => Ok(data.to_vec()),
+    /// Feeds compressed bytes; returns the decoded bytes now available
+    /// (without a copy when there is nothing to decode).
+    pub fn feed(&mut self, data: Bytes) -> io::Result<Bytes> {
+        self.feed_slice(&data).map(|v| v.unwrap_or(data))
+    }
+
+    /// `None`: the input is the output.
+    fn feed_slice(&mut self, data: &[u8]) -> io::Result<Option<Bytes>> {
+        let decoded = match self {
+            Decoder::Identity => return Ok(None),
             Decoder::Gzip(d) => {
                 d.write_all(data)?;
-                Ok(std::mem::take(d.get_mut()))
+                std::mem::take(d.get_mut())
             }
             Decoder::Zlib(d) => {
                 d.write_all(data)?;
-                Ok(std::mem::take(d.get_mut()))
+                std::mem::take(d.get_mut())
             }
             Decoder::RawDeflate(d) => {
                 d.write_all(data)?;
-                Ok(std::mem::take(d.get_mut()))
+                std::mem::take(d.get_mut())
             }
             Decoder::Brotli(d) => {
                 d.write_all(data)?;
-                Ok(std::mem::take(d.get_mut()))
+                std::mem::take(d.get_mut())
             }
             Decoder::DeflateUndecided(head) => {
                 head.extend_from_slice(data);
                 if head.len() < 2 {
-                    return Ok(Vec::new());
+                    return Ok(Some(Bytes::new()));
                 }
                 let head = std::mem::take(head);
                 *self = if is_zlib_header(head[0], head[1]) {
@@ -82,9 +89,10 @@ impl Decoder {
                 } else {
                     Decoder::RawDeflate(Box::new(flate2::write::DeflateDecoder::new(Vec::new())))
                 };
-                self.feed(&head)
+                return self.feed_slice(&head);
             }
-        }
+        };
+        Ok(Some(Bytes::from(decoded)))
     }
 
     /// Ends the stream; returns the last decoded bytes.
@@ -135,7 +143,7 @@ mod tests {
     fn decode_chunked(mut d: Decoder, data: &[u8]) -> Vec<u8> {
         let mut out = Vec::new();
         for chunk in data.chunks(7) {
-            out.extend(d.feed(chunk).unwrap());
+            out.extend(d.feed(Bytes::copy_from_slice(chunk)).unwrap());
         }
         out.extend(d.finish().unwrap());
         out
@@ -203,7 +211,7 @@ mod tests {
     fn corrupt_input_is_an_error_not_a_panic() {
         let mut d = Decoder::for_headers(&headers("gzip")).unwrap();
         let r = d
-            .feed(b"definitely not gzip data at all")
+            .feed(Bytes::from_static(b"definitely not gzip data at all"))
             .and_then(|_| d.finish());
         assert!(r.is_err());
     }

@@ -3,15 +3,16 @@
 //! rewritten chunk by chunk as it arrives, never buffered whole. A
 //! `<meta http-equiv="Content-Security-Policy">` is amended on the way.
 
+use std::borrow::Cow;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, LazyLock, Mutex};
 
 use axum::body::Body;
 use bytes::Bytes;
 use http_body_util::BodyExt;
 use lol_html::html_content::ContentType;
-use lol_html::send::{HtmlRewriter, Settings};
-use lol_html::{element, MemorySettings};
+use lol_html::send::{Element, ElementContentHandlers, HtmlRewriter, Settings};
+use lol_html::{HandlerResult, MemorySettings, Selector};
 
 use super::csp;
 use super::decode::Decoder;
@@ -22,14 +23,32 @@ pub const REPORT_PATH: &str = "/__studio/console";
 /// lol_html buffers at most this much of one construct (a huge tag, say).
 const REWRITER_MEMORY: usize = 4 * 1024 * 1024;
 
+/// The script around its endpoint placeholder, split once.
+static SCRIPT_PARTS: LazyLock<(&str, &str)> = LazyLock::new(|| {
+    SCRIPT
+        .split_once("__STUDIO_ENDPOINT__")
+        .expect("console.js names its endpoint")
+});
+
+/// The rewriter's selectors, parsed once (lol_html compiles them per page).
+static HEAD: LazyLock<Selector> = LazyLock::new(|| "head".parse().unwrap());
+static BODY: LazyLock<Selector> = LazyLock::new(|| "body".parse().unwrap());
+static META: LazyLock<Selector> = LazyLock::new(|| "meta[http-equiv]".parse().unwrap());
+
 /// The `<script>` element for one response. `prefix` is `/preview/ID` on a
 /// path preview and empty on a host-based one.
 pub fn script_tag(prefix: &str, nonce: &str) -> String {
-    let endpoint = format!("{prefix}{REPORT_PATH}");
-    format!(
-        "<script nonce=\"{nonce}\">{}</script>",
-        SCRIPT.replace("__STUDIO_ENDPOINT__", &endpoint)
-    )
+    let (before, after) = *SCRIPT_PARTS;
+    let mut tag = String::with_capacity(SCRIPT.len() + prefix.len() + nonce.len() + 64);
+    tag.push_str("<script nonce=\"");
+    tag.push_str(nonce);
+    tag.push_str("\">");
+    tag.push_str(before);
+    tag.push_str(prefix);
+    tag.push_str(REPORT_PATH);
+    tag.push_str(after);
+    tag.push_str("</script>");
+    tag
 }
 
 type Out = Arc<Mutex<Vec<u8>>>;
@@ -38,7 +57,17 @@ type Sink = Box<dyn FnMut(&[u8]) + Send>;
 /// Once `<body>` starts, the script is in and no `<meta>` CSP can follow
 /// (browsers ignore one outside `<head>`), so the rest passes untouched.
 /// Input is fed in slices this large, so little of the body is parsed.
-const SLICE: usize = 2048;
+const SLICE: usize = 256;
+
+fn on(
+    selector: &'static Selector,
+    handler: impl FnMut(&mut Element<'_, '_>) -> HandlerResult + Send + 'static,
+) -> (Cow<'static, Selector>, ElementContentHandlers<'static>) {
+    (
+        Cow::Borrowed(selector),
+        ElementContentHandlers::default().element(handler),
+    )
+}
 
 fn rewriter(
     tag: String,
@@ -49,21 +78,21 @@ fn rewriter(
     let injected = Arc::new(AtomicBool::new(false));
     let (in_head, in_body, tag2) = (Arc::clone(&injected), injected, tag.clone());
     let settings = Settings::new_send()
-        .append_element_content_handler(element!("head", move |el| {
+        .append_element_content_handler(on(&HEAD, move |el| {
             if !in_head.swap(true, Ordering::Relaxed) {
                 el.prepend(&tag, ContentType::Html);
             }
             Ok(())
         }))
         // A page without <head>: before <body> still lands in the head.
-        .append_element_content_handler(element!("body", move |el| {
+        .append_element_content_handler(on(&BODY, move |el| {
             if !in_body.swap(true, Ordering::Relaxed) {
                 el.before(&tag2, ContentType::Html);
             }
             body_seen.store(true, Ordering::Relaxed);
             Ok(())
         }))
-        .append_element_content_handler(element!("meta[http-equiv]", move |el| {
+        .append_element_content_handler(on(&META, move |el| {
             let is_csp = el
                 .get_attribute("http-equiv")
                 .is_some_and(|v| v.trim().eq_ignore_ascii_case("content-security-policy"));
@@ -83,7 +112,11 @@ struct State<B> {
     /// `None` once the rest of the page passes through untouched.
     rewriter: Option<HtmlRewriter<'static, Sink>>,
     body_seen: Arc<AtomicBool>,
+    /// What the rewriter has written.
     out: Out,
+    /// Decoded bytes past `<body>`, sent as they are after `out`.
+    rest: Option<Bytes>,
+    ended: bool,
 }
 
 fn bad(e: impl std::fmt::Display) -> std::io::Error {
@@ -91,26 +124,34 @@ fn bad(e: impl std::fmt::Display) -> std::io::Error {
 }
 
 impl<B> State<B> {
-    fn take(&self) -> Bytes {
-        Bytes::from(std::mem::take(&mut *self.out.lock().unwrap()))
+    /// The next chunk ready to send, if any.
+    fn ready(&mut self) -> Option<Bytes> {
+        let written = std::mem::take(&mut *self.out.lock().unwrap());
+        if !written.is_empty() {
+            return Some(Bytes::from(written));
+        }
+        self.rest.take()
     }
 
-    fn write(&mut self, decoded: &[u8]) -> std::io::Result<()> {
+    /// Called only once `ready` has drained everything.
+    fn write(&mut self, decoded: Bytes) -> std::io::Result<()> {
         let Some(r) = self.rewriter.as_mut() else {
-            self.out.lock().unwrap().extend_from_slice(decoded);
+            self.rest = Some(decoded).filter(|d| !d.is_empty());
             return Ok(());
         };
-        let mut rest = decoded;
-        while !rest.is_empty() {
-            let (now, later) = rest.split_at(rest.len().min(SLICE));
-            r.write(now).map_err(bad)?;
-            rest = later;
+        let mut at = 0;
+        while at < decoded.len() {
+            let end = decoded.len().min(at + SLICE);
+            r.write(&decoded[at..end]).map_err(bad)?;
+            at = end;
             if self.body_seen.load(Ordering::Relaxed) {
                 // Ending flushes whatever the rewriter holds, byte for byte.
                 if let Some(r) = self.rewriter.take() {
                     r.end().map_err(bad)?;
                 }
-                self.out.lock().unwrap().extend_from_slice(rest);
+                if at < decoded.len() {
+                    self.rest = Some(decoded.slice(at..));
+                }
                 return Ok(());
             }
         }
@@ -118,8 +159,9 @@ impl<B> State<B> {
     }
 
     fn end(&mut self) -> std::io::Result<()> {
+        self.ended = true;
         let tail = self.decoder.finish()?;
-        self.write(&tail)?;
+        self.write(Bytes::from(tail))?;
         if let Some(r) = self.rewriter.take() {
             r.end().map_err(bad)?;
         }
@@ -143,34 +185,32 @@ where
         rewriter: Some(rewriter),
         body_seen,
         out,
+        rest: None,
+        ended: false,
     };
     let stream = futures_util::stream::unfold(Some(state), |state| async move {
         let mut s = state?;
         loop {
+            if let Some(chunk) = s.ready() {
+                return Some((Ok(chunk), Some(s)));
+            }
+            if s.ended {
+                return None;
+            }
             let step = match s.upstream.frame().await {
                 Some(Ok(frame)) => match frame.into_data() {
                     // Past the head of an uncompressed page: the frame as is.
                     Ok(data) if s.rewriter.is_none() && s.decoder.is_identity() => {
                         return Some((Ok(data), Some(s)));
                     }
-                    Ok(data) => s.decoder.feed(&data).and_then(|d| s.write(&d)),
+                    Ok(data) => s.decoder.feed(data).and_then(|d| s.write(d)),
                     Err(_) => continue, // trailers: dropped, as the body changed
                 },
                 Some(Err(e)) => Err(bad(e)),
-                None => {
-                    let r = s.end();
-                    return match r {
-                        Ok(()) => Some((Ok(s.take()), None)),
-                        Err(e) => Some((Err(e), None)),
-                    };
-                }
+                None => s.end(),
             };
             if let Err(e) = step {
                 return Some((Err(e), None));
-            }
-            let chunk = s.take();
-            if !chunk.is_empty() {
-                return Some((Ok(chunk), Some(s)));
             }
         }
     });
