@@ -4,8 +4,9 @@
 //! # Module map
 //!
 //! - [`server`]: binds the listener, serves, and shuts down gracefully.
-//! - [`api`]: the HTTP surface; `api::router` lays out every URL. REST
-//!   handlers live here, one file per resource.
+//! - [`api`]: the HTTP surface. `api::front` is the one service every
+//!   request enters (guard, then preview or rate limits and `api::router`,
+//!   which lays out the API's URLs); REST handlers, one file per resource.
 //! - [`ws`]: the WebSocket terminal. `protocol` holds the message enums,
 //!   `connection` drives one socket (reader, writer, heartbeat, flow control),
 //!   `handlers` applies each client message.
@@ -21,9 +22,9 @@
 //! - [`workspace`], [`image`]: validation of client-supplied host paths and
 //!   image references.
 //! - [`auth`]: API tokens and owners, `Host`/`Origin` checks, and signed
-//!   preview access; `auth::guard` is the middleware in front of every route.
+//!   preview access; `auth::guard` admits or refuses every request.
 //! - [`limits`]: the rate limits (governor GCRA, per client IP) and their
-//!   headers; `limits::middleware` decides which limits a request counts against.
+//!   headers; `limits::policy` decides which limits a request counts against.
 //! - [`config`]: settings from flags, `STUDIO_*` variables and a TOML file.
 //! - [`error`]: the one error enum, mapping 1:1 to the documented names.
 //!

@@ -1,7 +1,6 @@
 //! Start-up and shutdown: bind, serve, and on SIGTERM/SIGINT stop accepting,
 //! tell every WebSocket to reconnect, and wait (at most 10 s) for the tasks.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -49,16 +48,13 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         }
     });
 
-    let router = crate::api::router(Arc::clone(&app));
+    let front = crate::api::front(Arc::clone(&app));
     // No Nagle delay on small writes: keystrokes and proxied WebSocket frames.
     let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
         let _ = tcp.set_nodelay(true);
     });
-    let serve = axum::serve(
-        listener,
-        router.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown.clone().cancelled_owned());
+    let serve =
+        axum::serve(listener, front).with_graceful_shutdown(shutdown.clone().cancelled_owned());
     let serving = tokio::spawn(async move { serve.await });
     shutdown.cancelled().await;
 

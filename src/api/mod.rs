@@ -2,6 +2,7 @@
 
 mod body;
 mod containers;
+pub mod front;
 mod health;
 pub mod metrics;
 mod openapi;
@@ -14,8 +15,14 @@ use std::sync::Arc;
 use crate::app::AppState;
 use crate::error::ApiError;
 
-pub fn router(app: AppState) -> Router {
+/// Every request's entry point: the guard, then the preview or the API.
+pub fn front(app: AppState) -> front::Front {
     let preview = crate::preview::Preview::new(Arc::clone(&app));
+    front::Front::new(Arc::clone(&app), preview, router(app))
+}
+
+/// The API's routes (the preview is dispatched before them, in `front`).
+pub fn router(app: AppState) -> Router {
     Router::new()
         .route("/", get(crate::ws::upgrade))
         .route("/ws", get(crate::ws::upgrade))
@@ -32,23 +39,7 @@ pub fn router(app: AppState) -> Router {
         )
         .route("/api/preview/configure", post(preview::configure_handler))
         .fallback(not_found)
-        .with_state(Arc::clone(&app))
-        .merge(crate::preview::routes(Arc::clone(&preview)))
-        // Layers run outermost last: the access guard (Host, client IP,
-        // Origin, token) sees every request; preview host names then go to
-        // the preview and never reach the API; the rate limits come last.
-        .layer(axum::middleware::from_fn_with_state(
-            app.clone(),
-            crate::limits::middleware::rate_limit,
-        ))
-        .layer(axum::middleware::from_fn_with_state(
-            preview,
-            crate::preview::host_dispatch,
-        ))
-        .layer(axum::middleware::from_fn_with_state(
-            app,
-            crate::auth::guard::guard,
-        ))
+        .with_state(app)
 }
 
 async fn not_found(uri: axum::http::Uri) -> ApiError {

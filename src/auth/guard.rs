@@ -1,4 +1,4 @@
-//! The middleware in front of every route, in this order:
+//! The checks in front of every route (see `api::front`), in this order:
 //!
 //! 1. the request head's size (431 `MessageTooLarge`);
 //! 2. `Host` must name this server (400 `ValidationError`: DNS rebinding);
@@ -20,17 +20,17 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 
-use axum::extract::{ConnectInfo, Query, Request, State};
-use axum::http::{header, Method, StatusCode};
-use axum::middleware::Next;
+use axum::extract::{ConnectInfo, Query, Request};
+use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 
 use super::tokens::bearer;
-use crate::app::AppState;
+use crate::app::App;
 use crate::error::ApiError;
-use crate::limits::middleware::is_websocket_upgrade;
+use crate::limits::policy::is_websocket_upgrade;
 use crate::limits::size::check_head;
 use crate::limits::ClientIp;
+use crate::preview::host::HostTarget;
 use crate::session::Owner;
 
 fn forbidden_origin(origin: &str) -> Response {
@@ -57,9 +57,29 @@ fn query_token(req: &Request) -> Option<String> {
     q.0.get("token").cloned().filter(|t| !t.is_empty())
 }
 
-pub async fn guard(State(app): State<AppState>, req: Request, next: Next) -> Response {
-    if let Err(resp) = check_head(&req) {
-        return *resp;
+/// What the guard learned about an admitted request.
+pub struct Admission {
+    pub ip: ClientIp,
+    /// Set when the `Origin` is a `--cors-origin`: the response gets CORS headers.
+    pub cors_origin: Option<HeaderValue>,
+    /// The preview the request's host name names, if it names one.
+    pub preview_host: Option<HostTarget>,
+}
+
+impl Admission {
+    /// Adds what the response needs from the guard (CORS headers).
+    pub fn finish(self, app: &App, resp: &mut Response) {
+        app.access.cors.decorate(self.cors_origin, resp);
+    }
+}
+
+/// Checks one request; `Err` is the refusal to send instead. On success
+/// the request carries its [`ClientIp`] and, where a token decides, the
+/// caller's [`Owner`].
+#[allow(clippy::result_large_err)]
+pub fn admit(app: &App, req: &mut Request) -> Result<Admission, Response> {
+    if let Err(resp) = check_head(req) {
+        return Err(*resp);
     }
     let access = &app.access;
     // Both the `Host` header and an absolute-form request's authority (which
@@ -73,23 +93,31 @@ pub async fn guard(State(app): State<AppState>, req: Request, next: Next) -> Res
         let allowed = std::str::from_utf8(host).is_ok_and(|h| access.names.host_allowed(h));
         if !allowed {
             let shown: String = String::from_utf8_lossy(host).chars().take(200).collect();
-            return ApiError::validation(format!(
+            return Err(ApiError::validation(format!(
                 "Host '{shown}' is not a name this server answers to; add it with --allowed-host"
             ))
-            .into_response();
+            .into_response());
         }
     }
     if let Some(preflight) = access.cors.preflight(req.method(), req.headers()) {
-        return preflight;
+        return Err(preflight);
     }
     let cors_origin = access.cors.allowed(req.headers()).cloned();
-    let mut resp = checked(&app, req, cors_origin.is_some(), next).await;
-    access.cors.decorate(cors_origin, &mut resp);
-    resp
+    let (ip, preview_host) = checked(app, req, cors_origin.is_some())?;
+    Ok(Admission {
+        ip,
+        cors_origin,
+        preview_host,
+    })
 }
 
 /// Steps 3 to 5; `cors_listed`: the `Origin` is a `--cors-origin`.
-async fn checked(app: &AppState, mut req: Request, cors_listed: bool, next: Next) -> Response {
+#[allow(clippy::result_large_err)]
+fn checked(
+    app: &App,
+    req: &mut Request,
+    cors_listed: bool,
+) -> Result<(ClientIp, Option<HostTarget>), Response> {
     let access = &app.access;
     let peer = req
         .extensions()
@@ -99,39 +127,38 @@ async fn checked(app: &AppState, mut req: Request, cors_listed: bool, next: Next
     req.extensions_mut().insert(ip);
 
     let path = req.uri().path();
-    let upgrade = is_websocket_upgrade(&req);
+    let upgrade = is_websocket_upgrade(req);
     let safe = matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
     // A preview host is the previewed app's own origin: its paths are the
     // app's, not the API's (hot-reload sockets on `/`, the app's `/api`).
     let preview_host = crate::preview::host::request_host(req.uri(), req.headers())
-        .and_then(|h| crate::preview::host::parse(h, &app.settings.preview_domain))
-        .is_some();
-    let checks_origin = !preview_host
+        .and_then(|h| crate::preview::host::parse(h, &app.settings.preview_domain));
+    let checks_origin = preview_host.is_none()
         && ((upgrade && (path == "/" || path == "/ws")) || (path.starts_with("/api/") && !safe));
     if checks_origin {
         if let Some(origin) = req.headers().get(header::ORIGIN) {
             let o = String::from_utf8_lossy(origin.as_bytes()).into_owned();
             if !cors_listed && !access.names.origin_allowed(&o) {
-                return forbidden_origin(&o);
+                return Err(forbidden_origin(&o));
             }
         }
     }
 
     if !access.tokens.enabled() {
         req.extensions_mut().insert(Owner::default());
-        return next.run(req).await;
+        return Ok((ip, preview_host));
     }
     // Preview traffic (either form) is checked by the preview itself
     // against the session's owner: `auth::preview_gate`.
-    if preview_host || public(req.method(), path, upgrade) {
-        return next.run(req).await;
+    if preview_host.is_some() || public(req.method(), path, upgrade) {
+        return Ok((ip, preview_host));
     }
     if let Some(locked) = app.limits.auth.blocked(ip.key()) {
-        return locked.too_many();
+        return Err(locked.too_many());
     }
     let presented = bearer(req.headers()).map(String::from).or_else(|| {
         if upgrade {
-            query_token(&req)
+            query_token(req)
         } else {
             None
         }
@@ -139,7 +166,7 @@ async fn checked(app: &AppState, mut req: Request, cors_listed: bool, next: Next
     match presented.as_deref().and_then(|t| access.tokens.verify(t)) {
         Some(owner) => {
             req.extensions_mut().insert(owner);
-            next.run(req).await
+            Ok((ip, None))
         }
         None => {
             let what = if presented.is_some() {
@@ -148,7 +175,7 @@ async fn checked(app: &AppState, mut req: Request, cors_listed: bool, next: Next
                 "Missing API token"
             };
             match app.limits.auth.failed(ip.key()) {
-                Some(Err(refused)) => refused.too_many(),
+                Some(Err(refused)) => Err(refused.too_many()),
                 outcome => {
                     let mut resp = ApiError::Authentication(format!(
                         "{what}: send 'Authorization: Bearer TOKEN'{}",
@@ -162,7 +189,7 @@ async fn checked(app: &AppState, mut req: Request, cors_listed: bool, next: Next
                     if let Some(Ok(info)) = outcome {
                         info.apply(resp.headers_mut());
                     }
-                    resp
+                    Err(resp)
                 }
             }
         }

@@ -3,7 +3,7 @@
 //!
 //! - `tokens`: hashed API tokens, constant-time checks, owner fingerprints.
 //! - `owner`: the [`Owner`](crate::session::Owner) extractor handlers use.
-//! - `guard`: the middleware in front of every route: head size, `Host`,
+//! - `guard`: the checks in front of every route: head size, `Host`,
 //!   client IP, `Origin`, token (with the authentication limit).
 //! - `origin`: the names and origins the server answers to.
 //! - `cors`: `--cors-origin` (CORS is closed without it).

@@ -6,7 +6,7 @@
 //! - `failures`: the authentication limit (failed token checks).
 //! - `client_ip`: which address a request is counted against.
 //! - `headers`: `X-RateLimit-*`, `Retry-After` and the 429 body.
-//! - `middleware`: which limits apply to which HTTP request.
+//! - `policy`: which limits apply to which HTTP request.
 //! - `size`: the bound on a request's head.
 //!
 //! WebSocket `create` and `configure_preview` are counted by the message
@@ -16,7 +16,7 @@ pub mod client_ip;
 pub mod failures;
 pub mod headers;
 pub mod keyed;
-pub mod middleware;
+pub mod policy;
 pub mod size;
 pub mod spec;
 pub mod store;
@@ -183,7 +183,7 @@ mod tests {
     }
 
     /// A million distinct client IPs through every per-IP limit, as the
-    /// middleware calls them, with the pruner running as it does in the
+    /// front door calls them, with the pruner running as it does in the
     /// server: the number of tracked keys stays under the cap.
     #[test]
     fn memory_stays_bounded_under_a_million_ips() {

@@ -4,8 +4,8 @@
 
 use std::io::{self, Write};
 
-use bytes::Bytes;
 use axum::http::{header, HeaderMap};
+use bytes::Bytes;
 
 type Sink = Vec<u8>;
 

@@ -21,16 +21,14 @@ mod upstream;
 
 use std::sync::Arc;
 
-use axum::extract::{Request, State};
+use axum::extract::Request;
 use axum::http::{header, HeaderValue, Method, StatusCode};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::routing::any;
-use axum::Router;
 
 use crate::app::AppState;
 use crate::error::ApiError;
 use crate::session::Session;
+use host::HostTarget;
 
 pub use inject::REPORT_PATH;
 
@@ -81,7 +79,7 @@ fn authorize(
     req: &Request,
     cookie_path: &str,
 ) -> Result<Arc<Session>, Response> {
-    let Some(s) = find_session(p, label) else {
+    let Some(s) = p.app.sessions.find(label) else {
         return Err(ApiError::session_not_found(label).into_response());
     };
     let gate = p.app.access.preview_gate();
@@ -96,25 +94,21 @@ fn authorize(
         .map_err(IntoResponse::into_response)
 }
 
-/// `/preview/{id}` and everything under it.
-pub fn routes(preview: PreviewState) -> Router {
-    Router::new()
-        .route("/preview/{session_id}", any(by_path))
-        .route("/preview/{session_id}/", any(by_path))
-        .route("/preview/{session_id}/{*rest}", any(by_path))
-        .with_state(preview)
-}
-
-async fn by_path(State(p): State<PreviewState>, req: Request) -> Response {
-    // The raw path, not axum's decoded one: what follows the id goes to the
-    // app exactly as the browser sent it.
-    let path = req.uri().path().to_string();
-    let after = path.strip_prefix("/preview/").unwrap_or_default();
+/// A request under `/preview/ID/`.
+pub async fn serve_path(p: &Preview, req: Request) -> Response {
+    // The raw path, not a decoded one: what follows the id goes to the app
+    // exactly as the browser sent it.
+    let after = req
+        .uri()
+        .path()
+        .strip_prefix("/preview/")
+        .unwrap_or_default();
     let (id, rest) = match after.find('/') {
         Some(i) => (&after[..i], &after[i..]),
         None => (after, ""),
     };
-    let session = match authorize(&p, id, &req, &format!("/preview/{id}")) {
+    let prefix = format!("/preview/{id}");
+    let session = match authorize(p, id, &req, &prefix) {
         Ok(s) => s,
         Err(refusal) => return refusal,
     };
@@ -140,7 +134,12 @@ async fn by_path(State(p): State<PreviewState>, req: Request) -> Response {
         return proxy::unavailable(req.headers(), e);
     };
     let t = Target {
-        prefix: format!("/preview/{}", session.id),
+        // The session's own id (the path may differ from it in case).
+        prefix: if id == session.id {
+            prefix
+        } else {
+            format!("/preview/{}", session.id)
+        },
         rest: rest.to_string(),
         session,
         port,
@@ -148,40 +147,18 @@ async fn by_path(State(p): State<PreviewState>, req: Request) -> Response {
     p.serve(t, req).await
 }
 
-/// Runs before the API router: a request for a preview host name never
-/// reaches the API, whatever its path.
-pub async fn host_dispatch(State(p): State<PreviewState>, req: Request, next: Next) -> Response {
-    let found = host::request_host(req.uri(), req.headers())
-        .and_then(|h| host::parse(h, &p.app.settings.preview_domain));
-    let Some(found) = found else {
-        return next.run(req).await;
-    };
-    let session = match authorize(&p, &found.session_label, &req, "/") {
+/// A request for a preview host name (`PORT-ID.DOMAIN`): it never reaches
+/// the API, whatever its path.
+pub async fn serve_host(p: &Preview, found: HostTarget, req: Request) -> Response {
+    let session = match authorize(p, &found.session_label, &req, "/") {
         Ok(s) => s,
         Err(refusal) => return refusal,
     };
-    let rest = req.uri().path().to_string();
     let t = Target {
         session,
         port: found.port,
         prefix: String::new(),
-        rest,
+        rest: req.uri().path().to_string(),
     };
     p.serve(t, req).await
-}
-
-/// Browsers lower-case host names, and session ids are mixed-case; an exact
-/// match is tried first, then one without regard to case (two ids that
-/// differ only in case would be ambiguous and are refused).
-/// Whoever owns it: `authorize` decides who may use it.
-fn find_session(p: &Preview, label: &str) -> Option<Arc<Session>> {
-    let all = p.app.sessions.all();
-    if let Some(s) = all.iter().find(|s| s.id == label) {
-        return Some(Arc::clone(s));
-    }
-    let mut matches = all.iter().filter(|s| s.id.eq_ignore_ascii_case(label));
-    match (matches.next(), matches.next()) {
-        (Some(s), None) => Some(Arc::clone(s)),
-        _ => None,
-    }
 }

@@ -406,6 +406,23 @@ impl SessionManager {
         self.sessions.read().unwrap().len()
     }
 
+    /// The session named `label`, whoever owns it: by exact id, else
+    /// without regard to case (browsers lower-case host names) when exactly
+    /// one id matches that way. Callers check ownership.
+    pub fn find(&self, label: &str) -> Option<Arc<Session>> {
+        let sessions = self.sessions.read().unwrap();
+        if let Some(s) = sessions.get(label) {
+            return Some(Arc::clone(s));
+        }
+        let mut matches = sessions
+            .values()
+            .filter(|s| s.id.eq_ignore_ascii_case(label));
+        match (matches.next(), matches.next()) {
+            (Some(s), None) => Some(Arc::clone(s)),
+            _ => None,
+        }
+    }
+
     pub fn all(&self) -> Vec<Arc<Session>> {
         self.sessions.read().unwrap().values().cloned().collect()
     }

@@ -12,13 +12,12 @@
 //! The general limit is counted first; a request it refuses costs nothing
 //! from the others.
 
-use axum::extract::{Request, State};
+use axum::extract::Request;
 use axum::http::Method;
-use axum::middleware::Next;
 use axum::response::Response;
 
 use super::{ClientIp, Outcome, RateInfo};
-use crate::app::AppState;
+use crate::app::App;
 
 enum Specific<'a> {
     None,
@@ -33,18 +32,10 @@ pub fn is_websocket_upgrade(req: &Request) -> bool {
         .is_some_and(|v| v.eq_ignore_ascii_case("websocket"))
 }
 
-pub async fn rate_limit(State(app): State<AppState>, req: Request, next: Next) -> Response {
-    let ip = req
-        .extensions()
-        .get::<ClientIp>()
-        .copied()
-        .unwrap_or_else(|| {
-            let peer = req
-                .extensions()
-                .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-                .map(|c| c.0);
-            ClientIp::resolve(peer, req.headers(), false)
-        });
+/// Counts the request against the limits that apply to it. `Ok` carries
+/// the tightest limit's headers for the response; `Err` is the 429.
+#[allow(clippy::result_large_err)]
+pub fn check(app: &App, req: &Request, ip: ClientIp) -> Result<Option<RateInfo>, Response> {
     let path = req.uri().path();
     let limits = &app.limits;
     let mut checks: Vec<Outcome> = Vec::with_capacity(2);
@@ -70,7 +61,7 @@ pub async fn rate_limit(State(app): State<AppState>, req: Request, next: Next) -
                 Specific::None => {}
             }
         }
-    } else if (path == "/" || path == "/ws") && is_websocket_upgrade(&req) {
+    } else if (path == "/" || path == "/ws") && is_websocket_upgrade(req) {
         checks.push(limits.ws(ip));
     }
 
@@ -78,12 +69,8 @@ pub async fn rate_limit(State(app): State<AppState>, req: Request, next: Next) -
     for outcome in checks {
         match outcome {
             Ok(info) => tightest = RateInfo::tightest(tightest, info),
-            Err(refused) => return refused.too_many(),
+            Err(refused) => return Err(refused.too_many()),
         }
     }
-    let mut resp = next.run(req).await;
-    if let Some(info) = tightest {
-        info.apply(resp.headers_mut());
-    }
-    resp
+    Ok(tightest)
 }
