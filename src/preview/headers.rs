@@ -7,34 +7,42 @@ use std::net::IpAddr;
 use axum::http::header::{self, HeaderMap, HeaderName, HeaderValue};
 
 /// Headers that describe one connection, never forwarded (RFC 9110 §7.6.1).
-const HOP_BY_HOP: [&str; 9] = [
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "proxy-authenticate",
-    "proxy-authorization",
-    "te",
-    "trailer",
-    "transfer-encoding",
-    "upgrade",
+const HOP_BY_HOP: [HeaderName; 9] = [
+    header::CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    HeaderName::from_static("proxy-connection"),
+    header::PROXY_AUTHENTICATE,
+    header::PROXY_AUTHORIZATION,
+    header::TE,
+    header::TRAILER,
+    header::TRANSFER_ENCODING,
+    header::UPGRADE,
 ];
+
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+const X_FORWARDED_PREFIX: HeaderName = HeaderName::from_static("x-forwarded-prefix");
+const X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
 
 /// Removes hop-by-hop headers, including any the `Connection` header names.
 /// With `upgrade`, `Connection: upgrade` and `Upgrade` are kept so a
 /// WebSocket handshake passes through.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap, upgrade: bool) {
-    let named: Vec<HeaderName> = headers
-        .get_all(header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|t| HeaderName::from_bytes(t.trim().as_bytes()).ok())
-        .collect();
     let upgrade_value = headers.get(header::UPGRADE).cloned();
-    for name in named {
-        headers.remove(name);
+    if headers.contains_key(header::CONNECTION) {
+        let named: Vec<HeaderName> = headers
+            .get_all(header::CONNECTION)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .filter_map(|t| HeaderName::from_bytes(t.trim().as_bytes()).ok())
+            .collect();
+        for name in named {
+            headers.remove(name);
+        }
     }
-    for name in HOP_BY_HOP {
+    for name in &HOP_BY_HOP {
         headers.remove(name);
     }
     if let (true, Some(u)) = (upgrade, upgrade_value) {
@@ -68,45 +76,36 @@ pub struct Forwarded<'a> {
 }
 
 pub fn set_forwarded(headers: &mut HeaderMap, f: &Forwarded) {
-    let ip = f.client_ip.to_string();
-    let prior_for = headers
-        .get("x-forwarded-for")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string);
+    let ip = HeaderValue::from_str(&f.client_ip.to_string()).expect("an IP is a header value");
+    let prior_for = headers.remove(&X_FORWARDED_FOR).filter(|_| f.trust_proxy);
     let prior_proto = headers
-        .get("x-forwarded-proto")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string);
+        .remove(&X_FORWARDED_PROTO)
+        .filter(|p| f.trust_proxy && (p.as_bytes() == b"http" || p.as_bytes() == b"https"));
     for name in [
-        "forwarded",
-        "x-forwarded-for",
-        "x-forwarded-proto",
-        "x-forwarded-host",
-        "x-forwarded-prefix",
-        "x-real-ip",
+        &header::FORWARDED,
+        &X_FORWARDED_HOST,
+        &X_FORWARDED_PREFIX,
+        &X_REAL_IP,
     ] {
         headers.remove(name);
     }
-    let chain = match prior_for.filter(|_| f.trust_proxy) {
-        Some(prior) => format!("{prior}, {ip}"),
-        None => ip.clone(),
+    let chain = match prior_for.as_ref().and_then(|v| v.to_str().ok()) {
+        Some(prior) => HeaderValue::from_str(&format!("{prior}, {}", f.client_ip)).ok(),
+        None => Some(ip.clone()),
     };
-    let proto = prior_proto
-        .filter(|p| f.trust_proxy && (p == "http" || p == "https"))
-        .unwrap_or_else(|| "http".into());
-    let mut set = |name: &'static str, v: &str| {
-        if let Ok(v) = HeaderValue::from_str(v) {
-            headers.insert(name, v);
-        }
-    };
-    set("x-forwarded-for", &chain);
-    set("x-real-ip", &ip);
-    set("x-forwarded-proto", &proto);
-    if let Some(h) = f.host {
-        set("x-forwarded-host", h);
+    if let Some(chain) = chain {
+        headers.insert(X_FORWARDED_FOR, chain);
     }
-    if let Some(p) = f.prefix {
-        set("x-forwarded-prefix", p);
+    headers.insert(X_REAL_IP, ip);
+    headers.insert(
+        X_FORWARDED_PROTO,
+        prior_proto.unwrap_or(HeaderValue::from_static("http")),
+    );
+    if let Some(v) = f.host.and_then(|h| HeaderValue::from_str(h).ok()) {
+        headers.insert(X_FORWARDED_HOST, v);
+    }
+    if let Some(v) = f.prefix.and_then(|p| HeaderValue::from_str(p).ok()) {
+        headers.insert(X_FORWARDED_PREFIX, v);
     }
 }
 

@@ -39,7 +39,8 @@ pub async fn forward(p: &Preview, t: &Target, mut req: Request) -> Response {
     let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
     let (mut parts, body) = req.into_parts();
     let head = parts.method == Method::HEAD;
-    let accept = parts.headers.clone();
+    // Only for the error page: whether the caller is a browser.
+    let accept = parts.headers.get(header::ACCEPT).cloned();
 
     let target = h::upstream_target(&t.rest, parts.uri.query());
     let Ok(uri) = Uri::builder()
@@ -85,7 +86,11 @@ pub async fn forward(p: &Preview, t: &Target, mut req: Request) -> Response {
                 "Nothing answers on port {} of session '{}' yet",
                 t.port, t.session.id
             );
-            return unavailable(&accept, ApiError::PreviewUnavailable(msg));
+            let mut asked = HeaderMap::new();
+            if let Some(a) = accept {
+                asked.insert(header::ACCEPT, a);
+            }
+            return unavailable(&asked, ApiError::PreviewUnavailable(msg));
         }
     };
 
