@@ -308,6 +308,50 @@ async fn host_based_origin_serves_absolute_paths_and_reports() {
     assert_eq!(msg["args"][0], "via host");
 }
 
+/// Dev servers often listen on localhost only (Vite's default): the preview
+/// reaches them from inside the container's network namespace. That needs
+/// the server to run as root, as it does here and in CI.
+#[tokio::test]
+async fn a_dev_server_listening_on_localhost_only_is_reachable() {
+    let root = std::process::Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| o.stdout.starts_with(b"0\n"));
+    if !root {
+        eprintln!("not root: the preview falls back to the container's address; skipped");
+        return;
+    }
+    let server = Server::start().await;
+    let mut ws = server.ws().await;
+    let (sid, _) = ws.create(json!({})).await;
+    ws.run(
+        &sid,
+        "mkdir -p /tmp/www && echo local-only-$((6*7)) > /tmp/www/index.html",
+    )
+    .await;
+    ws.input(&sid, "httpd -f -p 127.0.0.1:8081 -h /tmp/www &\n")
+        .await;
+    let (status, body) = server
+        .post(
+            "/api/preview/configure",
+            &json!({"sessionId": sid, "port": 8081}).to_string(),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let url = server.url(&format!("/preview/{sid}/index.html"));
+    let http = reqwest::Client::new();
+    let page = eventually("the localhost-only server through the preview", || {
+        let (http, url) = (http.clone(), url.clone());
+        async move {
+            let r = http.get(&url).send().await.ok()?;
+            (r.status() == 200).then_some(())?;
+            r.text().await.ok()
+        }
+    })
+    .await;
+    assert!(page.contains("local-only-42"), "{page:?}");
+}
+
 #[tokio::test]
 async fn unreachable_upstream_is_502_json_or_a_retrying_page() {
     let server = Server::start().await;

@@ -26,8 +26,8 @@ const CSP_HEADERS: [&str; 2] = [
 ];
 
 pub async fn forward(p: &Preview, t: &Target, mut req: Request) -> Response {
-    let addr = match p.upstreams.addr(&p.app, &t.session, t.port).await {
-        Ok(a) => a,
+    let up = match p.upstreams.resolve(&p.app, &t.session).await {
+        Ok(u) => u,
         Err(e) => return unavailable(req.headers(), e),
     };
     let client_ip = req
@@ -45,7 +45,7 @@ pub async fn forward(p: &Preview, t: &Target, mut req: Request) -> Response {
     let target = h::upstream_target(&t.rest, parts.uri.query());
     let Ok(uri) = Uri::builder()
         .scheme("http")
-        .authority(addr.to_string())
+        .authority(format!("{}:{}", up.host, t.port))
         .path_and_query(target)
         .build()
     else {
@@ -80,7 +80,7 @@ pub async fn forward(p: &Preview, t: &Target, mut req: Request) -> Response {
     {
         Ok(r) => r,
         Err(e) => {
-            p.upstreams.forget(&t.session.id);
+            p.upstreams.forget(&t.session);
             tracing::debug!(session = %t.session.id, port = t.port, error = %e, "preview upstream failed");
             let msg = format!(
                 "Nothing answers on port {} of session '{}' yet",
@@ -102,14 +102,14 @@ pub async fn forward(p: &Preview, t: &Target, mut req: Request) -> Response {
         h::strip_hop_by_hop(&mut parts.headers, true);
         return Response::from_parts(parts, Body::empty());
     }
-    respond(t, addr, resp, head)
+    respond(t, up.address, resp, head)
 }
 
 /// Rewrites the upstream's response for the browser.
-fn respond(t: &Target, addr: SocketAddr, resp: Response<Incoming>, head: bool) -> Response {
+fn respond(t: &Target, address: Option<IpAddr>, resp: Response<Incoming>, head: bool) -> Response {
     let (mut parts, body) = resp.into_parts();
     h::strip_hop_by_hop(&mut parts.headers, false);
-    rewrite_location_and_cookies(&mut parts.headers, &t.prefix, addr);
+    rewrite_location_and_cookies(&mut parts.headers, &t.prefix, address, t.port);
 
     // A partial response (206) is a slice of a page: rewriting it would
     // corrupt the whole the browser reassembles.
@@ -164,9 +164,15 @@ fn respond(t: &Target, addr: SocketAddr, resp: Response<Incoming>, head: bool) -
     Response::from_parts(parts, inject::inject(body, decoder, tag, nonce))
 }
 
-fn rewrite_location_and_cookies(headers: &mut HeaderMap, prefix: &str, addr: SocketAddr) {
+fn rewrite_location_and_cookies(
+    headers: &mut HeaderMap,
+    prefix: &str,
+    address: Option<IpAddr>,
+    port: u16,
+) {
     if let Some(loc) = headers.get(header::LOCATION).and_then(|v| v.to_str().ok()) {
-        if let Some(new) = h::rewrite_location(loc, prefix, &upstream::self_names(addr)) {
+        let names = upstream::self_names(address, port);
+        if let Some(new) = h::rewrite_location(loc, prefix, &names) {
             if let Ok(v) = HeaderValue::from_str(&new) {
                 headers.insert(header::LOCATION, v);
             }

@@ -7,12 +7,14 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use bollard::errors::Error as BollardError;
 use bollard::models::{
-    ContainerCreateBody, ExecConfig, HostConfig, Mount, MountType, NetworkCreateRequest,
+    ContainerCreateBody, ContainerInspectResponse, ExecConfig, HostConfig, Mount, MountType,
+    NetworkCreateRequest,
 };
 use bollard::query_parameters::{
     CreateContainerOptionsBuilder, CreateImageOptionsBuilder, ListContainersOptionsBuilder,
@@ -22,10 +24,12 @@ use bollard::Docker;
 use futures_util::StreamExt;
 use tokio::sync::Mutex;
 
+use super::dial::NetnsDialer;
 use super::hijack;
 use super::spec::{self, ContainerSpec, ShellSpec};
 use super::{
-    ContainerRuntime, ContainerState, ManagedContainer, PullProgress, RuntimeError, ShellIo,
+    ContainerRuntime, ContainerState, ManagedContainer, PortDialer, PullProgress, RuntimeError,
+    ShellIo,
 };
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -71,6 +75,18 @@ impl DockerRuntime {
             network: network.to_string(),
             network_ready: Mutex::new(false),
         })
+    }
+
+    /// `None`: no such container.
+    async fn inspect(&self, id: &str) -> Result<Option<ContainerInspectResponse>, RuntimeError> {
+        let docker = self.client().await?;
+        match docker.inspect_container(id, None).await {
+            Ok(i) => Ok(Some(i)),
+            Err(BollardError::DockerResponseServerError {
+                status_code: 404, ..
+            }) => Ok(None),
+            Err(e) => Err(map_err(e)),
+        }
     }
 
     async fn client(&self) -> Result<Docker, RuntimeError> {
@@ -324,29 +340,35 @@ impl ContainerRuntime for DockerRuntime {
     }
 
     async fn container_state(&self, id: &str) -> Result<Option<ContainerState>, RuntimeError> {
-        let docker = self.client().await?;
-        let info = match docker.inspect_container(id, None).await {
-            Ok(i) => i,
-            Err(BollardError::DockerResponseServerError {
-                status_code: 404, ..
-            }) => return Ok(None),
-            Err(e) => return Err(map_err(e)),
+        let Some(info) = self.inspect(id).await? else {
+            return Ok(None);
         };
         let state = info.state.unwrap_or_default();
-        let ip = info
-            .network_settings
-            .and_then(|n| n.networks)
-            .and_then(|mut nets| nets.remove(&self.network))
-            .and_then(|n| n.ip_address)
-            .and_then(|ip| ip.parse().ok());
         Ok(Some(ContainerState {
             running: state.running.unwrap_or(false),
             status: state
                 .status
                 .map(|s| s.to_string())
                 .unwrap_or_else(|| "unknown".into()),
-            ip,
         }))
+    }
+
+    async fn port_dialer(&self, id: &str) -> Result<Option<Arc<dyn PortDialer>>, RuntimeError> {
+        let Some(info) = self.inspect(id).await? else {
+            return Ok(None);
+        };
+        let state = info.state.unwrap_or_default();
+        if !state.running.unwrap_or(false) {
+            return Ok(None);
+        }
+        let ip = info
+            .network_settings
+            .and_then(|n| n.networks)
+            .and_then(|mut nets| nets.remove(&self.network))
+            .and_then(|n| n.ip_address)
+            .and_then(|ip| ip.parse().ok());
+        let pid = state.pid.and_then(|p| u32::try_from(p).ok());
+        Ok(Some(Arc::new(NetnsDialer::new(pid, ip))))
     }
 
     async fn list_managed(&self, instance: &str) -> Result<Vec<ManagedContainer>, RuntimeError> {

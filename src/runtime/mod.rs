@@ -3,6 +3,7 @@
 //! one. Docker is the one implementation today (`docker.rs`); another engine
 //! (Kubernetes) would implement the same trait.
 
+pub mod dial;
 pub mod docker;
 pub mod hijack;
 pub mod spec;
@@ -10,6 +11,7 @@ pub mod spec;
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::pin::Pin;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -57,8 +59,15 @@ pub struct ManagedContainer {
 pub struct ContainerState {
     pub running: bool,
     pub status: String,
-    /// The container's address on its network, for the preview proxy.
-    pub ip: Option<IpAddr>,
+}
+
+/// Opens connections to a container's own TCP ports (the preview's upstream).
+#[async_trait]
+pub trait PortDialer: Send + Sync {
+    async fn dial(&self, port: u16) -> std::io::Result<tokio::net::TcpStream>;
+    /// The container's address on its network, if it has one: a name the
+    /// app may use for itself in absolute URLs.
+    fn address(&self) -> Option<IpAddr>;
 }
 
 /// A started TTY shell: its raw byte streams and its engine-side handle.
@@ -87,6 +96,8 @@ pub trait ContainerRuntime: Send + Sync + 'static {
     /// `None` when the container no longer exists.
     async fn container_state(&self, id: &str) -> Result<Option<ContainerState>, RuntimeError>;
     /// Containers labelled as ours for `instance`.
+    /// How to reach the container's ports; `None` when it is not running.
+    async fn port_dialer(&self, id: &str) -> Result<Option<Arc<dyn PortDialer>>, RuntimeError>;
     async fn list_managed(&self, instance: &str) -> Result<Vec<ManagedContainer>, RuntimeError>;
     async fn start_shell(
         &self,
