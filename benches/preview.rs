@@ -2,15 +2,17 @@
 //!
 //! One session runs `preview-upstream` in its container; the same requests go
 //! (a) through the preview, (b) straight to the container's own address, and
-//! (c) through Debian's nginx as a reverse proxy to that same address, all in
-//! one run. HTTP load comes from `wrk` (fixed duration, fixed connections);
+//! (c) through Debian's nginx as a reverse proxy to that same address, and
+//! (d) through a bare hyper forwarder (no routing, checks or rewriting: the
+//! floor for any proxy built on hyper), all in one run. HTTP load comes from
+//! `wrk` (fixed duration, fixed connections);
 //! WebSocket round trips are timed here, one message at a time. Prints a
 //! markdown table. Loopback and the container's address only.
 
 #[path = "../tests/common/mod.rs"]
 mod common;
 
-use std::net::{IpAddr, TcpListener};
+use std::net::{IpAddr, SocketAddr, TcpListener};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
@@ -53,6 +55,56 @@ fn need(cmd: &str, package: &str) {
             "install {package} (apt-get install {package}) and run again"
         );
     }
+}
+
+/// The floor: a forwarder with nothing but hyper and hyper-util's pooled
+/// client in it, on a runtime of its own (two workers, like the server).
+/// Plain HTTP only, no upgrades.
+fn start_bare_forwarder(upstream: SocketAddr) -> u16 {
+    use hyper::body::Incoming;
+    use hyper_util::client::legacy::{connect::HttpConnector, Client};
+    use hyper_util::rt::{TokioExecutor, TokioIo};
+
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    listener.set_nonblocking(true).unwrap();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async move {
+            let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+            let mut connector = HttpConnector::new();
+            connector.set_nodelay(true);
+            let client: Client<HttpConnector, Incoming> = Client::builder(TokioExecutor::new())
+                .pool_max_idle_per_host(64)
+                .build(connector);
+            loop {
+                let Ok((tcp, _)) = listener.accept().await else {
+                    continue;
+                };
+                let _ = tcp.set_nodelay(true);
+                let client = client.clone();
+                tokio::spawn(async move {
+                    let svc =
+                        hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
+                            let client = client.clone();
+                            async move {
+                                let pq = req.uri().path_and_query().map_or("/", |p| p.as_str());
+                                *req.uri_mut() = format!("http://{upstream}{pq}").parse().unwrap();
+                                client.request(req).await
+                            }
+                        });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(tcp), svc)
+                        .await;
+                });
+            }
+        });
+    });
+    port
 }
 
 fn free_port() -> u16 {
@@ -279,6 +331,10 @@ async fn main() {
     })
     .await;
     let direct = format!("http://{ip}:{PORT}");
+    let bare = format!(
+        "http://127.0.0.1:{}",
+        start_bare_forwarder(SocketAddr::new(ip, PORT))
+    );
 
     let cases = [
         ("small response (3 B)", "/small"),
@@ -289,6 +345,7 @@ async fn main() {
         ("preview", preview.clone()),
         ("direct to container", direct.clone()),
         ("nginx", nginx_base.clone()),
+        ("bare hyper forwarder (floor)", bare.clone()),
     ];
     println!(
         "\nHTTP: wrk -t1 -c{CONNECTIONS} -d{DURATION}, median of {ROUNDS} interleaved runs; WebSocket: {WS_ROUNDS} sequential round trips of a 14-byte text frame.\n"
@@ -329,7 +386,7 @@ async fn main() {
             );
             rps.push(r);
         }
-        ratios.push((name, rps[0] / rps[2]));
+        ratios.push((name, rps[0] / rps[2], rps[3] / rps[2]));
     }
     let ws_targets = [
         ("preview", format!("ws://{}/preview/{sid}/ws", server.addr)),
@@ -348,10 +405,11 @@ async fn main() {
     }
     println!("\n| target | measured | goal |");
     println!("|---|---:|---|");
-    for (name, r) in &ratios {
+    for (name, r, floor) in &ratios {
         let goal = if name.starts_with("20 KB") { 1.0 } else { 1.3 };
         let met = if *r >= goal { "met" } else { "NOT met" };
         println!("| {name}: preview ÷ nginx requests/s | {r:.2}× | ≥ {goal}× ({met}) |");
+        println!("| {name}: bare hyper forwarder ÷ nginx requests/s | {floor:.2}× | (reference) |");
     }
     let added = p50s[0] - p50s[1];
     let met = if added < 60.0 { "met" } else { "NOT met" };
