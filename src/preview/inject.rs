@@ -56,8 +56,27 @@ type Sink = Box<dyn FnMut(&[u8]) + Send>;
 
 /// Once `<body>` starts, the script is in and no `<meta>` CSP can follow
 /// (browsers ignore one outside `<head>`), so the rest passes untouched.
-/// Input is fed in slices this large, so little of the body is parsed.
+/// Input is fed in slices at most this large (see [`cut`]), so little of
+/// the body is parsed.
 const SLICE: usize = 256;
+
+/// Where the slice of `buf` starting at `at` ends: just after a `<body…>`
+/// tag that starts within the next [`SLICE`] bytes, so that parsing stops
+/// right there, or [`SLICE`] bytes on. (Text that only looks like the tag,
+/// in a comment or a script, merely ends a slice early.)
+fn cut(buf: &[u8], at: usize) -> usize {
+    let limit = buf.len().min(at + SLICE);
+    let window = &buf[at..limit];
+    let start = window
+        .windows(5)
+        .position(|w| w[0] == b'<' && w[1..].eq_ignore_ascii_case(b"body"));
+    if let Some(i) = start {
+        if let Some(j) = buf[at + i..].iter().position(|&b| b == b'>') {
+            return at + i + j + 1;
+        }
+    }
+    limit
+}
 
 fn on(
     selector: &'static Selector,
@@ -141,7 +160,7 @@ impl<B> State<B> {
         };
         let mut at = 0;
         while at < decoded.len() {
-            let end = decoded.len().min(at + SLICE);
+            let end = cut(&decoded, at);
             r.write(&decoded[at..end]).map_err(bad)?;
             at = end;
             if self.body_seen.load(Ordering::Relaxed) {
@@ -308,6 +327,17 @@ mod tests {
             &out.collect().await.unwrap().to_bytes()[..],
             b"<head><i></i></head>ok"
         );
+    }
+
+    #[test]
+    fn slices_end_after_a_body_tag_or_at_the_slice_size() {
+        let page = b"<html><head></head><BODY class=x>rest";
+        assert_eq!(&page[..cut(page, 0)], b"<html><head></head><BODY class=x>");
+        let long = vec![b'a'; 1000];
+        assert_eq!(cut(&long, 0), SLICE);
+        assert_eq!(cut(&long, 900), 1000);
+        // A tag cut off at the end of the buffer: the slice size decides.
+        assert_eq!(cut(b"xx<body clas", 0), 12);
     }
 
     #[test]
