@@ -8,10 +8,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
 use bollard::exec::CreateExecOptions;
-use bollard::models::{ContainerCreateBody, HostConfig, NetworkCreateRequest};
+use bollard::models::{ContainerCreateBody, HostConfig};
 use bollard::query_parameters::{ListContainersOptionsBuilder, RemoveContainerOptionsBuilder};
 use bollard::Docker;
-use claude_studio::runtime::hijack;
+use claude_studio::runtime::{hijack, network};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::client::MarkerScan;
@@ -95,6 +95,8 @@ pub struct Engine {
     /// by [`Engine::match_server`] so that the baselines run in the same kind
     /// of container (the options decide, e.g., whether /tmp is writable).
     tmpfs: Arc<RwLock<HashMap<String, String>>>,
+    /// The id of the server's network (found or made as the server does).
+    network: String,
 }
 
 /// The server's tmpfs options at the time of writing; replaced at run time.
@@ -115,36 +117,16 @@ impl Engine {
             .negotiate_version()
             .await
             .context("connect to the Docker engine")?;
-        let engine = Engine {
+        let network = network::ensure(&docker, NETWORK)
+            .await
+            .map_err(|e| anyhow!("network {NETWORK}: {e}"))?;
+        Ok(Engine {
             docker,
             image: image.to_string(),
             label: label.to_string(),
             tmpfs: Arc::new(RwLock::new(default_tmpfs())),
-        };
-        engine.ensure_network().await?;
-        Ok(engine)
-    }
-
-    /// Same network as the server makes: a bridge without inter-container traffic.
-    async fn ensure_network(&self) -> Result<()> {
-        if self.docker.inspect_network(NETWORK, None).await.is_ok() {
-            return Ok(());
-        }
-        let req = NetworkCreateRequest {
-            name: NETWORK.into(),
-            driver: Some("bridge".into()),
-            options: Some(HashMap::from([(
-                "com.docker.network.bridge.enable_icc".into(),
-                "false".into(),
-            )])),
-            labels: Some(HashMap::from([("studio.managed".into(), "true".into())])),
-            ..Default::default()
-        };
-        match self.docker.create_network(req).await {
-            Ok(_) => Ok(()),
-            Err(_) if self.docker.inspect_network(NETWORK, None).await.is_ok() => Ok(()),
-            Err(e) => Err(e.into()),
-        }
+            network,
+        })
     }
 
     /// Takes the tmpfs options of a container the server made, and returns
@@ -248,7 +230,7 @@ impl Engine {
                 privileged: Some(false),
                 init: Some(true),
                 tmpfs: Some(tmpfs),
-                network_mode: Some(NETWORK.into()),
+                network_mode: Some(self.network.clone()),
                 ipc_mode: Some("private".into()),
                 ..Default::default()
             }),
@@ -344,7 +326,7 @@ impl Engine {
                 "--ipc",
                 "private",
                 "--network",
-                NETWORK,
+                &self.network,
                 "-w",
                 "/workspace",
             ])

@@ -14,7 +14,6 @@ use async_trait::async_trait;
 use bollard::errors::Error as BollardError;
 use bollard::models::{
     ContainerCreateBody, ContainerInspectResponse, ExecConfig, HostConfig, Mount, MountType,
-    NetworkCreateRequest,
 };
 use bollard::query_parameters::{
     CreateContainerOptionsBuilder, CreateImageOptionsBuilder, ListContainersOptionsBuilder,
@@ -26,6 +25,7 @@ use tokio::sync::Mutex;
 
 use super::dial::NetnsDialer;
 use super::hijack;
+use super::network;
 use super::spec::{self, ContainerSpec, ShellSpec};
 use super::{
     ContainerRuntime, ContainerState, ManagedContainer, PortDialer, PullProgress, RuntimeError,
@@ -39,12 +39,14 @@ pub struct DockerRuntime {
     socket: PathBuf,
     client: Mutex<Option<Docker>>,
     network: String,
-    network_ready: Mutex<bool>,
+    /// The network's id once found or made: Docker allows duplicate names,
+    /// so containers join by id (see `network`).
+    network_id: Mutex<Option<String>>,
 }
 
 /// Maps a bollard error: engine answers keep their status, anything else
 /// means the engine could not be reached.
-fn map_err(e: BollardError) -> RuntimeError {
+pub(super) fn map_err(e: BollardError) -> RuntimeError {
     match e {
         BollardError::DockerResponseServerError {
             status_code: 404,
@@ -73,7 +75,7 @@ impl DockerRuntime {
             socket,
             client: Mutex::new(None),
             network: network.to_string(),
-            network_ready: Mutex::new(false),
+            network_id: Mutex::new(None),
         })
     }
 
@@ -108,45 +110,17 @@ impl DockerRuntime {
         Ok(c)
     }
 
-    async fn ensure_network(&self, docker: &Docker) -> Result<(), RuntimeError> {
-        let mut ready = self.network_ready.lock().await;
-        if *ready {
-            return Ok(());
+    async fn ensure_network(&self, docker: &Docker) -> Result<String, RuntimeError> {
+        let mut id = self.network_id.lock().await;
+        if let Some(id) = id.as_ref() {
+            return Ok(id.clone());
         }
-        match docker.inspect_network(&self.network, None).await {
-            Ok(_) => {}
-            Err(BollardError::DockerResponseServerError {
-                status_code: 404, ..
-            }) => {
-                let req = NetworkCreateRequest {
-                    name: self.network.clone(),
-                    driver: Some("bridge".into()),
-                    options: Some(HashMap::from([(
-                        "com.docker.network.bridge.enable_icc".to_string(),
-                        "false".to_string(),
-                    )])),
-                    labels: Some(HashMap::from([(
-                        "studio.managed".to_string(),
-                        "true".to_string(),
-                    )])),
-                    ..Default::default()
-                };
-                match docker.create_network(req).await {
-                    Ok(_) => {}
-                    // Another server made it in the meantime.
-                    Err(BollardError::DockerResponseServerError {
-                        status_code: 409, ..
-                    }) => {}
-                    Err(e) => return Err(map_err(e)),
-                }
-            }
-            Err(e) => return Err(map_err(e)),
-        }
-        *ready = true;
-        Ok(())
+        let found = network::ensure(docker, &self.network).await?;
+        *id = Some(found.clone());
+        Ok(found)
     }
 
-    fn create_body(&self, spec: &ContainerSpec) -> ContainerCreateBody {
+    fn create_body(&self, spec: &ContainerSpec, network_id: &str) -> ContainerCreateBody {
         let mut tmpfs = HashMap::from([
             // Owned by the session user: runc keeps the image's mountpoint mode
             // (often root 0755), so `mode=` alone would leave /tmp unwritable.
@@ -199,7 +173,7 @@ impl DockerRuntime {
             init: Some(true),
             tmpfs: Some(tmpfs),
             mounts: Some(mounts),
-            network_mode: Some(self.network.clone()),
+            network_mode: Some(network_id.to_string()),
             ipc_mode: Some("private".into()),
             ..Default::default()
         };
@@ -282,21 +256,23 @@ impl ContainerRuntime for DockerRuntime {
 
     async fn create_container(&self, spec: &ContainerSpec) -> Result<String, RuntimeError> {
         let docker = self.client().await?;
-        self.ensure_network(&docker).await?;
-        let body = self.create_body(spec);
+        let network_id = self.ensure_network(&docker).await?;
+        let body = self.create_body(spec, &network_id);
         let opts = spec
             .name
             .as_deref()
             .map(|n| CreateContainerOptionsBuilder::default().name(n).build());
-        let created = match docker.create_container(opts.clone(), body.clone()).await {
+        let created = match docker.create_container(opts.clone(), body).await {
             Ok(c) => c,
             Err(BollardError::DockerResponseServerError {
                 status_code: 404,
                 message,
             }) if message.contains("network") => {
-                // The network was removed behind our back: make it again, once.
-                *self.network_ready.lock().await = false;
-                self.ensure_network(&docker).await?;
+                // The network was removed behind our back: find or make it
+                // again, once.
+                *self.network_id.lock().await = None;
+                let network_id = self.ensure_network(&docker).await?;
+                let body = self.create_body(spec, &network_id);
                 docker.create_container(opts, body).await.map_err(map_err)?
             }
             Err(BollardError::DockerResponseServerError {

@@ -6,6 +6,7 @@
 pub mod dial;
 pub mod docker;
 pub mod hijack;
+pub mod network;
 pub mod spec;
 
 use std::collections::HashMap;
@@ -95,9 +96,9 @@ pub trait ContainerRuntime: Send + Sync + 'static {
     async fn remove_container(&self, id: &str) -> Result<(), RuntimeError>;
     /// `None` when the container no longer exists.
     async fn container_state(&self, id: &str) -> Result<Option<ContainerState>, RuntimeError>;
-    /// Containers labelled as ours for `instance`.
     /// How to reach the container's ports; `None` when it is not running.
     async fn port_dialer(&self, id: &str) -> Result<Option<Arc<dyn PortDialer>>, RuntimeError>;
+    /// Containers labelled as ours for `instance`.
     async fn list_managed(&self, instance: &str) -> Result<Vec<ManagedContainer>, RuntimeError>;
     async fn start_shell(
         &self,
