@@ -205,8 +205,10 @@ async fn a_shell_that_does_not_read_never_blocks_the_connection() {
     let mut ws = server.ws().await;
     let (sid, _) = ws.create(json!({})).await;
     ws.run(&sid, "true").await;
-    ws.input(&sid, "sleep 60\n").await;
-    // Far more than the tty and the input queue hold while nothing reads.
+    // A raw tty that nobody reads: the kernel stops taking input once its
+    // buffers are full (a canonical tty would discard the excess instead).
+    ws.input(&sid, "stty raw -echo; sleep 60\n").await;
+    // Far more than the tty, the engine's stream and the input queue hold.
     let chunk = "x".repeat(100 * 1024);
     for _ in 0..40 {
         ws.input(&sid, &chunk).await;
