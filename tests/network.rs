@@ -80,7 +80,7 @@ impl Drop for Networks {
 #[tokio::test]
 async fn duplicate_networks_of_our_name_still_give_working_sessions() {
     let nets = Networks::new("studio-dup");
-    let mut made = vec![nets.create(false).await, nets.create(false).await];
+    let mut made = [nets.create(false).await, nets.create(false).await];
     made.sort();
     assert_eq!(nets.ids().len(), 2, "the engine kept both networks");
     let server = Server::builder()
