@@ -57,13 +57,13 @@ fn need(cmd: &str, package: &str) {
     }
 }
 
-/// The floor: a forwarder with nothing but hyper and hyper-util's pooled
-/// client in it, on a runtime of its own (two workers, like the server).
-/// Plain HTTP only, no upgrades.
+/// The floor: a forwarder with nothing but hyper in it, built like the
+/// preview (each browser-side connection keeps its own upstream connection
+/// alive), on a runtime of its own (two workers, like the server). Plain
+/// HTTP only, no upgrades, no routing, checks or rewriting.
 fn start_bare_forwarder(upstream: SocketAddr) -> u16 {
     use hyper::body::Incoming;
-    use hyper_util::client::legacy::{connect::HttpConnector, Client};
-    use hyper_util::rt::{TokioExecutor, TokioIo};
+    use hyper_util::rt::TokioIo;
 
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
@@ -76,27 +76,32 @@ fn start_bare_forwarder(upstream: SocketAddr) -> u16 {
             .unwrap();
         rt.block_on(async move {
             let listener = tokio::net::TcpListener::from_std(listener).unwrap();
-            let mut connector = HttpConnector::new();
-            connector.set_nodelay(true);
-            let client: Client<HttpConnector, Incoming> = Client::builder(TokioExecutor::new())
-                .pool_max_idle_per_host(64)
-                .build(connector);
             loop {
                 let Ok((tcp, _)) = listener.accept().await else {
                     continue;
                 };
                 let _ = tcp.set_nodelay(true);
-                let client = client.clone();
                 tokio::spawn(async move {
-                    let svc =
-                        hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
-                            let client = client.clone();
-                            async move {
-                                let pq = req.uri().path_and_query().map_or("/", |p| p.as_str());
-                                *req.uri_mut() = format!("http://{upstream}{pq}").parse().unwrap();
-                                client.request(req).await
-                            }
-                        });
+                    let Ok(up) = tokio::net::TcpStream::connect(upstream).await else {
+                        return;
+                    };
+                    let _ = up.set_nodelay(true);
+                    let Ok((sender, conn)) =
+                        hyper::client::conn::http1::handshake::<_, Incoming>(TokioIo::new(up))
+                            .await
+                    else {
+                        return;
+                    };
+                    tokio::spawn(conn);
+                    let sender = std::sync::Arc::new(tokio::sync::Mutex::new(sender));
+                    let svc = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
+                        let sender = sender.clone();
+                        async move {
+                            let mut sender = sender.lock().await;
+                            sender.ready().await?;
+                            sender.send_request(req).await
+                        }
+                    });
                     let _ = hyper::server::conn::http1::Builder::new()
                         .serve_connection(TokioIo::new(tcp), svc)
                         .await;

@@ -38,7 +38,7 @@ G
   RUSTFLAGS='-C target-feature=+crt-static' CARGO_TARGET_DIR="$PWD/../../target/testbins" \
     cargo build --quiet --release --target x86_64-unknown-linux-gnu)
 mkdir -p target/test-image-bin
-cp target/testbins/x86_64-unknown-linux-gnu/release/preview-upstream target/test-image-bin/
+cp --remove-destination target/testbins/x86_64-unknown-linux-gnu/release/preview-upstream target/test-image-bin/
 # Extra static programs the tests run inside the container (see scripts/test).
 if [ -d target/test-image-bin ]; then
   cp target/test-image-bin/* "$root/bin/" 2>/dev/null || true

@@ -50,6 +50,33 @@ async fn non_html_bodies_are_byte_exact_both_ways() {
     }
 }
 
+/// The address the upstream app saw the request come from: one per
+/// upstream connection.
+async fn upstream_peer(p: &Preview, path: &str) -> String {
+    let r = p.get(path).await;
+    assert_eq!(r.status(), 200);
+    r.text().await.unwrap()
+}
+
+#[tokio::test]
+async fn upstream_connections_are_kept_alive_and_replaced_when_the_app_closes_them() {
+    let p = Preview::start().await;
+    let first = upstream_peer(&p, "/conn").await;
+    for _ in 0..3 {
+        assert_eq!(
+            upstream_peer(&p, "/conn").await,
+            first,
+            "requests on one browser connection reuse its upstream connection"
+        );
+    }
+    // The app answers with `Connection: close`: the browser's connection
+    // stays open, and the next request goes out on a new upstream one.
+    assert_eq!(upstream_peer(&p, "/conn-close").await, first);
+    let after = upstream_peer(&p, "/conn").await;
+    assert_ne!(after, first, "a closed upstream connection is not reused");
+    assert_eq!(upstream_peer(&p, "/conn").await, after);
+}
+
 #[tokio::test]
 async fn html_gets_exactly_one_script_first_in_head_plain_and_gzip() {
     let p = Preview::start().await;

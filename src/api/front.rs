@@ -12,6 +12,7 @@ use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use axum::extract::{ConnectInfo, Request};
@@ -21,7 +22,7 @@ use axum::Router;
 use tower_service::Service;
 
 use crate::app::AppState;
-use crate::preview::PreviewState;
+use crate::preview::{Connections, PreviewState};
 
 /// One connection's view of the server.
 #[derive(Clone)]
@@ -30,11 +31,14 @@ pub struct Front {
     preview: PreviewState,
     router: Router,
     peer: Option<SocketAddr>,
+    /// This connection's kept-alive connections to preview upstreams.
+    conns: Arc<Connections>,
 }
 
 impl Front {
     pub fn new(app: AppState, preview: PreviewState, router: Router) -> Front {
         Front {
+            conns: Arc::new(Connections::new(app.tasks.clone())),
             app,
             preview,
             router,
@@ -51,9 +55,9 @@ impl Front {
             Err(refusal) => return refusal,
         };
         let mut resp = if let Some(found) = admitted.preview_host.take() {
-            crate::preview::serve_host(&self.preview, found, req).await
+            crate::preview::serve_host(&self.preview, &self.conns, found, req).await
         } else if req.uri().path().starts_with("/preview/") {
-            crate::preview::serve_path(&self.preview, req).await
+            crate::preview::serve_path(&self.preview, &self.conns, req).await
         } else {
             match crate::limits::policy::check(&self.app, &req, admitted.ip) {
                 Err(refused) => refused,
@@ -102,6 +106,7 @@ where
     fn call(&mut self, stream: IncomingStream<'a, L>) -> Self::Future {
         let mut front = self.clone();
         front.peer = Some(*stream.remote_addr());
+        front.conns = Arc::new(Connections::new(self.app.tasks.clone()));
         std::future::ready(Ok(front))
     }
 }

@@ -3,7 +3,8 @@
 //! own container.
 //!
 //! - `host`: which host names are preview origins, and what they name.
-//! - `upstream`: the container's address and the pooled upstream client.
+//! - `upstream`: how to reach the container, and the kept-alive upstream
+//!   connections of each browser connection.
 //! - `proxy`: one request forwarded, its response rewritten; WebSocket tunnels.
 //! - `headers`: hop-by-hop, `X-Forwarded-*`, path, `Location` and cookie rewriting.
 //! - `decode`, `inject`, `csp`: HTML decoded, the console script injected as it
@@ -31,6 +32,7 @@ use crate::session::Session;
 use host::HostTarget;
 
 pub use inject::REPORT_PATH;
+pub use upstream::Connections;
 
 pub struct Preview {
     pub app: AppState,
@@ -54,17 +56,17 @@ impl Preview {
     pub fn new(app: AppState) -> PreviewState {
         Arc::new(Preview {
             app,
-            upstreams: upstream::Upstreams::new(),
+            upstreams: upstream::Upstreams::default(),
             limiter: console::Limiter::default(),
         })
     }
 
-    async fn serve(&self, t: Target, req: Request) -> Response {
+    async fn serve(&self, conns: &Connections, t: Target, req: Request) -> Response {
         if req.method() == Method::POST && t.rest == REPORT_PATH {
             return console::report(&self.limiter, self.app.sessions.count(), &t.session, req)
                 .await;
         }
-        proxy::forward(self, &t, req).await
+        proxy::forward(self, conns, &t, req).await
     }
 }
 
@@ -95,7 +97,7 @@ fn authorize(
 }
 
 /// A request under `/preview/ID/`.
-pub async fn serve_path(p: &Preview, req: Request) -> Response {
+pub async fn serve_path(p: &Preview, conns: &Connections, req: Request) -> Response {
     // The raw path, not a decoded one: what follows the id goes to the app
     // exactly as the browser sent it.
     let after = req
@@ -144,12 +146,17 @@ pub async fn serve_path(p: &Preview, req: Request) -> Response {
         session,
         port,
     };
-    p.serve(t, req).await
+    p.serve(conns, t, req).await
 }
 
 /// A request for a preview host name (`PORT-ID.DOMAIN`): it never reaches
 /// the API, whatever its path.
-pub async fn serve_host(p: &Preview, found: HostTarget, req: Request) -> Response {
+pub async fn serve_host(
+    p: &Preview,
+    conns: &Connections,
+    found: HostTarget,
+    req: Request,
+) -> Response {
     let session = match authorize(p, &found.session_label, &req, "/") {
         Ok(s) => s,
         Err(refusal) => return refusal,
@@ -160,5 +167,5 @@ pub async fn serve_host(p: &Preview, found: HostTarget, req: Request) -> Respons
         prefix: String::new(),
         rest: req.uri().path().to_string(),
     };
-    p.serve(t, req).await
+    p.serve(conns, t, req).await
 }

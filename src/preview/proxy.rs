@@ -17,7 +17,8 @@ use rand::RngCore;
 
 use super::decode::Decoder;
 use super::headers::{self as h, Forwarded};
-use super::{csp, inject, upstream, Preview, Target};
+use super::upstream::{self, Connections};
+use super::{csp, inject, Preview, Target};
 use crate::error::ApiError;
 
 const CSP_HEADERS: [&str; 2] = [
@@ -25,9 +26,9 @@ const CSP_HEADERS: [&str; 2] = [
     "content-security-policy-report-only",
 ];
 
-pub async fn forward(p: &Preview, t: &Target, mut req: Request) -> Response {
-    let up = match p.upstreams.resolve(&p.app, &t.session).await {
-        Ok(u) => u,
+pub async fn forward(p: &Preview, conns: &Connections, t: &Target, mut req: Request) -> Response {
+    let dialer = match p.upstreams.resolve(&p.app, &t.session).await {
+        Ok(d) => d,
         Err(e) => return unavailable(req.headers(), e),
     };
     let client_ip = req
@@ -42,13 +43,9 @@ pub async fn forward(p: &Preview, t: &Target, mut req: Request) -> Response {
     // Only for the error page: whether the caller is a browser.
     let accept = parts.headers.get(header::ACCEPT).cloned();
 
+    // Origin form: the connection already names the container and port.
     let target = h::upstream_target(&t.rest, parts.uri.query());
-    let Ok(uri) = Uri::builder()
-        .scheme("http")
-        .authority(format!("{}:{}", up.host, t.port))
-        .path_and_query(target)
-        .build()
-    else {
+    let Ok(uri) = Uri::try_from(target) else {
         return ApiError::validation("Malformed preview path").into_response();
     };
     let host = super::host::request_host(&parts.uri, &parts.headers).map(str::to_string);
@@ -72,12 +69,15 @@ pub async fn forward(p: &Preview, t: &Target, mut req: Request) -> Response {
     parts.uri = uri;
     parts.version = Version::HTTP_11;
 
-    let mut resp = match p
-        .upstreams
-        .client
-        .request(Request::from_parts(parts, body))
-        .await
-    {
+    let req = Request::from_parts(parts, body);
+    let sent = if upgrade {
+        upstream::send_upgrade(&p.app.tasks, dialer.as_ref(), t.port, req).await
+    } else {
+        conns
+            .send(&t.session.container_id, dialer.as_ref(), t.port, req)
+            .await
+    };
+    let mut resp = match sent {
         Ok(r) => r,
         Err(e) => {
             p.upstreams.forget(&t.session);
@@ -102,7 +102,7 @@ pub async fn forward(p: &Preview, t: &Target, mut req: Request) -> Response {
         h::strip_hop_by_hop(&mut parts.headers, true);
         return Response::from_parts(parts, Body::empty());
     }
-    respond(t, up.address, resp, head)
+    respond(t, dialer.address(), resp, head)
 }
 
 /// Rewrites the upstream's response for the browser.

@@ -1,89 +1,62 @@
 //! Where a preview request goes: a port of the session's own container,
 //! reached through the runtime's [`PortDialer`] (never a client-named host),
-//! over one pooled HTTP/1.1 client that keeps upstream connections alive.
+//! over HTTP/1.1 connections that are kept alive between requests.
 //!
-//! The pooled client's URIs name a container, not a network address:
-//! `http://c-<container id prefix>:PORT`. The connector maps that name back
-//! to the container's dialer, so a pooled connection is never handed to
-//! another container, even one that later gets the same address.
+//! Upstream connections belong to the browser-side connection that opened
+//! them ([`Connections`]), not to a shared pool: HTTP/1 carries one request
+//! at a time, so a browser connection never needs more than one upstream
+//! connection per target, and it takes it without a pool's locking, checkout
+//! and hand-off between tasks (the largest cost of a pooled client on small
+//! responses). A cached connection is only reused for the same container
+//! and port, so it is never handed to another container, even one that
+//! later gets the same address, and it closes with the browser's connection.
 
-use std::collections::{HashMap, HashSet};
-use std::future::Future;
+use std::collections::HashSet;
 use std::io;
 use std::net::IpAddr;
-use std::pin::Pin;
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
-use std::time::Duration;
+use std::task::Poll;
 
 use axum::body::Body;
-use axum::http::Uri;
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use tokio::net::TcpStream;
+use axum::extract::Request;
+use axum::http::Response;
+use hyper::body::Incoming;
+use hyper::client::conn::http1::{self, SendRequest};
+use hyper_util::rt::TokioIo;
+use tokio_util::task::TaskTracker;
 
 use crate::app::App;
 use crate::error::ApiError;
 use crate::runtime::PortDialer;
 use crate::session::Session;
 
-const POOL_IDLE: Duration = Duration::from_secs(30);
-const POOL_PER_HOST: usize = 64;
+/// Targets one browser connection keeps upstream connections to; a page
+/// rarely mixes more than one or two previews on one connection.
+const TARGETS_PER_CONNECTION: usize = 4;
 
-/// Container name in the pool's URIs → how to reach that container.
-type Dialers = Arc<Mutex<HashMap<String, Arc<dyn PortDialer>>>>;
-
-pub type HttpClient = Client<Connector, Body>;
-
+/// How to reach each live session's container, asked of the engine once.
+#[derive(Default)]
 pub struct Upstreams {
-    pub client: HttpClient,
-    /// Entries exist only for live sessions' containers (pruned against the
-    /// session table), so it stays bounded.
-    dialers: Dialers,
-}
-
-/// A session's container, as the pooled client names it.
-pub struct Upstream {
-    /// The authority's host part: `c-<container id prefix>`.
-    pub host: String,
-    /// The container's address on its network, if any.
-    pub address: Option<IpAddr>,
-}
-
-impl Default for Upstreams {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-fn host_for(container_id: &str) -> String {
-    let prefix: String = container_id.chars().take(32).collect();
-    format!("c-{prefix}")
+    /// Container id → its dialer. Entries exist only for live sessions'
+    /// containers (pruned against the session table), so it stays bounded.
+    dialers: Mutex<std::collections::HashMap<String, Arc<dyn PortDialer>>>,
 }
 
 impl Upstreams {
-    pub fn new() -> Upstreams {
-        let dialers: Dialers = Arc::default();
-        let mut builder = Client::builder(TokioExecutor::new());
-        builder
-            .pool_idle_timeout(POOL_IDLE)
-            .pool_max_idle_per_host(POOL_PER_HOST)
-            .pool_timer(TokioTimer::new());
-        let client = builder.build(Connector {
-            dialers: Arc::clone(&dialers),
-        });
-        Upstreams { client, dialers }
-    }
-
     /// The session's container, from the cache or the engine.
-    pub async fn resolve(&self, app: &App, session: &Session) -> Result<Upstream, ApiError> {
-        let host = host_for(&session.container_id);
-        let cached = self.dialers.lock().unwrap().get(&host).cloned();
+    pub async fn resolve(
+        &self,
+        app: &App,
+        session: &Session,
+    ) -> Result<Arc<dyn PortDialer>, ApiError> {
+        let cached = self
+            .dialers
+            .lock()
+            .unwrap()
+            .get(&session.container_id)
+            .cloned();
         if let Some(d) = cached {
-            return Ok(Upstream {
-                host,
-                address: d.address(),
-            });
+            return Ok(d);
         }
         let dialer = app
             .runtime
@@ -96,58 +69,159 @@ impl Upstreams {
                     session.id
                 ))
             })?;
-        let address = dialer.address();
         let mut dialers = self.dialers.lock().unwrap();
         if dialers.len() >= app.sessions.count() + 16 {
             let live: HashSet<String> = app
                 .sessions
                 .all()
                 .iter()
-                .map(|s| host_for(&s.container_id))
+                .map(|s| s.container_id.clone())
                 .collect();
-            dialers.retain(|h, _| live.contains(h));
+            dialers.retain(|id, _| live.contains(id));
         }
-        dialers.insert(host.clone(), dialer);
-        Ok(Upstream { host, address })
+        dialers.insert(session.container_id.clone(), Arc::clone(&dialer));
+        Ok(dialer)
     }
 
     /// Drops a container's dialer after a failed request, so the next one
     /// asks the engine again (the container may have been restarted).
     pub fn forget(&self, session: &Session) {
-        self.dialers
-            .lock()
-            .unwrap()
-            .remove(&host_for(&session.container_id));
+        self.dialers.lock().unwrap().remove(&session.container_id);
     }
 }
 
-/// The pooled client's connector: `c-…:PORT` → that container's port.
-#[derive(Clone)]
-pub struct Connector {
-    dialers: Dialers,
+/// Where one upstream connection goes.
+#[derive(PartialEq, Eq)]
+struct Key {
+    container: String,
+    port: u16,
 }
 
-impl tower_service::Service<Uri> for Connector {
-    type Response = TokioIo<TcpStream>;
-    type Error = io::Error;
-    type Future = Pin<Box<dyn Future<Output = io::Result<TokioIo<TcpStream>>> + Send>>;
+/// The idle upstream connections of one browser-side connection. Dropped
+/// with it, which closes them.
+pub struct Connections {
+    idle: Mutex<Vec<(Key, SendRequest<Body>)>>,
+    /// Where the connections' driving tasks are tracked.
+    tasks: TaskTracker,
+}
 
-    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Poll::Ready(Ok(()))
+pub enum SendError {
+    /// Nothing could be connected to.
+    Connect(io::Error),
+    /// The upstream broke off the exchange.
+    Http(hyper::Error),
+}
+
+impl std::fmt::Display for SendError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SendError::Connect(e) => write!(f, "connect: {e}"),
+            SendError::Http(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl Connections {
+    pub fn new(tasks: TaskTracker) -> Connections {
+        Connections {
+            idle: Mutex::default(),
+            tasks,
+        }
     }
 
-    fn call(&mut self, uri: Uri) -> Self::Future {
-        let dialer = uri
-            .host()
-            .and_then(|h| self.dialers.lock().unwrap().get(h).cloned());
-        let port = uri.port_u16().unwrap_or(80);
-        Box::pin(async move {
-            let dialer = dialer.ok_or_else(|| {
-                io::Error::new(io::ErrorKind::NotFound, "no such preview container")
-            })?;
-            dialer.dial(port).await.map(TokioIo::new)
-        })
+    /// Sends `req` to `port` of the container over this browser connection's
+    /// kept-alive upstream connection, or a new one. A request that a stale
+    /// connection (closed by the app while idle) could not take is sent
+    /// again on a fresh one; one that was sent is never repeated.
+    pub async fn send(
+        &self,
+        container: &str,
+        dialer: &dyn PortDialer,
+        port: u16,
+        mut req: Request,
+    ) -> Result<Response<Incoming>, SendError> {
+        let key = Key {
+            container: container.to_string(),
+            port,
+        };
+        if let Some(mut sender) = self.take_ready(&key) {
+            match sender.try_send_request(req).await {
+                Ok(resp) => {
+                    self.put(key, sender);
+                    return Ok(resp);
+                }
+                Err(mut e) => match e.take_message() {
+                    Some(unsent) => req = unsent,
+                    None => return Err(SendError::Http(e.into_error())),
+                },
+            }
+        }
+        let (mut sender, conn) = connect(dialer, port).await?;
+        // The connection's task ends when its sender is dropped (with this
+        // browser connection, or when replaced) and it is idle.
+        self.tasks.spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::debug!(error = %e, "preview upstream connection ended");
+            }
+        });
+        let resp = sender.send_request(req).await.map_err(SendError::Http)?;
+        self.put(key, sender);
+        Ok(resp)
     }
+
+    /// A cached connection to `key` that can take a request right now. One
+    /// that is closed, or still busy with an earlier exchange, is dropped.
+    fn take_ready(&self, key: &Key) -> Option<SendRequest<Body>> {
+        let mut idle = self.idle.lock().unwrap();
+        let i = idle.iter().position(|(k, _)| k == key)?;
+        let (_, mut sender) = idle.swap_remove(i);
+        let waker = std::task::Waker::noop();
+        match sender.poll_ready(&mut std::task::Context::from_waker(waker)) {
+            Poll::Ready(Ok(())) => Some(sender),
+            _ => None,
+        }
+    }
+
+    fn put(&self, key: Key, sender: SendRequest<Body>) {
+        let mut idle = self.idle.lock().unwrap();
+        if idle.len() >= TARGETS_PER_CONNECTION {
+            idle.remove(0);
+        }
+        idle.push((key, sender));
+    }
+}
+
+async fn connect(
+    dialer: &dyn PortDialer,
+    port: u16,
+) -> Result<
+    (
+        SendRequest<Body>,
+        http1::Connection<TokioIo<tokio::net::TcpStream>, Body>,
+    ),
+    SendError,
+> {
+    let stream = dialer.dial(port).await.map_err(SendError::Connect)?;
+    http1::handshake(TokioIo::new(stream))
+        .await
+        .map_err(SendError::Http)
+}
+
+/// Sends an upgrade request (a WebSocket handshake) on a connection of its
+/// own, which becomes the tunnel's upstream side if the app agrees.
+pub async fn send_upgrade(
+    tasks: &TaskTracker,
+    dialer: &dyn PortDialer,
+    port: u16,
+    req: Request,
+) -> Result<Response<Incoming>, SendError> {
+    let (mut sender, conn) = connect(dialer, port).await?;
+    tasks.spawn(async move {
+        if let Err(e) = conn.with_upgrades().await {
+            tracing::debug!(error = %e, "preview upgrade connection ended");
+        }
+    });
+    sender.send_request(req).await.map_err(SendError::Http)
 }
 
 /// The names an app may use for itself in absolute redirects.

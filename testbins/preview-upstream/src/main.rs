@@ -5,6 +5,7 @@
 
 use std::convert::Infallible;
 use std::io::Write;
+use std::net::SocketAddr;
 
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
@@ -68,12 +69,20 @@ setTimeout(function () { throw new Error("boom"); }, 0);
 Promise.reject(new Error("nope"));
 </script></head><body>console test</body></html>"#;
 
-async fn handle(req: Request<Incoming>, c: &'static Content) -> Result<Response<Body>, Infallible> {
+/// `peer`: the connection's remote address, which `/conn` reports so that
+/// tests can tell whether the proxy reused an upstream connection.
+async fn handle(req: Request<Incoming>, c: &'static Content, peer: SocketAddr) -> Result<Response<Body>, Infallible> {
     let path = req.uri().path().to_string();
     let html = "text/html; charset=utf-8";
     let r = match path.as_str() {
         "/" | "/index.html" => resp(200, html, PAGE),
         "/small" => resp(200, "text/plain", "ok\n"),
+        "/conn" => resp(200, "text/plain", peer.to_string()),
+        "/conn-close" => {
+            let mut r = resp(200, "text/plain", peer.to_string());
+            r.headers_mut().insert("connection", HeaderValue::from_static("close"));
+            r
+        }
         "/bin" => resp(200, "application/octet-stream", c.bin.clone()),
         "/large" => resp(200, "application/octet-stream", c.large.clone()),
         "/html20k" => resp(200, html, c.html20k.clone()),
@@ -184,10 +193,10 @@ fn main() {
         let listener = tokio::net::TcpListener::bind(("0.0.0.0", port)).await.expect("bind");
         eprintln!("preview-upstream listening on {port}");
         loop {
-            let Ok((stream, _)) = listener.accept().await else { continue };
+            let Ok((stream, peer)) = listener.accept().await else { continue };
             let _ = stream.set_nodelay(true);
             tokio::spawn(async move {
-                let svc = hyper::service::service_fn(move |req| handle(req, content));
+                let svc = hyper::service::service_fn(move |req| handle(req, content, peer));
                 let _ = hyper::server::conn::http1::Builder::new()
                     .serve_connection(TokioIo::new(stream), svc)
                     .with_upgrades()
