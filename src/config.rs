@@ -127,6 +127,12 @@ pub struct Cli {
         value_delimiter = ','
     )]
     pub cors_origin: Vec<String>,
+    /// HTTP connections served at once; beyond it new ones wait to be accepted [default: 1024].
+    #[arg(long = "max-connections", env = "STUDIO_MAX_CONNECTIONS")]
+    pub max_connections: Option<usize>,
+    /// A connection that has not sent a complete request head within this is closed (idle keep-alive and slow heads alike) [default: 30s].
+    #[arg(long = "connection-idle-timeout", env = "STUDIO_CONNECTION_IDLE_TIMEOUT", value_parser = parse_duration)]
+    pub connection_idle_timeout: Option<Duration>,
     /// Pre-started hardened containers kept ready per pooled image (0 = off).
     #[arg(long, env = "STUDIO_WARM_POOL")]
     pub warm_pool: Option<usize>,
@@ -170,6 +176,8 @@ pub struct FileConfig {
     rate_limit_ws: Option<String>,
     rate_limit_auth: Option<String>,
     max_sessions_per_owner: Option<usize>,
+    max_connections: Option<usize>,
+    connection_idle_timeout: Option<String>,
     cors_origin: Option<Vec<String>>,
     warm_pool: Option<usize>,
     warm_pool_image: Option<Vec<String>>,
@@ -206,6 +214,8 @@ pub struct Settings {
     pub instance: String,
     pub rate_limits: RateLimits,
     pub max_sessions_per_owner: usize,
+    pub max_connections: usize,
+    pub connection_idle_timeout: Duration,
     pub cors_origins: Vec<String>,
     pub warm_pool: usize,
     pub warm_pool_images: Vec<String>,
@@ -238,6 +248,8 @@ impl Default for Settings {
             instance: "default".into(),
             rate_limits: RateLimits::default(),
             max_sessions_per_owner: 20,
+            max_connections: 1024,
+            connection_idle_timeout: Duration::from_secs(30),
             cors_origins: Vec::new(),
             warm_pool: 0,
             warm_pool_images: Vec::new(),
@@ -357,6 +369,13 @@ impl Settings {
         if max_sessions_per_owner == 0 {
             return Err("--max-sessions-per-owner must be at least 1".into());
         }
+        let max_connections = cli
+            .max_connections
+            .or(file.max_connections)
+            .unwrap_or(d.max_connections);
+        if max_connections == 0 {
+            return Err("--max-connections must be at least 1".into());
+        }
 
         let settings = Settings {
             listen: cli.listen.or(file.listen).unwrap_or(d.listen),
@@ -403,6 +422,12 @@ impl Settings {
             instance: cli.instance.or(file.instance).unwrap_or(d.instance),
             rate_limits,
             max_sessions_per_owner,
+            max_connections,
+            connection_idle_timeout: dur(
+                cli.connection_idle_timeout,
+                file.connection_idle_timeout,
+                d.connection_idle_timeout,
+            )?,
             cors_origins: list(cli.cors_origin, file.cors_origin),
             warm_pool: cli.warm_pool.or(file.warm_pool).unwrap_or(0),
             warm_pool_images: Vec::new(),

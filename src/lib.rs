@@ -3,7 +3,8 @@
 //!
 //! # Module map
 //!
-//! - [`server`]: binds the listener, serves, and shuts down gracefully.
+//! - [`server`]: binds the listener, accepts and serves connections (a
+//!   bounded number, idle ones timed out), and shuts down gracefully.
 //! - [`api`]: the HTTP surface. `api::front` is the one service every
 //!   request enters (guard, then preview or rate limits and `api::router`,
 //!   which lays out the API's URLs); REST handlers, one file per resource.

@@ -9,15 +9,11 @@
 //! not need.
 
 use std::convert::Infallible;
-use std::future::Future;
 use std::net::SocketAddr;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 
 use axum::extract::{ConnectInfo, Request};
 use axum::response::Response;
-use axum::serve::IncomingStream;
 use axum::Router;
 use tower_service::Service;
 
@@ -75,38 +71,19 @@ impl Front {
     }
 }
 
-impl Service<Request> for Front {
-    type Response = Response;
-    type Error = Infallible;
-    type Future = Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;
-
-    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        Poll::Ready(Ok(()))
+impl Front {
+    /// The view of one accepted connection, which knows its peer and keeps
+    /// its own upstream connections for the preview.
+    pub fn for_connection(&self, peer: SocketAddr) -> Front {
+        Front {
+            peer: Some(peer),
+            conns: Arc::new(Connections::new(self.app.tasks.clone())),
+            ..self.clone()
+        }
     }
 
-    fn call(&mut self, req: Request) -> Self::Future {
-        let this = self.clone();
-        Box::pin(async move { Ok(this.handle(req).await) })
-    }
-}
-
-/// Makes each accepted connection's [`Front`], which knows the peer.
-impl<'a, L> Service<IncomingStream<'a, L>> for Front
-where
-    L: axum::serve::Listener<Addr = SocketAddr>,
-{
-    type Response = Front;
-    type Error = Infallible;
-    type Future = std::future::Ready<Result<Front, Infallible>>;
-
-    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, stream: IncomingStream<'a, L>) -> Self::Future {
-        let mut front = self.clone();
-        front.peer = Some(*stream.remote_addr());
-        front.conns = Arc::new(Connections::new(self.app.tasks.clone()));
-        std::future::ready(Ok(front))
+    /// Serves one request of this connection.
+    pub async fn call(self, req: Request) -> Result<Response, Infallible> {
+        Ok(self.handle(req).await)
     }
 }

@@ -1,11 +1,15 @@
 //! Start-up and shutdown: bind, serve, and on SIGTERM/SIGINT stop accepting,
 //! tell every WebSocket to reconnect, and wait (at most 10 s) for the tasks.
+//! `listener` accepts and serves the connections.
+
+mod listener;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
 
 use crate::app::App;
 use crate::config::Settings;
@@ -48,22 +52,25 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         }
     });
 
-    let front = crate::api::front(Arc::clone(&app));
-    // No Nagle delay on small writes: keystrokes and proxied WebSocket frames.
-    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-        let _ = tcp.set_nodelay(true);
-    });
-    let serve =
-        axum::serve(listener, front).with_graceful_shutdown(shutdown.clone().cancelled_owned());
-    let serving = tokio::spawn(async move { serve.await });
+    let accepting = app.tasks.spawn(
+        listener::Listener {
+            listener,
+            front: crate::api::front(Arc::clone(&app)),
+            limit: Arc::new(Semaphore::new(settings.max_connections)),
+            idle_timeout: settings.connection_idle_timeout,
+            tasks: app.tasks.clone(),
+            shutdown: shutdown.clone(),
+        }
+        .run(),
+    );
     shutdown.cancelled().await;
 
     app.tasks.close();
     let drained = tokio::time::timeout(SHUTDOWN_GRACE, async {
         // Waiting pool containers are not sessions: nothing to keep.
         app.sessions.drain_pool().await;
+        let _ = accepting.await;
         app.tasks.wait().await;
-        let _ = serving.await;
     })
     .await;
     if drained.is_err() {

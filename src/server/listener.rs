@@ -1,0 +1,106 @@
+//! Accepting connections and serving each one: HTTP/1.1 with upgrades (the
+//! WebSocket terminal and proxied WebSockets), a bounded number at once,
+//! idle and half-sent request heads timed out, and a graceful close on
+//! shutdown.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::api::front::Front;
+
+pub struct Listener {
+    pub listener: TcpListener,
+    pub front: Front,
+    /// One permit per open HTTP connection (upgraded ones give theirs back).
+    pub limit: Arc<Semaphore>,
+    /// A request head must arrive within this, and so must the next request
+    /// on an idle kept-alive connection: half-open and idle connections
+    /// cannot pile up (slowloris).
+    pub idle_timeout: Duration,
+    pub tasks: TaskTracker,
+    pub shutdown: CancellationToken,
+}
+
+impl Listener {
+    /// Accepts until shutdown. At the connection limit it stops accepting
+    /// (new clients wait in the kernel's backlog) rather than refusing.
+    pub async fn run(self) {
+        loop {
+            let permit = tokio::select! {
+                p = Arc::clone(&self.limit).acquire_owned() => p.expect("never closed"),
+                _ = self.shutdown.cancelled() => return,
+            };
+            let (tcp, peer) = tokio::select! {
+                a = self.listener.accept() => match a {
+                    Ok(a) => a,
+                    Err(e) => {
+                        backoff(e).await;
+                        continue;
+                    }
+                },
+                _ = self.shutdown.cancelled() => return,
+            };
+            let front = self.front.for_connection(peer);
+            let shutdown = self.shutdown.clone();
+            let idle = self.idle_timeout;
+            self.tasks.spawn(async move {
+                serve(tcp, peer, front, idle, shutdown).await;
+                drop(permit);
+            });
+        }
+    }
+}
+
+/// Per-connection accept errors (the peer gave up) are nothing; running out
+/// of file descriptors is worth a pause for some to close.
+async fn backoff(e: std::io::Error) {
+    use std::io::ErrorKind::*;
+    if matches!(
+        e.kind(),
+        ConnectionAborted | ConnectionReset | ConnectionRefused
+    ) {
+        return;
+    }
+    tracing::error!(error = %e, "accept failed; pausing");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+}
+
+async fn serve(
+    tcp: TcpStream,
+    peer: SocketAddr,
+    front: Front,
+    idle_timeout: Duration,
+    shutdown: CancellationToken,
+) {
+    // No Nagle delay on small writes: keystrokes and proxied WebSocket frames.
+    let _ = tcp.set_nodelay(true);
+    let service = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
+        front.clone().call(req.map(Body::new))
+    });
+    let conn = hyper::server::conn::http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(idle_timeout)
+        .serve_connection(TokioIo::new(tcp), service)
+        .with_upgrades();
+    tokio::pin!(conn);
+    let result = tokio::select! {
+        r = conn.as_mut() => r,
+        _ = shutdown.cancelled() => {
+            // Finish the request in flight, then close.
+            conn.as_mut().graceful_shutdown();
+            conn.await
+        }
+    };
+    if let Err(e) = result {
+        tracing::debug!(%peer, error = %e, "connection ended with an error");
+    }
+}

@@ -1,0 +1,105 @@
+//! The HTTP listener's own limits: how many connections it serves at once,
+//! and how long a connection may sit without sending a complete request.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+const HEALTH: &[u8] = b"GET /api/health HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
+
+/// Reads until the server closes the connection; returns what it sent.
+async fn read_to_close(s: &mut TcpStream) -> String {
+    let mut buf = Vec::new();
+    match tokio::time::timeout(WAIT, s.read_to_end(&mut buf)).await {
+        Ok(_) => String::from_utf8_lossy(&buf).into_owned(),
+        Err(_) => panic!("the server kept the connection open"),
+    }
+}
+
+#[tokio::test]
+async fn connections_beyond_the_limit_wait_until_one_closes() {
+    let server = Server::builder()
+        .args(["--max-connections", "2"])
+        .start()
+        .await;
+    let first = TcpStream::connect(server.addr).await.unwrap();
+    let mut second = TcpStream::connect(server.addr).await.unwrap();
+    // The second is served: both are in.
+    second
+        .write_all(b"GET /api/health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        .await
+        .unwrap();
+    let mut head = [0u8; 12];
+    second.read_exact(&mut head).await.unwrap();
+    assert_eq!(&head, b"HTTP/1.1 200");
+
+    let addr = server.addr;
+    let mut third = tokio::spawn(async move {
+        let mut s = TcpStream::connect(addr).await.unwrap();
+        s.write_all(HEALTH).await.unwrap();
+        read_to_close(&mut s).await
+    });
+    assert!(
+        tokio::time::timeout(Duration::from_millis(500), &mut third)
+            .await
+            .is_err(),
+        "a third connection is not served while two are open"
+    );
+    drop(first);
+    let answer = tokio::time::timeout(WAIT, third)
+        .await
+        .expect("served once a connection closed")
+        .unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+}
+
+#[tokio::test]
+async fn idle_and_slowly_sent_connections_are_closed() {
+    let server = Server::builder()
+        .args(["--connection-idle-timeout", "1s"])
+        .start()
+        .await;
+    let start = Instant::now();
+    // Nothing sent at all.
+    let mut silent = TcpStream::connect(server.addr).await.unwrap();
+    // Half a request head, never finished.
+    let mut slow = TcpStream::connect(server.addr).await.unwrap();
+    slow.write_all(b"GET /api/health HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+        .await
+        .unwrap();
+    // One request answered, then nothing more on a kept-alive connection.
+    let mut kept = TcpStream::connect(server.addr).await.unwrap();
+    kept.write_all(b"GET /api/health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        .await
+        .unwrap();
+
+    assert_eq!(read_to_close(&mut silent).await, "");
+    let slow_answer = read_to_close(&mut slow).await;
+    assert!(!slow_answer.contains("200 OK"), "{slow_answer}");
+    let kept_answer = read_to_close(&mut kept).await;
+    assert!(kept_answer.starts_with("HTTP/1.1 200"), "{kept_answer}");
+    assert!(
+        start.elapsed() >= Duration::from_millis(900),
+        "closed by the timeout, not at once"
+    );
+
+    // The server still serves new connections.
+    let mut fresh = TcpStream::connect(server.addr).await.unwrap();
+    fresh.write_all(HEALTH).await.unwrap();
+    assert!(read_to_close(&mut fresh).await.starts_with("HTTP/1.1 200"));
+}
+
+#[test]
+fn a_zero_connection_limit_is_refused_at_start_up() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_claude-studio"))
+        .args(["--listen", "127.0.0.1:0", "--max-connections", "0"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--max-connections"), "{err}");
+}
