@@ -16,7 +16,7 @@ pub struct RateInfo {
     pub name: &'static str,
     pub spec: RateSpec,
     pub remaining: u32,
-    /// Until the budget is full again (allowed) or the next request passes (refused).
+    /// Until the window ends and the whole budget is back.
     pub reset_in: Duration,
     /// Set when the request was refused.
     pub retry_after: Option<Duration>,

@@ -1,8 +1,8 @@
 //! Rate limits, as the seed's table and the contract's keys say.
 //!
 //! - `spec`: the `N/DURATION` / `off` values and the defaults.
-//! - `keyed`: one GCRA limit (governor) answering with header data;
-//!   `store`: its key map, hard-capped so memory stays bounded.
+//! - `window`: one keyed limit, `N` per window, answering with header data;
+//!   its key map is hard-capped so memory stays bounded.
 //! - `failures`: the authentication limit (failed token checks).
 //! - `client_ip`: which address a request is counted against.
 //! - `headers`: `X-RateLimit-*`, `Retry-After` and the 429 body.
@@ -15,11 +15,10 @@
 pub mod client_ip;
 pub mod failures;
 pub mod headers;
-pub mod keyed;
 pub mod policy;
 pub mod size;
 pub mod spec;
-pub mod store;
+pub mod window;
 
 use std::collections::hash_map::RandomState;
 use std::hash::BuildHasher;
@@ -32,13 +31,13 @@ use tokio_util::task::TaskTracker;
 pub use client_ip::ClientIp;
 pub use failures::AuthFailures;
 pub use headers::RateInfo;
-use keyed::KeyedLimiter;
 pub use spec::{RateLimit, RateLimits};
+use window::WindowLimiter;
 
 /// Keys tracked per limit. A key costs well under 100 bytes, so the five
 /// limits together stay under ~50 MiB whatever arrives.
 pub const MAX_TRACKED_KEYS: usize = 100_000;
-/// How often fully refilled keys are forgotten.
+/// How often keys whose window has ended are forgotten.
 const PRUNE_EVERY: Duration = Duration::from_secs(10);
 
 /// The outcome of counting one request against one limit: `Ok(None)` when
@@ -46,17 +45,17 @@ const PRUNE_EVERY: Duration = Duration::from_secs(10);
 pub type Outcome = Result<Option<RateInfo>, RateInfo>;
 
 pub struct Limits {
-    general: Option<KeyedLimiter<IpAddr>>,
+    general: Option<WindowLimiter<IpAddr>>,
     /// Keyed by IP and a hash of the session id (client-chosen strings of
     /// any length never become keys).
-    container: Option<KeyedLimiter<(IpAddr, Option<u64>)>>,
-    preview: Option<KeyedLimiter<IpAddr>>,
-    ws: Option<KeyedLimiter<IpAddr>>,
+    container: Option<WindowLimiter<(IpAddr, Option<u64>)>>,
+    preview: Option<WindowLimiter<IpAddr>>,
+    ws: Option<WindowLimiter<IpAddr>>,
     pub auth: AuthFailures,
     session_hash: RandomState,
 }
 
-fn count<K: std::hash::Hash + Eq + Clone>(l: &Option<KeyedLimiter<K>>, key: &K) -> Outcome {
+fn count<K: std::hash::Hash + Eq + Clone>(l: &Option<WindowLimiter<K>>, key: &K) -> Outcome {
     match l {
         None => Ok(None),
         Some(l) => l.check(key).map(Some),
@@ -69,13 +68,13 @@ impl Limits {
     }
 
     pub fn with_cap(cfg: &RateLimits, cap: usize) -> Limits {
-        let make = |name, l: RateLimit| l.0.map(|spec| KeyedLimiter::new(name, spec, cap));
+        let make = |name, l: RateLimit| l.0.map(|spec| WindowLimiter::new(name, spec, cap));
         Limits {
             general: make("the general API", cfg.general),
             container: cfg
                 .container
                 .0
-                .map(|spec| KeyedLimiter::new("container operations", spec, cap)),
+                .map(|spec| WindowLimiter::new("container operations", spec, cap)),
             preview: make("preview configuration", cfg.preview),
             ws: make("WebSocket connections", cfg.ws),
             auth: AuthFailures::new(cfg.auth, cap),
@@ -103,7 +102,7 @@ impl Limits {
 
     /// Keys currently tracked, all limits together.
     pub fn tracked_keys(&self) -> usize {
-        let n = |l: &Option<KeyedLimiter<IpAddr>>| l.as_ref().map_or(0, |l| l.len());
+        let n = |l: &Option<WindowLimiter<IpAddr>>| l.as_ref().map_or(0, |l| l.len());
         n(&self.general)
             + n(&self.preview)
             + n(&self.ws)
