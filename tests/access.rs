@@ -87,6 +87,54 @@ async fn tokens_right_wrong_and_missing() {
     assert!(instance_containers(&server.instance).is_empty());
 }
 
+/// A request without a token (or with credentials of another scheme, which
+/// can never be right) is a 401 that does not use up the failure budget: a
+/// client that forgot its token must not lock itself out.
+#[tokio::test]
+async fn only_wrong_tokens_count_against_the_authentication_limit() {
+    let server = Server::builder().args(["--api-token", A]).start().await;
+    for _ in 0..4 {
+        for (m, p) in [
+            ("GET", "/api/containers"),
+            ("POST", "/api/containers"),
+            ("DELETE", "/api/containers/session-x"),
+        ] {
+            send(&server, m, p, &[], Some("{}"))
+                .await
+                .assert_error(401, "AuthenticationError");
+        }
+        get(
+            &server,
+            "/api/containers",
+            &[("authorization", "Basic dXNlcjpwdw==")],
+        )
+        .await
+        .assert_error(401, "AuthenticationError");
+    }
+    for left in (0..5).rev() {
+        let r = get(
+            &server,
+            "/api/containers",
+            &[("authorization", "Bearer nope")],
+        )
+        .await;
+        r.assert_error(401, "AuthenticationError");
+        assert_eq!(r.rate(15 * 60), (5, left));
+    }
+    get(
+        &server,
+        "/api/containers",
+        &[("authorization", "Bearer nope")],
+    )
+    .await
+    .assert_limited(5);
+    // Locked out now: the right token and a missing one alike get 429.
+    get(&server, "/api/containers", &[("authorization", &bearer(A))])
+        .await
+        .assert_limited(5);
+    get(&server, "/api/containers", &[]).await.assert_limited(5);
+}
+
 #[tokio::test]
 async fn websocket_upgrades_need_the_token_in_a_header_or_the_query() {
     let server = two_token_server().start().await;

@@ -7,6 +7,7 @@ mod common;
 use access_support::*;
 use common::*;
 use serde_json::Value;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const A: &str = "token-alpha-0123456789";
 
@@ -86,6 +87,9 @@ async fn foreign_host_names_are_refused() {
         &format!("evil.example:{port}"),
         "localhost.evil.example",
         "10.1.2.3",
+        // Under the preview domain only preview hosts are this server's.
+        &format!("evil.localhost:{port}"),
+        &format!("3000-session-x.localhost:{port}"),
     ] {
         for path in ["/api/containers", "/api/health"] {
             let r = get(&server, path, &[("host", host)]).await;
@@ -107,10 +111,29 @@ async fn foreign_host_names_are_refused() {
         format!("127.0.0.1:{port}"),
         format!("[::1]:{port}"),
         "studio.test".into(),
-        format!("3000-session-x.localhost:{port}"),
     ] {
         let r = get(&server, "/api/health", &[("host", &host)]).await;
         assert_eq!(r.status, 200, "{host}: {}", r.body);
+    }
+    // A preview host name is the preview's, whatever the path: an unknown
+    // session there is the preview's 404, never the API's health.
+    let preview_host = format!("3000-session-{}.localhost:{port}", "a".repeat(22));
+    let r = get(&server, "/api/health", &[("host", &preview_host)]).await;
+    r.assert_error(404, "ContainerNotFoundError");
+
+    // No Host at all (HTTP/1.1 requires one; HTTP/1.0 clients are refused too).
+    for version in ["1.1", "1.0"] {
+        let request = format!("GET /api/health HTTP/{version}\r\nConnection: close\r\n\r\n");
+        let mut s = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+        s.write_all(request.as_bytes()).await.unwrap();
+        let mut answer = String::new();
+        s.read_to_string(&mut answer).await.unwrap();
+        assert!(
+            answer.starts_with(&format!("HTTP/{version} 400")),
+            "{answer}"
+        );
+        assert!(answer.contains("\"ValidationError\""), "{answer}");
+        assert!(answer.contains("Host"), "{answer}");
     }
 }
 

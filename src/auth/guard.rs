@@ -1,15 +1,16 @@
 //! The checks in front of every route (see `api::front`), in this order:
 //!
 //! 1. the request head's size (431 `MessageTooLarge`);
-//! 2. `Host` must name this server (400 `ValidationError`: DNS rebinding);
+//! 2. `Host` must be there and name this server (400 `ValidationError`: DNS
+//!    rebinding);
 //! 3. the client IP is resolved once (`--trust-proxy` decides whether
 //!    `X-Forwarded-For` counts) and kept for the limits;
 //! 4. a WebSocket upgrade or a state-changing `/api` call that carries a
 //!    foreign `Origin` is refused (403, error `ValidationError`);
 //! 5. with tokens configured, the token (`Authorization: Bearer`, or
-//!    `?token=` on an upgrade) is checked, failures counted against the
-//!    authentication limit (401, then 429), and the caller's [`Owner`]
-//!    stored for the handlers.
+//!    `?token=` on an upgrade) is checked, wrong tokens counted against the
+//!    authentication limit (401, then 429; a missing one is a 401 that
+//!    counts nothing), and the caller's [`Owner`] stored for the handlers.
 //!
 //! Public without a token: `/api/health`, `/api/openapi.json`, a plain
 //! `GET /` or `/ws` (the service banner), and preview traffic
@@ -85,10 +86,14 @@ pub fn admit(app: &App, req: &mut Request) -> Result<Admission, Response> {
     // Both the `Host` header and an absolute-form request's authority (which
     // routing prefers) must name this server.
     let authority = req.uri().authority().map(|a| a.as_str().as_bytes());
-    let named = [
-        authority,
-        req.headers().get(header::HOST).map(|h| h.as_bytes()),
-    ];
+    let host = req.headers().get(header::HOST).map(|h| h.as_bytes());
+    if authority.is_none() && host.is_none() {
+        return Err(ApiError::validation(
+            "Missing Host header: say which server the request is for",
+        )
+        .into_response());
+    }
+    let named = [authority, host];
     for host in named.into_iter().flatten() {
         let allowed = std::str::from_utf8(host).is_ok_and(|h| access.names.host_allowed(h));
         if !allowed {
@@ -169,21 +174,25 @@ fn checked(
             Ok((ip, None))
         }
         None => {
-            let what = if presented.is_some() {
-                "Invalid API token"
+            let hint = if upgrade {
+                " or '?token=TOKEN' on the upgrade"
             } else {
-                "Missing API token"
+                ""
             };
+            // No token at all is not a guess: 401 without using up the
+            // failure budget (a client that forgot its token must not lock
+            // itself out).
+            if presented.is_none() {
+                return Err(ApiError::Authentication(format!(
+                    "Missing API token: send 'Authorization: Bearer TOKEN'{hint}"
+                ))
+                .into_response());
+            }
             match app.limits.auth.failed(ip.key()) {
                 Some(Err(refused)) => Err(refused.too_many()),
                 outcome => {
                     let mut resp = ApiError::Authentication(format!(
-                        "{what}: send 'Authorization: Bearer TOKEN'{}",
-                        if upgrade {
-                            " or '?token=TOKEN' on the upgrade"
-                        } else {
-                            ""
-                        }
+                        "Invalid API token: send 'Authorization: Bearer TOKEN'{hint}"
                     ))
                     .into_response();
                     if let Some(Ok(info)) = outcome {

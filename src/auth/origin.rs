@@ -92,7 +92,12 @@ impl Names {
         {
             return true;
         }
-        if name == self.preview_domain || is_subdomain(&name, &self.preview_domain) {
+        // Under the preview domain only preview hosts (`PORT-SESSION.domain`)
+        // are names of this server: `anything.localhost` is not the API.
+        if name == self.preview_domain
+            || (is_subdomain(&name, &self.preview_domain)
+                && crate::preview::host::parse(host, &self.preview_domain).is_some())
+        {
             return true;
         }
         self.allowed_hosts
