@@ -28,6 +28,10 @@ pub enum ApiError {
     /// port configured, container stopped). Not in the seed's list: 502.
     #[error("{0}")]
     PreviewUnavailable(String),
+    /// A known path asked with a method it does not take: a
+    /// `ValidationError` (the contract's name for bad input) with 405.
+    #[error("{0}")]
+    MethodNotAllowed(String),
 }
 
 impl ApiError {
@@ -41,7 +45,7 @@ impl ApiError {
 
     pub fn name(&self) -> &'static str {
         match self {
-            ApiError::Validation(_) => "ValidationError",
+            ApiError::Validation(_) | ApiError::MethodNotAllowed(_) => "ValidationError",
             ApiError::Authentication(_) => "AuthenticationError",
             ApiError::ContainerNotFound(_) => "ContainerNotFoundError",
             ApiError::MessageTooLarge(_) => "MessageTooLarge",
@@ -62,6 +66,7 @@ impl ApiError {
             ApiError::ContainerCreation(_) => StatusCode::INTERNAL_SERVER_ERROR,
             ApiError::DockerDaemon(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::PreviewUnavailable(_) => StatusCode::BAD_GATEWAY,
+            ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
         }
     }
 
@@ -122,8 +127,11 @@ impl ApiError {
     }
 }
 
+/// What the client is told when the engine cannot be reached. The detail
+/// (socket paths, client library errors) is for the server's log only.
 fn daemon_message(detail: &str) -> String {
-    format!("Docker daemon is not responding: {detail}")
+    tracing::debug!(detail, "Docker engine unreachable");
+    "Docker daemon is not responding; try again shortly".to_string()
 }
 
 impl IntoResponse for ApiError {

@@ -156,6 +156,25 @@ async fn unknown_routes_and_sessions_are_404s_in_the_error_shape() {
     let (status, body) = server.get("/api/nothing-here").await;
     assert_eq!(status, 404, "{body}");
     assert_eq!(body["statusCode"], 404);
+    // A known path with a method it does not take: 405 in the error shape,
+    // with the methods it does take.
+    for (method, path) in [
+        ("PUT", "/api/containers"),
+        ("PATCH", "/api/containers/session-x"),
+        ("GET", "/api/preview/configure"),
+        ("POST", "/api/health"),
+    ] {
+        let r = server
+            .http
+            .request(method.parse().unwrap(), server.url(path))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 405, "{method} {path}");
+        assert!(r.headers().contains_key("allow"), "{method} {path}");
+        let body: serde_json::Value = r.json().await.unwrap();
+        assert_error(405, &body, 405, "ValidationError", method);
+    }
 }
 
 #[tokio::test]

@@ -101,6 +101,18 @@ async fn the_server_starts_without_docker_and_recovers_when_it_appears() {
     assert_eq!(body["error"], "DockerDaemonError");
     assert_eq!(body["retryable"], true);
     assert_eq!(body["statusCode"], 503);
+    // The engine's socket path and the client library's words stay in the
+    // server's log.
+    let message = body["message"].as_str().unwrap();
+    assert!(
+        message.contains("Docker daemon is not responding"),
+        "{message}"
+    );
+    assert!(
+        !message.contains(proxy.host().trim_start_matches("unix://")),
+        "{message}"
+    );
+    assert!(!message.to_ascii_lowercase().contains("hyper"), "{message}");
     let mut ws = server.ws().await;
     ws.send(serde_json::json!({"type": "create"})).await;
     let e = ws.expect("error").await;

@@ -39,7 +39,16 @@ pub fn router(app: AppState) -> Router {
         )
         .route("/api/preview/configure", post(preview::configure_handler))
         .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
         .with_state(app)
+}
+
+/// axum adds the `Allow` header to this response itself.
+async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri) -> ApiError {
+    let path: String = uri.path().chars().take(200).collect();
+    ApiError::MethodNotAllowed(format!(
+        "Method {method} is not allowed on '{path}'; see the Allow header"
+    ))
 }
 
 async fn not_found(uri: axum::http::Uri) -> ApiError {

@@ -168,7 +168,7 @@ mod tests {
             "127.0.0.1:3333",
             "[::1]:3333",
             "localhost.",
-            "3000-session-abc.localhost:3333",
+            "3000-session-AAAAAAAAAAAAAAAAAAAAAA.localhost:3333",
             "studio.example.com",
             "a.dev.example",
         ] {
@@ -182,6 +182,8 @@ mod tests {
             "xlocalhost",
             "dev.example",
             "studio.example.com.evil",
+            "evil.localhost:3333",
+            "3000-session-abc.localhost:3333",
         ] {
             assert!(!n.host_allowed(bad), "{bad}");
         }
