@@ -27,11 +27,15 @@ async fn main() -> std::process::ExitCode {
             return std::process::ExitCode::from(2);
         }
     };
-    match claude_studio::server::run(settings).await {
-        Ok(()) => std::process::ExitCode::SUCCESS,
+    let code = match claude_studio::server::run(settings).await {
+        Ok(()) => 0,
         Err(e) => {
             eprintln!("claude-studio: {e:#}");
-            std::process::ExitCode::FAILURE
+            1
         }
-    }
+    };
+    // `run` has drained what it could within the shutdown grace; whatever
+    // is still running (a request that never ends) must not hold the exit
+    // up while the runtime waits for it.
+    std::process::exit(code)
 }

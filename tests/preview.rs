@@ -623,3 +623,36 @@ async fn ssrf_attempts_name_nothing_but_a_session_and_a_port() {
     assert!(head.starts_with("HTTP/1.1 400"), "{head}");
     assert!(!body.contains("hello preview"), "{body}");
 }
+
+/// SIGTERM while a request through the preview never ends (an upload that
+/// keeps its body open): the server still exits within the contract's 10 s.
+#[tokio::test]
+async fn shutdown_ends_within_ten_seconds_with_a_request_in_flight() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut p = Preview::start().await;
+    let mut s = tokio::net::TcpStream::connect(p.server.addr).await.unwrap();
+    let head = format!(
+        "POST /preview/{}/echo HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n",
+        p.sid
+    );
+    s.write_all(head.as_bytes()).await.unwrap();
+    // The upstream echoes the first chunk: the request is in flight.
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 1024];
+    while !String::from_utf8_lossy(&seen).contains("hello") {
+        let n = tokio::time::timeout(WAIT, s.read(&mut buf))
+            .await
+            .expect("echo of the first chunk")
+            .unwrap();
+        assert!(n > 0, "closed early: {}", String::from_utf8_lossy(&seen));
+        seen.extend_from_slice(&buf[..n]);
+    }
+    let started = std::time::Instant::now();
+    let status = p.server.stop().await;
+    assert!(status.success(), "{status:?}");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(10),
+        "exited after {:?}",
+        started.elapsed()
+    );
+}

@@ -16,7 +16,10 @@ use crate::config::Settings;
 use crate::runtime::docker::DockerRuntime;
 use crate::runtime::ContainerRuntime;
 
-const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+/// From the signal to the end of `run`: in-flight requests, WebSocket
+/// goodbyes and tasks get this long. It leaves room in the contract's 10 s
+/// for the process to exit after it (which `main` does at once).
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(8);
 
 pub async fn run(settings: Settings) -> anyhow::Result<()> {
     let settings = Arc::new(settings);
