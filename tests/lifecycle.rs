@@ -110,6 +110,52 @@ async fn stopped_leftover_containers_are_removed_at_start() {
     assert_eq!(list, json!([]));
 }
 
+/// A running container that carries this server's labels but belongs to no
+/// session (appeared after start-up) is removed by the sweep; the server's
+/// own sessions, made meanwhile, are not touched.
+#[tokio::test]
+async fn running_orphans_appearing_later_are_swept_and_sessions_kept() {
+    let server = Server::builder()
+        .args(["--cleanup-interval", "300ms"])
+        .start()
+        .await;
+    let out = std::process::Command::new("docker")
+        .args(["run", "-d", "--label"])
+        .arg(format!("studio.instance={}", server.instance))
+        .args(["--label", "studio.session=session-BBBBBBBBBBBBBBBBBBBBBB"])
+        .args(["--network", "none", "--entrypoint", "sleep"])
+        .arg(test_image())
+        .arg("1000")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let orphan = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let mut ws = server.ws().await;
+    let mut sessions = Vec::new();
+    // Sessions created while the sweep runs every 300 ms.
+    for _ in 0..3 {
+        sessions.push(ws.create(json!({})).await);
+    }
+    eventually("the orphan's removal", || async {
+        docker_inspect("container", &orphan).is_none().then_some(())
+    })
+    .await;
+    for (sid, cid) in &sessions {
+        let (status, body) = server.get(&format!("/api/containers/{sid}")).await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(
+            docker_inspect("container", cid).unwrap()["State"]["Running"],
+            true
+        );
+    }
+    let out = ws.run(&sessions[2].0, "echo still-$((2*3))").await;
+    assert!(out.contains("still-6"), "{out:?}");
+}
+
 /// Opens a WebSocket by hand and then never answers anything: a dead client.
 async fn silent_client(addr: std::net::SocketAddr) -> tokio::net::TcpStream {
     let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();

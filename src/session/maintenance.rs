@@ -89,7 +89,8 @@ impl SessionManager {
     }
 
     /// Removes expired sessions, sessions whose container vanished, and
-    /// labelled containers that belong to no session.
+    /// labelled containers that belong to no session (running ones once two
+    /// sweeps in a row found them so).
     pub async fn sweep(&self) {
         let now = now_millis();
         let timeout = self.settings.session_timeout.as_millis() as u64;
@@ -128,14 +129,28 @@ impl SessionManager {
         }
         let known: HashSet<String> = self.all().iter().map(|s| s.container_id.clone()).collect();
         let orphans = self.orphans.lock().unwrap().clone();
+        let suspects = std::mem::take(&mut *self.suspects.lock().unwrap());
         let now_secs = (now / 1000) as i64;
         for c in &listed {
-            if known.contains(&c.id) || self.pool.contains(&c.id) {
+            let sid = c
+                .labels
+                .get(LABEL_SESSION)
+                .map(String::as_str)
+                .unwrap_or("");
+            if known.contains(&c.id) || self.pool.contains(&c.id) || self.is_pending(sid) {
+                continue;
+            }
+            // A running container that is in no session may be one between
+            // two of this server's steps (a pooled one being handed out): it
+            // is an orphan only if it still is at the next sweep.
+            if c.running && c.created >= self.started && !suspects.contains(&c.id) {
+                self.suspects.lock().unwrap().insert(c.id.clone());
                 continue;
             }
             let leftover = c.created < self.started
                 || orphans.contains(&c.id)
-                || (!c.running && now_secs - c.created > STOPPED_GRACE_SECS);
+                || c.running
+                || now_secs - c.created > STOPPED_GRACE_SECS;
             if leftover {
                 self.remove_orphan(&c.id).await;
             }

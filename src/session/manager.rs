@@ -54,6 +54,9 @@ pub struct SessionManager {
     pub(super) sessions: RwLock<HashMap<String, Arc<Session>>>,
     /// Containers whose removal failed; the sweep tries again.
     pub(super) orphans: Mutex<HashSet<String>>,
+    /// Running labelled containers that belonged to no session at the last
+    /// sweep; still so at the next one, they are orphans (see `sweep`).
+    pub(super) suspects: Mutex<HashSet<String>>,
     /// Creates in flight per owner (see `reserve_slot`).
     creating: Mutex<HashMap<Owner, usize>>,
     /// Unix seconds at start-up: labelled containers older than this that we
@@ -130,6 +133,7 @@ impl SessionManager {
             runtime,
             sessions: RwLock::new(HashMap::new()),
             orphans: Mutex::new(HashSet::new()),
+            suspects: Mutex::new(HashSet::new()),
             creating: Mutex::new(HashMap::new()),
             started: (now_millis() / 1000) as i64,
             tasks,
