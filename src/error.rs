@@ -108,7 +108,7 @@ impl ApiError {
             RuntimeError::ImageNotFound(image) => ApiError::ContainerCreation(format!(
                 "Failed to create container: Image '{image}' not found"
             )),
-            RuntimeError::NotFound(m) | RuntimeError::Engine(m) => {
+            RuntimeError::NotFound(m) | RuntimeError::NotRunning(m) | RuntimeError::Engine(m) => {
                 ApiError::ContainerCreation(format!("Failed to create container: {m}"))
             }
         }
@@ -121,7 +121,9 @@ impl ApiError {
             RuntimeError::ImageNotFound(image) => {
                 ApiError::ContainerCreation(format!("Image '{image}' not found"))
             }
-            RuntimeError::NotFound(m) => ApiError::ContainerNotFound(m),
+            RuntimeError::NotFound(m) | RuntimeError::NotRunning(m) => {
+                ApiError::ContainerNotFound(m)
+            }
             RuntimeError::Engine(m) => ApiError::DockerDaemon(format!("Docker engine error: {m}")),
         }
     }

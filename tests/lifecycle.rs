@@ -156,6 +156,106 @@ async fn running_orphans_appearing_later_are_swept_and_sessions_kept() {
     assert!(out.contains("still-6"), "{out:?}");
 }
 
+/// Cleanup sweeps the server has completed, from `/metrics`.
+async fn sweeps(server: &Server) -> u64 {
+    let text = server
+        .http
+        .get(server.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix("studio_sweeps_total "))
+        .and_then(|v| v.trim().parse().ok())
+        .expect("studio_sweeps_total in /metrics")
+}
+
+fn docker_stop(container: &str) {
+    let out = std::process::Command::new("docker")
+        .args(["stop", "-t", "1", container])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+async fn status_everywhere(server: &Server, sid: &str) -> (String, String) {
+    let (_, one) = server.get(&format!("/api/containers/{sid}")).await;
+    let (_, all) = server.get("/api/containers").await;
+    let listed = all
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["sessionId"] == sid)
+        .map(|s| s["status"].as_str().unwrap().to_string())
+        .unwrap_or_default();
+    (
+        one["status"].as_str().unwrap_or_default().to_string(),
+        listed,
+    )
+}
+
+/// A session's container stopped behind the server's back (an engine or
+/// host restart, a `docker stop`): every route tells the same status, the
+/// session survives the sweep and a server restart, and the next attach
+/// starts the container and a shell again.
+#[tokio::test]
+async fn a_stopped_container_is_reported_alike_and_started_again_on_attach() {
+    let instance = unique("stopped");
+    let mut first = Server::builder()
+        .instance(&instance)
+        .args(["--cleanup-interval", "300ms"])
+        .start()
+        .await;
+    let mut ws = first.ws().await;
+    let (sid, cid) = ws.create(json!({})).await;
+    ws.run(&sid, "true").await;
+    docker_stop(&cid);
+    let exit = ws.expect("exit").await;
+    assert_eq!(exit["sessionId"], sid.as_str());
+    let status = status_everywhere(&first, &sid).await;
+    assert_eq!(status, ("exited".into(), "exited".into()));
+    // Sweeps come and go; the session stays.
+    let before = sweeps(&first).await;
+    eventually("two more sweeps", || async {
+        (sweeps(&first).await >= before + 2).then_some(())
+    })
+    .await;
+    assert_eq!(status_everywhere(&first, &sid).await.0, "exited");
+
+    ws.send(json!({"type": "attach", "sessionId": sid})).await;
+    ws.expect("attached").await;
+    let out = ws.run(&sid, "echo again-$((3*3))").await;
+    assert!(out.contains("again-9"), "{out:?}");
+    assert_eq!(
+        status_everywhere(&first, &sid).await,
+        ("running".into(), "running".into())
+    );
+
+    // Stopped while the server is down: re-adopted, started on attach.
+    docker_stop(&cid);
+    first.keep_containers();
+    first.stop().await;
+    let second = Server::builder().instance(&instance).start().await;
+    let info = eventually("re-adoption", || async {
+        let (status, body) = second.get(&format!("/api/containers/{sid}")).await;
+        (status == 200).then_some(body)
+    })
+    .await;
+    assert_eq!(info["status"], "exited");
+    let mut ws = second.ws().await;
+    ws.send(json!({"type": "attach", "sessionId": sid})).await;
+    ws.expect("attached").await;
+    let out = ws.run(&sid, "echo back-$((4*4))").await;
+    assert!(out.contains("back-16"), "{out:?}");
+}
+
 /// Opens a WebSocket by hand and then never answers anything: a dead client.
 async fn silent_client(addr: std::net::SocketAddr) -> tokio::net::TcpStream {
     let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();

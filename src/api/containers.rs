@@ -1,6 +1,6 @@
 //! `/api/containers`: create, list, inspect and remove sessions.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use axum::extract::{Path, State};
 use axum::Json;
@@ -53,14 +53,31 @@ fn created(s: &Session) -> Value {
     })
 }
 
-pub async fn list(State(app): State<AppState>, owner: Owner) -> Json<Value> {
-    let sessions: Vec<Value> = app
-        .sessions
-        .list(&owner)
-        .iter()
-        .map(|s| serde_json::to_value(s.info("running")).unwrap_or_default())
+/// The caller's sessions, each with its container's state as the engine
+/// reports it (one engine call for all of them).
+pub async fn list(State(app): State<AppState>, owner: Owner) -> Result<Json<Value>, ApiError> {
+    let sessions = app.sessions.list(&owner);
+    if sessions.is_empty() {
+        return Ok(Json(Value::Array(Vec::new())));
+    }
+    let states: HashMap<String, String> = app
+        .runtime
+        .list_managed(&app.settings.instance)
+        .await
+        .map_err(ApiError::engine)?
+        .into_iter()
+        .map(|c| (c.id, c.status))
         .collect();
-    Json(Value::Array(sessions))
+    let sessions: Vec<Value> = sessions
+        .iter()
+        .map(|s| {
+            let status = states
+                .get(&s.container_id)
+                .map_or("removed", String::as_str);
+            serde_json::to_value(s.info(status)).unwrap_or_default()
+        })
+        .collect();
+    Ok(Json(Value::Array(sessions)))
 }
 
 pub async fn get(

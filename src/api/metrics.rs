@@ -21,7 +21,7 @@ pub struct Metrics {
 pub async fn metrics(State(app): State<AppState>) -> impl IntoResponse {
     let docker_up = app.runtime.ping().await.is_ok();
     let m = &app.metrics;
-    let rows: [(&str, &str, &str, u64); 8] = [
+    let rows: [(&str, &str, &str, u64); 9] = [
         ("studio_up", "gauge", "1 while the server runs.", 1),
         (
             "studio_uptime_seconds",
@@ -64,6 +64,12 @@ pub async fn metrics(State(app): State<AppState>) -> impl IntoResponse {
             "counter",
             "Sessions created or re-adopted since start.",
             app.sessions.created_total(),
+        ),
+        (
+            "studio_sweeps_total",
+            "counter",
+            "Cleanup sweeps completed since start.",
+            app.sessions.sweeps_total(),
         ),
     ];
     let mut out = String::new();

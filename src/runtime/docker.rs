@@ -289,6 +289,18 @@ impl ContainerRuntime for DockerRuntime {
         Ok(created.id)
     }
 
+    async fn start_container(&self, id: &str) -> Result<(), RuntimeError> {
+        let docker = self.client().await?;
+        match docker.start_container(id, None).await {
+            // 304: already running.
+            Ok(())
+            | Err(BollardError::DockerResponseServerError {
+                status_code: 304, ..
+            }) => Ok(()),
+            Err(e) => Err(map_err(e)),
+        }
+    }
+
     async fn rename_container(&self, id: &str, name: &str) -> Result<(), RuntimeError> {
         let docker = self.client().await?;
         let opts = RenameContainerOptionsBuilder::default().name(name).build();
@@ -368,6 +380,10 @@ impl ContainerRuntime for DockerRuntime {
                         .and_then(|n| n.into_iter().next())
                         .map(|n| n.trim_start_matches('/').to_string())
                         .unwrap_or_default(),
+                    status: c
+                        .state
+                        .map(|s| s.to_string())
+                        .unwrap_or_else(|| "unknown".into()),
                     running: c.state.map(|s| s.to_string() == "running").unwrap_or(false),
                     labels: c.labels.unwrap_or_default(),
                     created: c.created.unwrap_or(0),
@@ -399,7 +415,13 @@ impl ContainerRuntime for DockerRuntime {
                 },
             )
             .await
-            .map_err(map_err)?;
+            .map_err(|e| match e {
+                BollardError::DockerResponseServerError {
+                    status_code: 409,
+                    message,
+                } if message.contains("not running") => RuntimeError::NotRunning(message),
+                e => map_err(e),
+            })?;
         let version = docker.client_version().to_string();
         let stream = hijack::start_exec(&self.socket, &version, &exec.id).await?;
         let (output, input) = tokio::io::split(stream);

@@ -30,6 +30,9 @@ pub enum RuntimeError {
     /// The container (or exec) does not exist.
     #[error("{0}")]
     NotFound(String),
+    /// The container exists but is stopped.
+    #[error("{0}")]
+    NotRunning(String),
     /// The engine answered with an error.
     #[error("{0}")]
     Engine(String),
@@ -51,6 +54,8 @@ pub struct ManagedContainer {
     pub name: String,
     pub labels: HashMap<String, String>,
     pub running: bool,
+    /// The engine's word for its state: `running`, `exited`, …
+    pub status: String,
     /// Unix seconds.
     pub created: i64,
 }
@@ -92,6 +97,8 @@ pub trait ContainerRuntime: Send + Sync + 'static {
     /// Creates and starts a container; on failure nothing is left behind.
     async fn create_container(&self, spec: &ContainerSpec) -> Result<String, RuntimeError>;
     async fn rename_container(&self, id: &str, name: &str) -> Result<(), RuntimeError>;
+    /// Starts a stopped container again; a running one is left as it is.
+    async fn start_container(&self, id: &str) -> Result<(), RuntimeError>;
     /// Removes a container and its anonymous volumes; a missing one is success.
     async fn remove_container(&self, id: &str) -> Result<(), RuntimeError>;
     /// `None` when the container no longer exists.
@@ -100,6 +107,7 @@ pub trait ContainerRuntime: Send + Sync + 'static {
     async fn port_dialer(&self, id: &str) -> Result<Option<Arc<dyn PortDialer>>, RuntimeError>;
     /// Containers labelled as ours for `instance`.
     async fn list_managed(&self, instance: &str) -> Result<Vec<ManagedContainer>, RuntimeError>;
+    /// `NotRunning` when the container is stopped.
     async fn start_shell(
         &self,
         container_id: &str,

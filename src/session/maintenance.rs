@@ -22,7 +22,7 @@ const POOL_RETRY_MIN: Duration = Duration::from_millis(500);
 const POOL_RETRY_MAX: Duration = Duration::from_secs(30);
 
 impl SessionManager {
-    /// Re-adopts this instance's running containers as sessions after a restart.
+    /// Re-adopts this instance's session containers after a restart.
     pub async fn adopt(&self) -> Result<usize, RuntimeError> {
         let list = self.runtime.list_managed(&self.settings.instance).await?;
         let mut adopted = 0;
@@ -37,7 +37,11 @@ impl SessionManager {
             {
                 continue;
             }
-            if !c.running || !is_well_formed(&sid) {
+            // A stopped session container (an engine or host restart stops
+            // them all) is adopted too: it starts again when a client comes
+            // back. One that never ran is a create that failed half-way.
+            let stopped_session = c.status == "exited";
+            if !(c.running || stopped_session) || !is_well_formed(&sid) {
                 self.remove_orphan(&c.id).await;
                 continue;
             }
@@ -115,11 +119,10 @@ impl SessionManager {
                     return;
                 }
             };
-        let existing: HashSet<&str> = listed
-            .iter()
-            .filter(|c| c.running)
-            .map(|c| c.id.as_str())
-            .collect();
+        // A stopped container still holds the session's workspace: it is
+        // started again on the next attach or input, so only a container
+        // that is gone ends its session here.
+        let existing: HashSet<&str> = listed.iter().map(|c| c.id.as_str()).collect();
         for s in &snapshot {
             if !existing.contains(s.container_id.as_str()) {
                 tracing::info!(session = %s.id, "container is gone; session dropped");
@@ -161,6 +164,8 @@ impl SessionManager {
             .lock()
             .unwrap()
             .retain(|id| listed_ids.contains(id.as_str()));
+        self.sweeps_total
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Adopts leftovers once the engine answers, then sweeps on every interval.

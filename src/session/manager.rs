@@ -69,6 +69,8 @@ pub struct SessionManager {
     /// not mistake a half-made container for a leftover.
     pending: Mutex<HashSet<String>>,
     created_total: std::sync::atomic::AtomicU64,
+    /// Sweeps completed since start (a metric; tests wait on it).
+    pub(super) sweeps_total: std::sync::atomic::AtomicU64,
     pub(super) shutdown: CancellationToken,
 }
 
@@ -141,6 +143,7 @@ impl SessionManager {
             pool: WarmPool::default(),
             pending: Mutex::new(HashSet::new()),
             created_total: Default::default(),
+            sweeps_total: Default::default(),
         })
     }
 
@@ -398,6 +401,10 @@ impl SessionManager {
             .collect();
         v.sort_by(|a, b| a.created.cmp(&b.created).then_with(|| a.id.cmp(&b.id)));
         v
+    }
+
+    pub fn sweeps_total(&self) -> u64 {
+        self.sweeps_total.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Sessions created or re-adopted since start.

@@ -26,7 +26,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::error::ApiError;
-use crate::runtime::{ContainerRuntime, ShellSpec};
+use crate::runtime::{ContainerRuntime, RuntimeError, ShellSpec};
 use crate::ws::protocol::ServerMessage;
 use coalesce::{Burst, LINGER};
 use replay::Replay;
@@ -262,11 +262,20 @@ impl Terminal {
             cols,
             rows,
         };
-        let io = self
-            .runtime
-            .start_shell(&self.container_id, &spec)
-            .await
-            .map_err(ApiError::engine)?;
+        let io = match self.runtime.start_shell(&self.container_id, &spec).await {
+            // The workspace container was stopped (an engine restart, a
+            // `docker stop`): start it again rather than lose the session.
+            Err(RuntimeError::NotRunning(_)) => {
+                tracing::info!(session = %self.session_id, "container was stopped; starting it again");
+                self.runtime
+                    .start_container(&self.container_id)
+                    .await
+                    .map_err(ApiError::engine)?;
+                self.runtime.start_shell(&self.container_id, &spec).await
+            }
+            other => other,
+        }
+        .map_err(ApiError::engine)?;
         let done = CancellationToken::new();
         let (input_tx, input_rx) = mpsc::channel(INPUT_QUEUE);
         *slot = Some(Shell {
