@@ -656,3 +656,26 @@ async fn shutdown_ends_within_ten_seconds_with_a_request_in_flight() {
         started.elapsed()
     );
 }
+
+/// The preview port is part of the session: a restarted server re-adopts
+/// the session with it, and the preview works without configuring again.
+#[tokio::test]
+async fn the_preview_port_survives_a_server_restart() {
+    let mut p = Preview::start().await;
+    assert_eq!(p.get("/small").await.text().await.unwrap(), "ok\n");
+    p.server.keep_containers();
+    p.server.stop().await;
+    let second = Server::builder().instance(&p.server.instance).start().await;
+    let url = second.url(&format!("/preview/{}/small", p.sid));
+    let body = eventually("the preview after the restart", || {
+        let (http, url) = (p.http.clone(), url.clone());
+        async move {
+            let r = http.get(&url).send().await.ok()?;
+            (r.status() == 200).then_some(r.text().await.ok()?)
+        }
+    })
+    .await;
+    assert_eq!(body, "ok\n");
+    let (_, info) = second.get(&format!("/api/containers/{}", p.sid)).await;
+    assert_eq!(info["previewPort"], PORT);
+}

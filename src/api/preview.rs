@@ -37,7 +37,7 @@ pub fn configure(
         ));
     }
     let session = app.sessions.get(session_id, owner)?;
-    session.set_preview_port(port);
+    app.sessions.set_preview_port(&session, port);
     let base = format!("/preview/{}", session.id);
     Ok(Configured {
         // With auth on, the link carries a short-lived token a browser tab

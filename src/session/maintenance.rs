@@ -9,7 +9,8 @@ use std::time::Duration;
 use super::id::{is_well_formed, new_session_id};
 use super::manager::SessionManager;
 use super::now_millis;
-use super::pool::{parse_live_name, Pooled};
+use super::pool::Pooled;
+use super::record::parse_live_name;
 use super::Owner;
 use crate::image::ImageRef;
 use crate::runtime::spec::{LABEL_CREATED, LABEL_IMAGE, LABEL_OWNER, LABEL_POOL, LABEL_SESSION};
@@ -46,10 +47,11 @@ impl SessionManager {
                 continue;
             }
             let label = |k: &str| c.labels.get(k).cloned().unwrap_or_default();
+            let recorded = parse_live_name(&c.name, &sid);
             let owner = if c.labels.contains_key(LABEL_POOL) {
                 // A pool container is a session only if it had been handed out.
-                match parse_live_name(&c.name, &sid) {
-                    Some(owner) => owner,
+                match &recorded {
+                    Some((owner, _)) => owner.clone(),
                     None => {
                         self.remove_orphan(&c.id).await;
                         continue;
@@ -62,7 +64,7 @@ impl SessionManager {
             // A pooled session's client env was given to its shells, not its
             // container, and is not kept across a restart.
             let terminal = self.new_terminal(&sid, &c.id, Vec::new());
-            self.insert(
+            let session = self.insert(
                 sid.clone(),
                 c.id.clone(),
                 label(LABEL_IMAGE),
@@ -70,6 +72,9 @@ impl SessionManager {
                 created,
                 terminal,
             );
+            if let Some(port) = recorded.and_then(|(_, port)| port) {
+                session.set_preview_port(port);
+            }
             tracing::info!(session = %sid, container = %c.id, "session re-adopted");
             adopted += 1;
         }

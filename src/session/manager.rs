@@ -13,7 +13,8 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::id::new_session_id;
-use super::pool::{live_name, pool_name, Pooled, WarmPool};
+use super::pool::{Pooled, WarmPool};
+use super::record::{live_name, pool_name};
 use super::{now_millis, Owner, Session};
 use crate::config::Settings;
 use crate::error::ApiError;
@@ -338,15 +339,31 @@ impl SessionManager {
             created,
             terminal,
         );
-        let runtime = Arc::clone(&self.runtime);
-        let name = live_name(&pooled.session_id, owner);
-        self.tasks.spawn(async move {
-            if let Err(e) = runtime.rename_container(&pooled.container_id, &name).await {
-                tracing::warn!(container = %pooled.container_id, error = %e, "could not record the owner of a pooled container");
-            }
-        });
+        self.record(&session);
         tracing::info!(session = %session.id, container = %session.container_id, image = %session.image, "session created from the warm pool");
         session
+    }
+
+    /// Sets the port the session's preview forwards to, and records it on
+    /// the container so that it survives a server restart.
+    pub fn set_preview_port(&self, session: &Arc<Session>, port: u16) {
+        session.set_preview_port(port);
+        self.record(session);
+    }
+
+    /// Writes what the session must keep across a restart into its
+    /// container's name (see `record`), in the background: it is only read
+    /// at the next start, and must not delay the caller.
+    fn record(&self, session: &Arc<Session>) {
+        let runtime = Arc::clone(&self.runtime);
+        let session = Arc::clone(session);
+        self.tasks.spawn(async move {
+            let _order = session.record_lock.lock().await;
+            let name = live_name(&session.id, &session.owner, session.preview_port());
+            if let Err(e) = runtime.rename_container(&session.container_id, &name).await {
+                tracing::warn!(session = %session.id, error = %e, "could not record the session on its container");
+            }
+        });
     }
 
     pub(super) fn insert(
@@ -367,6 +384,7 @@ impl SessionManager {
             created,
             last_activity_ms: now_millis().into(),
             preview_port: Mutex::new(None),
+            record_lock: Default::default(),
         });
         self.created_total
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);

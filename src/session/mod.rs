@@ -6,6 +6,7 @@ pub mod id;
 mod maintenance;
 mod manager;
 mod pool;
+mod record;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -48,6 +49,9 @@ pub struct Session {
     pub terminal: Arc<Terminal>,
     last_activity_ms: AtomicU64,
     preview_port: Mutex<Option<u16>>,
+    /// Held while the container's name is being rewritten (see `record`),
+    /// so that of two renames the later one writes the latest state.
+    record_lock: tokio::sync::Mutex<()>,
 }
 
 /// The REST view of a session.
@@ -76,7 +80,7 @@ impl Session {
         *self.preview_port.lock().unwrap()
     }
 
-    pub fn set_preview_port(&self, port: u16) {
+    fn set_preview_port(&self, port: u16) {
         *self.preview_port.lock().unwrap() = Some(port);
     }
 

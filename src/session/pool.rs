@@ -13,8 +13,6 @@ use std::sync::{Arc, Mutex};
 
 use tokio::sync::Notify;
 
-use crate::runtime::spec::{LIVE_NAME_PREFIX, POOL_NAME_PREFIX};
-use crate::session::Owner;
 use crate::terminal::Terminal;
 
 #[derive(Clone)]
@@ -101,32 +99,6 @@ impl<T: PoolEntry> WarmPool<T> {
     }
 }
 
-pub fn pool_name(session_id: &str) -> String {
-    format!("{POOL_NAME_PREFIX}{session_id}")
-}
-
-/// The name a handed-out pool container gets: it records the owner, which
-/// its labels (fixed at creation) could not.
-pub fn live_name(session_id: &str, owner: &Owner) -> String {
-    match &owner.0 {
-        Some(o) => format!("{LIVE_NAME_PREFIX}{session_id}.{o}"),
-        None => format!("{LIVE_NAME_PREFIX}{session_id}"),
-    }
-}
-
-/// For a pool container found at start-up: `Some(owner)` if it had been
-/// handed out to `session_id`, `None` if it was still waiting.
-pub fn parse_live_name(name: &str, session_id: &str) -> Option<Owner> {
-    let rest = name
-        .strip_prefix(LIVE_NAME_PREFIX)?
-        .strip_prefix(session_id)?;
-    match rest.strip_prefix('.') {
-        Some(owner) if !owner.is_empty() => Some(Owner(Some(owner.to_string()))),
-        _ if rest.is_empty() => Some(Owner(None)),
-        _ => None,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -154,18 +126,5 @@ mod tests {
         assert!(pool.take("img:2").is_none());
         assert_eq!(pool.take("img:1").unwrap().0, "b");
         assert!(pool.take("img:1").is_none());
-    }
-
-    #[test]
-    fn names_round_trip_the_owner() {
-        let sid = "session-AAAAAAAAAAAAAAAAAAAAAA";
-        assert_eq!(
-            parse_live_name(&live_name(sid, &Owner(None)), sid),
-            Some(Owner(None))
-        );
-        let o = Owner(Some("0123abcd".into()));
-        assert_eq!(parse_live_name(&live_name(sid, &o), sid), Some(o));
-        assert_eq!(parse_live_name(&pool_name(sid), sid), None);
-        assert_eq!(parse_live_name("studio-live-session-other", sid), None);
     }
 }
