@@ -7,7 +7,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Parser;
-use serde::Deserialize;
+
+mod file;
+use file::FileConfig;
 
 use crate::limits::{RateLimit, RateLimits};
 
@@ -20,7 +22,7 @@ use crate::limits::{RateLimit, RateLimits};
     about = "Isolated Docker workspaces with a WebSocket terminal, a container API and live preview"
 )]
 pub struct Cli {
-    /// TOML file with any of the settings below (snake_case keys).
+    /// TOML file with any of the settings below (keys as the flags, snake_case or kebab-case).
     #[arg(long, env = "STUDIO_CONFIG")]
     pub config: Option<PathBuf>,
     /// Address to serve HTTP and WebSocket on.
@@ -77,10 +79,10 @@ pub struct Cli {
     #[arg(long, env = "STUDIO_API_TOKENS_FILE")]
     pub api_tokens_file: Option<PathBuf>,
     /// Trust X-Forwarded-For for the client address.
-    #[arg(long, env = "STUDIO_TRUST_PROXY")]
+    #[arg(long, env = "STUDIO_TRUST_PROXY", value_parser = parse_bool)]
     pub trust_proxy: Option<Option<bool>>,
     /// Listen on a non-loopback address without API tokens.
-    #[arg(long, env = "STUDIO_INSECURE_NO_AUTH")]
+    #[arg(long, env = "STUDIO_INSECURE_NO_AUTH", value_parser = parse_bool)]
     pub insecure_no_auth: Option<Option<bool>>,
     /// Domain for host-based previews (PORT-SESSIONID.DOMAIN).
     #[arg(long, env = "STUDIO_PREVIEW_DOMAIN")]
@@ -143,44 +145,6 @@ pub struct Cli {
         value_delimiter = ','
     )]
     pub warm_pool_image: Vec<String>,
-}
-
-/// The TOML file: the same settings, snake_case.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct FileConfig {
-    listen: Option<SocketAddr>,
-    workspace_root: Option<Vec<PathBuf>>,
-    allowed_image: Option<Vec<String>>,
-    default_image: Option<String>,
-    session_timeout: Option<String>,
-    heartbeat_interval: Option<String>,
-    cleanup_interval: Option<String>,
-    memory: Option<String>,
-    cpus: Option<f64>,
-    pids_limit: Option<i64>,
-    shell: Option<String>,
-    network: Option<String>,
-    docker_host: Option<String>,
-    api_token: Option<Vec<String>>,
-    api_tokens_file: Option<PathBuf>,
-    trust_proxy: Option<bool>,
-    insecure_no_auth: Option<bool>,
-    preview_domain: Option<String>,
-    allowed_origin: Option<Vec<String>>,
-    allowed_host: Option<Vec<String>>,
-    instance: Option<String>,
-    rate_limit_general: Option<String>,
-    rate_limit_container: Option<String>,
-    rate_limit_preview: Option<String>,
-    rate_limit_ws: Option<String>,
-    rate_limit_auth: Option<String>,
-    max_sessions_per_owner: Option<usize>,
-    max_connections: Option<usize>,
-    connection_idle_timeout: Option<String>,
-    cors_origin: Option<Vec<String>>,
-    warm_pool: Option<usize>,
-    warm_pool_image: Option<Vec<String>>,
 }
 
 /// Limits applied to every container.
@@ -257,9 +221,15 @@ impl Default for Settings {
     }
 }
 
+/// `30m`, `1h 30m`, `500ms`; a bare number is seconds.
 fn parse_duration(s: &str) -> Result<Duration, String> {
-    let d =
-        humantime::parse_duration(s.trim()).map_err(|e| format!("invalid duration {s:?}: {e}"))?;
+    let t = s.trim();
+    let d = match t.parse::<u64>() {
+        Ok(secs) => Duration::from_secs(secs),
+        Err(_) => {
+            humantime::parse_duration(t).map_err(|e| format!("invalid duration {s:?}: {e}"))?
+        }
+    };
     if d.is_zero() {
         return Err(format!("invalid duration {s:?}: must be greater than zero"));
     }
@@ -282,6 +252,18 @@ pub fn parse_bytes(s: &str) -> Result<u64, String> {
         .ok_or_else(|| format!("invalid size {s:?}"))
 }
 
+/// `true`/`false`, `1`/`0`, `yes`/`no`, `on`/`off` (any case), as people
+/// write switches in environment variables.
+pub fn parse_bool(s: &str) -> Result<bool, String> {
+    match s.trim().to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" | "y" | "on" => Ok(true),
+        "false" | "0" | "no" | "n" | "off" | "" => Ok(false),
+        _ => Err(format!(
+            "invalid switch value {s:?}: use true or false (or 1/0, yes/no, on/off)"
+        )),
+    }
+}
+
 fn flag(v: Option<Option<bool>>) -> Option<bool> {
     // `--trust-proxy` alone means true; `--trust-proxy=false` or STUDIO_TRUST_PROXY=false means false.
     v.map(|inner| inner.unwrap_or(true))
@@ -291,15 +273,12 @@ impl Settings {
     /// Merges flags/env over the TOML file over the defaults, and checks the result.
     pub fn resolve(cli: Cli) -> Result<Settings, String> {
         let file = match &cli.config {
-            Some(path) => {
-                let text = std::fs::read_to_string(path)
-                    .map_err(|e| format!("cannot read config file {}: {e}", path.display()))?;
-                toml::from_str::<FileConfig>(&text)
-                    .map_err(|e| format!("invalid config file {}: {e}", path.display()))?
-            }
+            Some(path) => FileConfig::load(path)?,
             None => FileConfig::default(),
         };
         let d = Settings::default();
+        let file_listen = file.listen()?;
+        let file_roots = file.workspace_roots();
         let dur = |cli: Option<Duration>,
                    file: Option<String>,
                    def: Duration|
@@ -333,7 +312,10 @@ impl Settings {
         }
 
         let mut api_tokens = list(cli.api_token, file.api_token);
-        if let Some(path) = cli.api_tokens_file.or(file.api_tokens_file) {
+        if let Some(path) = cli
+            .api_tokens_file
+            .or(file.api_tokens_file.as_deref().map(PathBuf::from))
+        {
             let text = std::fs::read_to_string(&path)
                 .map_err(|e| format!("cannot read tokens file {}: {e}", path.display()))?;
             api_tokens.extend(
@@ -378,9 +360,9 @@ impl Settings {
         }
 
         let settings = Settings {
-            listen: cli.listen.or(file.listen).unwrap_or(d.listen),
+            listen: cli.listen.or(file_listen).unwrap_or(d.listen),
             workspace_roots: if cli.workspace_root.is_empty() {
-                file.workspace_root.unwrap_or_default()
+                file_roots.unwrap_or_default()
             } else {
                 cli.workspace_root
             },
@@ -494,6 +476,34 @@ mod tests {
         let mut argv = vec!["claude-studio"];
         argv.extend_from_slice(args);
         Settings::resolve(Cli::try_parse_from(argv).map_err(|e| e.to_string())?)
+    }
+
+    #[test]
+    fn switches_read_as_people_write_them() {
+        for yes in ["true", "TRUE", "1", "yes", "on"] {
+            assert_eq!(parse_bool(yes), Ok(true), "{yes}");
+            let s = resolve(&[&format!("--trust-proxy={yes}")]).unwrap();
+            assert!(s.trust_proxy, "{yes}");
+        }
+        for no in ["false", "0", "no", "off"] {
+            assert_eq!(parse_bool(no), Ok(false), "{no}");
+            assert!(
+                !resolve(&[&format!("--trust-proxy={no}")])
+                    .unwrap()
+                    .trust_proxy
+            );
+        }
+        assert!(resolve(&["--trust-proxy"]).unwrap().trust_proxy);
+        assert!(resolve(&["--trust-proxy=perhaps"]).is_err());
+    }
+
+    #[test]
+    fn a_bare_number_of_seconds_is_a_duration() {
+        assert_eq!(parse_duration("300"), Ok(Duration::from_secs(300)));
+        assert_eq!(parse_duration("1h 30m"), Ok(Duration::from_secs(5400)));
+        assert!(parse_duration("0").is_err());
+        let s = resolve(&["--session-timeout", "90"]).unwrap();
+        assert_eq!(s.session_timeout, Duration::from_secs(90));
     }
 
     #[test]
