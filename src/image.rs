@@ -140,6 +140,34 @@ impl ImageRef {
     }
 }
 
+impl ImageRef {
+    /// The reference as given, with `:latest` made explicit, and for Docker
+    /// Hub images their short and fully qualified forms.
+    fn spellings(&self) -> Vec<String> {
+        let mut v = vec![self.raw.clone(), self.normalized.clone()];
+        let n = &self.normalized;
+        let hub = ["docker.io/", "index.docker.io/", "registry-1.docker.io/"]
+            .iter()
+            .find_map(|d| n.strip_prefix(d));
+        let has_domain = n.split_once('/').is_some_and(|(first, _)| {
+            first.contains('.') || first.contains(':') || first == "localhost"
+        });
+        let short = match hub {
+            Some(rest) => rest.strip_prefix("library/").unwrap_or(rest).to_string(),
+            None if !has_domain => n.strip_prefix("library/").unwrap_or(n).to_string(),
+            None => return v,
+        };
+        let full = if short.contains('/') {
+            format!("docker.io/{short}")
+        } else {
+            format!("docker.io/library/{short}")
+        };
+        v.push(short);
+        v.push(full);
+        v
+    }
+}
+
 /// The `--allowed-image` globs. Empty means every image is allowed.
 #[derive(Debug, Clone)]
 pub struct ImagePolicy {
@@ -161,10 +189,13 @@ impl ImagePolicy {
         Ok(ImagePolicy { set: Some(set) })
     }
 
+    /// Whether any spelling of the image matches: as given, with its
+    /// implied `:latest`, and in Docker Hub's short (`node:20`) and full
+    /// (`docker.io/library/node:20`) forms, which name the same image.
     pub fn allows(&self, image: &ImageRef) -> bool {
         match &self.set {
             None => true,
-            Some(set) => set.is_match(&image.raw) || set.is_match(&image.normalized),
+            Some(set) => image.spellings().iter().any(|s| set.is_match(s)),
         }
     }
 }
@@ -222,5 +253,33 @@ mod tests {
         assert!(ImagePolicy::new(&[])
             .unwrap()
             .allows(&ImageRef::parse("anything").unwrap()));
+    }
+
+    #[test]
+    fn docker_hub_images_match_in_every_spelling_and_nothing_else_does() {
+        let short = ImagePolicy::new(&["node:*".into(), "acme/*".into()]).unwrap();
+        let full = ImagePolicy::new(&["docker.io/library/node:*".into()]).unwrap();
+        for same in [
+            "node:20",
+            "library/node:20",
+            "docker.io/library/node:20",
+            "index.docker.io/library/node:20",
+            "docker.io/node:20",
+        ] {
+            let r = ImageRef::parse(same).unwrap();
+            assert!(short.allows(&r), "{same}");
+            assert!(full.allows(&r), "{same}");
+        }
+        assert!(short.allows(&ImageRef::parse("docker.io/acme/app:1").unwrap()));
+        for other in [
+            "evil.example/node:20",
+            "localhost:5000/node:20",
+            "ghcr.io/library/node:20",
+            "nodejs:20",
+        ] {
+            let r = ImageRef::parse(other).unwrap();
+            assert!(!short.allows(&r), "{other}");
+            assert!(!full.allows(&r), "{other}");
+        }
     }
 }
