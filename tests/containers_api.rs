@@ -74,6 +74,36 @@ async fn passing_an_existing_session_id_returns_it_instead_of_a_new_one() {
     assert_eq!(body["sessionId"], sid.as_str());
     assert_eq!(body["containerId"], cid.as_str());
     assert_eq!(instance_containers(&server.instance).len(), 1);
+    // The same over WebSocket: `create` naming the session joins it.
+    let mut ws = server.ws().await;
+    ws.send(serde_json::json!({"type": "create", "sessionId": sid}))
+        .await;
+    let created = ws.expect("container_created").await;
+    assert_eq!(created["sessionId"], sid.as_str());
+    assert_eq!(created["containerId"], cid.as_str());
+    let out = ws.run(&sid, "echo joined-$((5*5))").await;
+    assert!(out.contains("joined-25"), "{out:?}");
+    assert_eq!(instance_containers(&server.instance).len(), 1);
+}
+
+#[tokio::test]
+async fn a_rest_create_may_size_the_first_shell() {
+    let server = Server::start().await;
+    let (status, body) = server
+        .post("/api/containers", r#"{"cols": 0, "rows": 30}"#)
+        .await;
+    assert_error(status, &body, 400, "ValidationError", "cols");
+    let (status, body) = server
+        .post("/api/containers", r#"{"cols": 132, "rows": 43}"#)
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let sid = body["sessionId"].as_str().unwrap();
+    let mut ws = server.ws().await;
+    ws.send(serde_json::json!({"type": "attach", "sessionId": sid}))
+        .await;
+    ws.expect("attached").await;
+    let out = ws.run(sid, "stty size").await;
+    assert!(out.contains("43 132"), "{out:?}");
 }
 
 #[tokio::test]

@@ -11,6 +11,7 @@ use super::body::ApiJson;
 use crate::app::AppState;
 use crate::error::ApiError;
 use crate::session::{CreateRequest, Owner, Session};
+use crate::ws::protocol::check_dims;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
@@ -21,6 +22,9 @@ pub struct CreateBody {
     /// of creating another (a safe retry). Ids are never chosen by clients.
     session_id: Option<String>,
     env: Option<BTreeMap<String, String>>,
+    /// The first shell's size, as over WebSocket.
+    cols: Option<u16>,
+    rows: Option<u16>,
 }
 
 pub async fn create(
@@ -33,12 +37,15 @@ pub async fn create(
             return Ok(Json(created(&existing)));
         }
     }
+    if body.cols.is_some() || body.rows.is_some() {
+        check_dims(body.cols.unwrap_or(80), body.rows.unwrap_or(24))?;
+    }
     let req = CreateRequest {
         image: body.image,
         workspace_dir: body.workspace_dir,
         env: body.env.unwrap_or_default(),
-        cols: None,
-        rows: None,
+        cols: body.cols,
+        rows: body.rows,
     };
     let session = app.sessions.create(req, &owner, &mut |_| {}).await?;
     Ok(Json(created(&session)))

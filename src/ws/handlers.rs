@@ -9,7 +9,7 @@ use super::protocol::{
 };
 use crate::error::ApiError;
 use crate::runtime::PullProgress;
-use crate::session::CreateRequest;
+use crate::session::{CreateRequest, Session};
 use crate::terminal::AttachMode;
 
 pub async fn handle(conn: &Arc<Connection>, msg: ClientMessage) {
@@ -52,6 +52,13 @@ pub async fn handle(conn: &Arc<Connection>, msg: ClientMessage) {
 type Outcome = Result<(), (ApiError, Option<String>)>;
 
 async fn create(conn: &Arc<Connection>, c: Create) -> Result<(), ApiError> {
+    let existing = c
+        .session_id
+        .as_deref()
+        .and_then(|id| conn.app.sessions.get(id, &conn.owner).ok());
+    if let Some(session) = existing {
+        return joined(conn, &session).await;
+    }
     let req = CreateRequest {
         image: c.image,
         workspace_dir: c.workspace_dir,
@@ -75,6 +82,11 @@ async fn create(conn: &Arc<Connection>, c: Create) -> Result<(), ApiError> {
         .sessions
         .create(req, &conn.owner, &mut progress)
         .await?;
+    joined(conn, &session).await
+}
+
+/// Tells the client its session and attaches it to the terminal.
+async fn joined(conn: &Arc<Connection>, session: &Session) -> Result<(), ApiError> {
     conn.send(&ServerMessage::ContainerCreated {
         session_id: &session.id,
         container_id: &session.container_id,

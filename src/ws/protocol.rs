@@ -21,6 +21,9 @@ pub const MAX_TERMINAL_DIM: u16 = 1000;
 pub struct Create {
     pub image: Option<String>,
     pub workspace_dir: Option<String>,
+    /// As over REST: an existing session of the caller's is joined instead
+    /// of creating another (a safe retry); other ids are ignored.
+    pub session_id: Option<String>,
     pub cols: Option<u16>,
     pub rows: Option<u16>,
     pub env: Option<BTreeMap<String, String>>,
