@@ -50,6 +50,12 @@ async fn non_html_bodies_are_byte_exact_both_ways() {
     }
 }
 
+fn content_length(r: &reqwest::Response) -> Option<usize> {
+    r.headers()
+        .get("content-length")
+        .map(|v| v.to_str().unwrap().parse().unwrap())
+}
+
 /// The address the upstream app saw the request come from: one per
 /// upstream connection.
 async fn upstream_peer(p: &Preview, path: &str) -> String {
@@ -82,11 +88,9 @@ async fn html_gets_exactly_one_script_first_in_head_plain_and_gzip() {
     let p = Preview::start().await;
     let r = p.get("/").await;
     assert_eq!(r.status(), 200);
-    assert!(
-        r.headers().get("content-length").is_none(),
-        "length must not be the upstream's"
-    );
+    let length = content_length(&r);
     let page = r.text().await.unwrap();
+    assert_eq!(length, Some(page.len()), "the rewritten page's own length");
     let (nonce, count) = nonce_of(&page);
     assert_eq!(count, 1, "{page}");
     assert!(
@@ -111,10 +115,20 @@ async fn html_gets_exactly_one_script_first_in_head_plain_and_gzip() {
         "decoded, so no coding: {:?}",
         r.headers()
     );
-    assert!(r.headers().get("content-length").is_none());
+    let length = content_length(&r);
     let page = r.text().await.unwrap();
+    assert_eq!(length, Some(page.len()), "the decoded page's length");
     assert_eq!(nonce_of(&page).1, 1);
     assert!(page.contains("<h1>hello preview</h1>"), "{page}");
+
+    // A page streamed without a length stays streamed (chunked).
+    let r = p.get("/chunked.html").await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(content_length(&r), None);
+    assert_eq!(r.headers()["transfer-encoding"], "chunked");
+    let page = r.text().await.unwrap();
+    assert_eq!(nonce_of(&page).1, 1);
+    assert!(page.ends_with("</body></html>\n"), "{page}");
 
     // The 20 KB page arrives whole with one script.
     let page = p.get("/html20k").await.text().await.unwrap();

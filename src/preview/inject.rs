@@ -236,6 +236,37 @@ where
     Body::from_stream(stream)
 }
 
+/// Reads `body` to its end if it stays within `limit` bytes, so that it can
+/// go out with a `Content-Length`. Otherwise (or if it fails) the body to
+/// stream instead: what was read, then the rest.
+pub async fn collect_within(body: Body, limit: usize) -> Result<Bytes, Body> {
+    use futures_util::StreamExt;
+    let mut stream = body.into_data_stream();
+    let mut chunks: Vec<Bytes> = Vec::new();
+    let mut total = 0;
+    while let Some(item) = stream.next().await {
+        let chunk = match item {
+            Ok(chunk) => chunk,
+            Err(e) => {
+                let read = futures_util::stream::iter(chunks.into_iter().map(Ok));
+                return Err(Body::from_stream(
+                    read.chain(futures_util::stream::once(async move { Err(e) })),
+                ));
+            }
+        };
+        total += chunk.len();
+        chunks.push(chunk);
+        if total > limit {
+            let read = futures_util::stream::iter(chunks.into_iter().map(Ok));
+            return Err(Body::from_stream(read.chain(stream)));
+        }
+    }
+    Ok(match chunks.len() {
+        1 => chunks.pop().unwrap_or_default(),
+        _ => chunks.concat().into(),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -347,5 +378,19 @@ mod tests {
         assert!(t.contains("\"/preview/session-x/__studio/console\""));
         assert!(!t.contains("__STUDIO_ENDPOINT__"));
         assert!(script_tag("", "n").contains("\"/__studio/console\""));
+    }
+
+    #[tokio::test]
+    async fn a_body_within_the_limit_is_read_whole_and_a_larger_one_streams_unchanged() {
+        let chunks = || {
+            let frames: Vec<Result<Bytes, std::io::Error>> =
+                (0..10u8).map(|i| Ok(Bytes::from(vec![i; 100]))).collect();
+            Body::from_stream(futures_util::stream::iter(frames))
+        };
+        let whole = collect_within(chunks(), 1000).await.unwrap();
+        assert_eq!(whole.len(), 1000);
+        let streamed = collect_within(chunks(), 999).await.unwrap_err();
+        let all = streamed.collect().await.unwrap().to_bytes();
+        assert_eq!(all, whole, "nothing lost or reordered");
     }
 }

@@ -102,11 +102,20 @@ pub async fn forward(p: &Preview, conns: &Connections, t: &Target, mut req: Requ
         h::strip_hop_by_hop(&mut parts.headers, true);
         return Response::from_parts(parts, Body::empty());
     }
-    respond(t, dialer.address(), resp, head)
+    respond(t, dialer.address(), resp, head).await
 }
 
+/// The largest rewritten page sent with a `Content-Length`; a larger one
+/// streams (chunked) rather than wait in memory.
+const BUFFERED_PAGE_LIMIT: usize = 8 * 1024 * 1024;
+
 /// Rewrites the upstream's response for the browser.
-fn respond(t: &Target, address: Option<IpAddr>, resp: Response<Incoming>, head: bool) -> Response {
+async fn respond(
+    t: &Target,
+    address: Option<IpAddr>,
+    resp: Response<Incoming>,
+    head: bool,
+) -> Response {
     let (mut parts, body) = resp.into_parts();
     h::strip_hop_by_hop(&mut parts.headers, false);
     rewrite_location_and_cookies(&mut parts.headers, &t.prefix, address, t.port);
@@ -142,9 +151,9 @@ fn respond(t: &Target, address: Option<IpAddr>, resp: Response<Incoming>, head: 
             }
         }
     }
-    // The body changes: its length is unknown until sent (chunked), it is no
+    // The body changes: its length is known only once rewritten, it is no
     // longer compressed, and a strong validator would be a lie.
-    parts.headers.remove(header::CONTENT_LENGTH);
+    let fixed_length = parts.headers.remove(header::CONTENT_LENGTH).is_some();
     parts.headers.remove(header::CONTENT_ENCODING);
     if let Some(etag) = parts
         .headers
@@ -161,7 +170,22 @@ fn respond(t: &Target, address: Option<IpAddr>, resp: Response<Incoming>, head: 
         return Response::from_parts(parts, Body::empty());
     }
     let tag = inject::script_tag(&t.prefix, &nonce);
-    Response::from_parts(parts, inject::inject(body, decoder, tag, nonce))
+    let body = inject::inject(body, decoder, tag, nonce);
+    // A page the app sent with a length goes out with its new length (read
+    // whole, up to a bound); one it streamed (server-side rendering) keeps
+    // streaming, chunked.
+    if fixed_length {
+        match inject::collect_within(body, BUFFERED_PAGE_LIMIT).await {
+            Ok(page) => {
+                parts
+                    .headers
+                    .insert(header::CONTENT_LENGTH, HeaderValue::from(page.len()));
+                return Response::from_parts(parts, Body::from(page));
+            }
+            Err(streaming) => return Response::from_parts(parts, streaming),
+        }
+    }
+    Response::from_parts(parts, body)
 }
 
 fn rewrite_location_and_cookies(

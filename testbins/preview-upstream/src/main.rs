@@ -99,6 +99,19 @@ async fn handle(req: Request<Incoming>, c: &'static Content, peer: SocketAddr) -
             );
             r
         }
+        "/chunked.html" => {
+            // A page sent in pieces without a length, as streaming
+            // server-side rendering does.
+            let parts: Vec<Result<hyper::body::Frame<Bytes>, hyper::Error>> = PAGE
+                .as_bytes()
+                .chunks(16)
+                .map(|c| Ok(hyper::body::Frame::data(Bytes::copy_from_slice(c))))
+                .collect();
+            let body = http_body_util::StreamBody::new(futures_util::stream::iter(parts));
+            let mut r = Response::new(BodyExt::boxed(body));
+            r.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
+            r
+        }
         "/csp-meta.html" => resp(
             200,
             html,
