@@ -34,7 +34,7 @@ pub struct Front {
 impl Front {
     pub fn new(app: AppState, preview: PreviewState, router: Router) -> Front {
         Front {
-            conns: Arc::new(Connections::new(app.tasks.clone())),
+            conns: Arc::new(Connections::new(app.tasks.clone(), None)),
             app,
             preview,
             router,
@@ -77,7 +77,7 @@ impl Front {
     pub fn for_connection(&self, peer: SocketAddr) -> Front {
         Front {
             peer: Some(peer),
-            conns: Arc::new(Connections::new(self.app.tasks.clone())),
+            conns: Arc::new(Connections::new(self.app.tasks.clone(), Some(peer.ip()))),
             ..self.clone()
         }
     }

@@ -2,8 +2,6 @@
 //! headers, `X-Forwarded-*`, the path under the prefix, and `Location` and
 //! cookie paths kept under the prefix. All pure, so all unit-tested.
 
-use std::net::IpAddr;
-
 use axum::http::header::{self, HeaderMap, HeaderName, HeaderValue};
 
 /// Headers that describe one connection, never forwarded (RFC 9110 §7.6.1).
@@ -25,11 +23,29 @@ const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host")
 const X_FORWARDED_PREFIX: HeaderName = HeaderName::from_static("x-forwarded-prefix");
 const X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
 
+/// Removes every header named in `names` that is present, looking at the
+/// request's own headers once rather than hashing each name into the map
+/// (most requests carry none of them).
+fn remove_present(headers: &mut HeaderMap, names: &[HeaderName]) {
+    let present: Vec<HeaderName> = headers
+        .keys()
+        .filter(|k| names.contains(k))
+        .cloned()
+        .collect();
+    for name in present {
+        headers.remove(name);
+    }
+}
+
 /// Removes hop-by-hop headers, including any the `Connection` header names.
 /// With `upgrade`, `Connection: upgrade` and `Upgrade` are kept so a
 /// WebSocket handshake passes through.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap, upgrade: bool) {
-    let upgrade_value = headers.get(header::UPGRADE).cloned();
+    let upgrade_value = if upgrade {
+        headers.get(header::UPGRADE).cloned()
+    } else {
+        None
+    };
     if headers.contains_key(header::CONNECTION) {
         let named: Vec<HeaderName> = headers
             .get_all(header::CONNECTION)
@@ -42,10 +58,8 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap, upgrade: bool) {
             headers.remove(name);
         }
     }
-    for name in &HOP_BY_HOP {
-        headers.remove(name);
-    }
-    if let (true, Some(u)) = (upgrade, upgrade_value) {
+    remove_present(headers, &HOP_BY_HOP);
+    if let Some(u) = upgrade_value {
         headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
         headers.insert(header::UPGRADE, u);
     }
@@ -66,7 +80,8 @@ pub fn wants_upgrade(headers: &HeaderMap) -> bool {
 
 /// What the proxy tells the upstream about the original request.
 pub struct Forwarded<'a> {
-    pub client_ip: IpAddr,
+    /// The client's address as a header value (made once per connection).
+    pub client_ip: &'a HeaderValue,
     /// Trust `X-Forwarded-For`/`-Proto` that came in (`--trust-proxy`).
     pub trust_proxy: bool,
     /// The `Host` the browser used.
@@ -75,28 +90,42 @@ pub struct Forwarded<'a> {
     pub prefix: Option<&'a str>,
 }
 
+/// Headers a client could send to pass itself off as someone else; only
+/// ours reach the app (with `--trust-proxy`, a prior `X-Forwarded-For`
+/// chain and `-Proto` are kept and extended).
+const FORWARDING: [HeaderName; 6] = [
+    header::FORWARDED,
+    X_FORWARDED_FOR,
+    X_FORWARDED_PROTO,
+    X_FORWARDED_HOST,
+    X_FORWARDED_PREFIX,
+    X_REAL_IP,
+];
+
 pub fn set_forwarded(headers: &mut HeaderMap, f: &Forwarded) {
-    let ip = HeaderValue::from_str(&f.client_ip.to_string()).expect("an IP is a header value");
-    let prior_for = headers.remove(&X_FORWARDED_FOR).filter(|_| f.trust_proxy);
-    let prior_proto = headers
-        .remove(&X_FORWARDED_PROTO)
-        .filter(|p| f.trust_proxy && (p.as_bytes() == b"http" || p.as_bytes() == b"https"));
-    for name in [
-        &header::FORWARDED,
-        &X_FORWARDED_HOST,
-        &X_FORWARDED_PREFIX,
-        &X_REAL_IP,
-    ] {
-        headers.remove(name);
-    }
+    let (prior_for, prior_proto) = if f.trust_proxy {
+        (
+            headers.get(X_FORWARDED_FOR).cloned(),
+            headers
+                .get(X_FORWARDED_PROTO)
+                .filter(|p| p.as_bytes() == b"http" || p.as_bytes() == b"https")
+                .cloned(),
+        )
+    } else {
+        (None, None)
+    };
+    remove_present(headers, &FORWARDING);
     let chain = match prior_for.as_ref().and_then(|v| v.to_str().ok()) {
-        Some(prior) => HeaderValue::from_str(&format!("{prior}, {}", f.client_ip)).ok(),
-        None => Some(ip.clone()),
+        Some(prior) => {
+            let ip = f.client_ip.to_str().unwrap_or_default();
+            HeaderValue::from_str(&format!("{prior}, {ip}")).ok()
+        }
+        None => Some(f.client_ip.clone()),
     };
     if let Some(chain) = chain {
         headers.insert(X_FORWARDED_FOR, chain);
     }
-    headers.insert(X_REAL_IP, ip);
+    headers.insert(X_REAL_IP, f.client_ip.clone());
     headers.insert(
         X_FORWARDED_PROTO,
         prior_proto.unwrap_or(HeaderValue::from_static("http")),
@@ -142,6 +171,23 @@ pub fn filter_accept_encoding(headers: &mut HeaderMap) {
 /// dot segments are resolved (never above the root), so `..` cannot climb
 /// out of the app; the authority is always the container's, whatever the path.
 pub fn upstream_target(rest: &str, query: Option<&str>) -> String {
+    // Most paths have no dot segment and no leading `//`: nothing to resolve.
+    let plain = rest.starts_with('/')
+        && !rest.starts_with("//")
+        && !rest.contains("/.")
+        && !rest
+            .as_bytes()
+            .windows(3)
+            .any(|w| w.eq_ignore_ascii_case(b"%2e"));
+    if plain {
+        let mut target = String::with_capacity(rest.len() + query.map_or(0, |q| q.len() + 1));
+        target.push_str(rest);
+        if let Some(q) = query {
+            target.push('?');
+            target.push_str(q);
+        }
+        return target;
+    }
     let mut out: Vec<&str> = Vec::new();
     let segments: Vec<&str> = rest.split('/').skip(1).collect();
     let last = segments.len().saturating_sub(1);
@@ -299,8 +345,9 @@ mod tests {
             ("forwarded", "for=6.6.6.6"),
             ("x-forwarded-proto", "https"),
         ];
+        let ip = HeaderValue::from_static("127.0.0.1");
         let f = Forwarded {
-            client_ip: "127.0.0.1".parse().unwrap(),
+            client_ip: &ip,
             trust_proxy: false,
             host: Some("localhost:3333"),
             prefix: Some("/preview/s"),
@@ -326,6 +373,23 @@ mod tests {
         assert_eq!(h["x-forwarded-for"], "6.6.6.6, 127.0.0.1");
         assert_eq!(h["x-forwarded-proto"], "https");
         assert!(!h.contains_key("x-forwarded-prefix"));
+        assert!(!h.contains_key("forwarded"));
+        assert_eq!(h["x-real-ip"], "127.0.0.1");
+    }
+
+    #[test]
+    fn plain_paths_pass_as_they_are() {
+        for (rest, query, want) in [
+            ("/", None, "/"),
+            ("/a/b.js", Some("v=1"), "/a/b.js?v=1"),
+            ("/a//b/", None, "/a//b/"),
+            ("/caf%C3%A9", None, "/caf%C3%A9"),
+            ("/.well-known/x", None, "/.well-known/x"),
+            ("/a/%2E%2e/b", None, "/b"),
+            ("//x", None, "/x"),
+        ] {
+            assert_eq!(upstream_target(rest, query), want, "{rest}");
+        }
     }
 
     #[test]

@@ -2,10 +2,10 @@
 //! stream both ways untouched except HTML (see `inject`); headers are
 //! rewritten by `headers`; a WebSocket upgrade becomes a byte tunnel.
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::IpAddr;
 
 use axum::body::Body;
-use axum::extract::{ConnectInfo, Request};
+use axum::extract::Request;
 use axum::http::header::{self, HeaderMap, HeaderValue};
 use axum::http::{Method, StatusCode, Uri, Version};
 use axum::response::{IntoResponse, Response};
@@ -31,11 +31,6 @@ pub async fn forward(p: &Preview, conns: &Connections, t: &Target, mut req: Requ
         Ok(d) => d,
         Err(e) => return unavailable(req.headers(), e),
     };
-    let client_ip = req
-        .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| c.0.ip())
-        .unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST));
     let upgrade = h::wants_upgrade(req.headers());
     let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
     let (mut parts, body) = req.into_parts();
@@ -54,7 +49,7 @@ pub async fn forward(p: &Preview, conns: &Connections, t: &Target, mut req: Requ
     crate::auth::strip_credentials(&p.app.access, &mut parts.headers);
     let prefix = (!t.prefix.is_empty()).then_some(t.prefix.as_str());
     let fwd = Forwarded {
-        client_ip,
+        client_ip: &conns.client_ip,
         trust_proxy: p.app.settings.trust_proxy,
         host: host.as_deref(),
         prefix,

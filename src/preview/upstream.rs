@@ -19,7 +19,7 @@ use std::task::Poll;
 
 use axum::body::Body;
 use axum::extract::Request;
-use axum::http::Response;
+use axum::http::{HeaderValue, Response};
 use hyper::body::Incoming;
 use hyper::client::conn::http1::{self, SendRequest};
 use hyper_util::rt::TokioIo;
@@ -103,6 +103,9 @@ pub struct Connections {
     idle: Mutex<Vec<(Key, SendRequest<Body>)>>,
     /// Where the connections' driving tasks are tracked.
     tasks: TaskTracker,
+    /// The browser's address, as `X-Real-IP`/`X-Forwarded-For` carry it:
+    /// made once per connection, not per request.
+    pub client_ip: HeaderValue,
 }
 
 pub enum SendError {
@@ -122,10 +125,12 @@ impl std::fmt::Display for SendError {
 }
 
 impl Connections {
-    pub fn new(tasks: TaskTracker) -> Connections {
+    pub fn new(tasks: TaskTracker, client: Option<IpAddr>) -> Connections {
+        let ip = client.unwrap_or(IpAddr::V4(std::net::Ipv4Addr::LOCALHOST));
         Connections {
             idle: Mutex::default(),
             tasks,
+            client_ip: HeaderValue::from_str(&ip.to_string()).expect("an IP is a header value"),
         }
     }
 
