@@ -236,13 +236,51 @@ where
     Body::from_stream(stream)
 }
 
+/// A rewritten page read whole: its pieces as the rewriter produced them
+/// (sent as they are, not copied into one buffer) and its exact length.
+#[derive(Debug)]
+pub struct Page {
+    chunks: std::collections::VecDeque<Bytes>,
+    len: u64,
+}
+
+impl Page {
+    pub fn content_length(&self) -> u64 {
+        self.len
+    }
+}
+
+impl http_body::Body for Page {
+    type Data = Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, Self::Error>>> {
+        let next = self.chunks.pop_front();
+        if let Some(c) = &next {
+            self.len -= c.len() as u64;
+        }
+        std::task::Poll::Ready(next.map(|c| Ok(http_body::Frame::data(c))))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.chunks.is_empty()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        http_body::SizeHint::with_exact(self.len)
+    }
+}
+
 /// Reads `body` to its end if it stays within `limit` bytes, so that it can
 /// go out with a `Content-Length`. Otherwise (or if it fails) the body to
 /// stream instead: what was read, then the rest.
-pub async fn collect_within(body: Body, limit: usize) -> Result<Bytes, Body> {
+pub async fn collect_within(body: Body, limit: usize) -> Result<Page, Body> {
     use futures_util::StreamExt;
     let mut stream = body.into_data_stream();
-    let mut chunks: Vec<Bytes> = Vec::new();
+    let mut chunks = std::collections::VecDeque::new();
     let mut total = 0;
     while let Some(item) = stream.next().await {
         let chunk = match item {
@@ -255,15 +293,15 @@ pub async fn collect_within(body: Body, limit: usize) -> Result<Bytes, Body> {
             }
         };
         total += chunk.len();
-        chunks.push(chunk);
+        chunks.push_back(chunk);
         if total > limit {
             let read = futures_util::stream::iter(chunks.into_iter().map(Ok));
             return Err(Body::from_stream(read.chain(stream)));
         }
     }
-    Ok(match chunks.len() {
-        1 => chunks.pop().unwrap_or_default(),
-        _ => chunks.concat().into(),
+    Ok(Page {
+        chunks,
+        len: total as u64,
     })
 }
 
@@ -388,7 +426,8 @@ mod tests {
             Body::from_stream(futures_util::stream::iter(frames))
         };
         let whole = collect_within(chunks(), 1000).await.unwrap();
-        assert_eq!(whole.len(), 1000);
+        assert_eq!(whole.content_length(), 1000);
+        let whole = whole.collect().await.unwrap().to_bytes();
         let streamed = collect_within(chunks(), 999).await.unwrap_err();
         let all = streamed.collect().await.unwrap().to_bytes();
         assert_eq!(all, whole, "nothing lost or reordered");

@@ -172,10 +172,11 @@ async fn respond(
     if fixed_length {
         match inject::collect_within(body, BUFFERED_PAGE_LIMIT).await {
             Ok(page) => {
-                parts
-                    .headers
-                    .insert(header::CONTENT_LENGTH, HeaderValue::from(page.len()));
-                return Response::from_parts(parts, Body::from(page));
+                parts.headers.insert(
+                    header::CONTENT_LENGTH,
+                    HeaderValue::from(page.content_length()),
+                );
+                return Response::from_parts(parts, Body::new(page));
             }
             Err(streaming) => return Response::from_parts(parts, streaming),
         }
