@@ -32,6 +32,44 @@ struct Http {
     rps: f64,
     p50_us: f64,
     p99_us: f64,
+    requests: f64,
+}
+
+/// CPU time (user + system) the processes `pids` have used so far, in µs.
+fn cpu_us(pids: &[u32]) -> f64 {
+    // SAFETY: sysconf only reads a system constant.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    pids.iter()
+        .filter_map(|p| std::fs::read_to_string(format!("/proc/{p}/stat")).ok())
+        .map(|stat| {
+            // Fields after the command name, which is in parentheses.
+            let rest = &stat[stat.rfind(')').map_or(0, |i| i + 2)..];
+            let f: Vec<&str> = rest.split_whitespace().collect();
+            let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+            // utime and stime: fields 14 and 15 of stat, 12 and 13 here.
+            ticks(11) + ticks(12)
+        })
+        .sum::<f64>()
+        * 1e6
+        / hz
+}
+
+/// The processes whose parent is `parent` (nginx's workers).
+fn children(parent: u32) -> Vec<u32> {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .ok()
+                .and_then(|s| {
+                    let rest = &s[s.rfind(')')? + 2..];
+                    rest.split_whitespace().nth(1)?.parse::<u32>().ok()
+                })
+                == Some(parent)
+        })
+        .collect()
 }
 
 fn need(cmd: &str, package: &str) {
@@ -218,6 +256,7 @@ fn wrk(url: &str) -> Http {
         rps: f64::NAN,
         p50_us: f64::NAN,
         p99_us: f64::NAN,
+        requests: f64::NAN,
     };
     for line in text.lines() {
         let f: Vec<&str> = line.split_whitespace().collect();
@@ -225,6 +264,7 @@ fn wrk(url: &str) -> Http {
             ["50%", v] => h.p50_us = micros(v),
             ["99%", v] => h.p99_us = micros(v),
             ["Requests/sec:", v] => h.rps = v.parse().unwrap_or(f64::NAN),
+            [n, "requests", "in", ..] => h.requests = n.parse().unwrap_or(f64::NAN),
             _ => {}
         }
         if line.contains("Non-2xx") || line.contains("Socket errors") {
@@ -349,23 +389,27 @@ async fn main() {
         ("20 KB HTML (injected via preview)", "/html20k"),
         ("1 MiB body", "/large"),
     ];
+    // Whose CPU time counts for each path: the proxy's own processes (the
+    // forwarder runs inside this process, so it has none of its own).
+    let server_pid = server.pid().expect("server running");
+    let nginx_workers = children(nginx.child.id());
     let targets = [
-        ("preview", preview.clone()),
-        ("direct to container", direct.clone()),
-        ("nginx", nginx_base.clone()),
-        ("bare hyper forwarder (floor)", bare.clone()),
+        ("preview", preview.clone(), vec![server_pid]),
+        ("direct to container", direct.clone(), Vec::new()),
+        ("nginx", nginx_base.clone(), nginx_workers),
+        ("bare hyper forwarder (floor)", bare.clone(), Vec::new()),
     ];
     println!(
         "\nHTTP: wrk -t1 -c{CONNECTIONS} -d{DURATION}, median of {ROUNDS} interleaved runs; WebSocket: {WS_ROUNDS} sequential round trips of a 14-byte text frame.\n"
     );
-    println!("| workload | path | requests/s | p50 | p99 |");
-    println!("|---|---|---:|---:|---:|");
+    println!("| workload | path | requests/s | p50 | p99 | proxy CPU per request |");
+    println!("|---|---|---:|---:|---:|---:|");
     let mut ratios = Vec::new();
     for (name, path) in cases {
         // Rounds interleave the three paths, so a burst of load from
         // elsewhere on the machine hits all of them alike; medians are shown.
         let mut runs: Vec<Vec<Http>> = (0..targets.len()).map(|_| Vec::new()).collect();
-        for (_, base) in &targets {
+        for (_, base, _) in &targets {
             let _ = std::process::Command::new("wrk")
                 .args([
                     "-t1",
@@ -377,17 +421,28 @@ async fn main() {
                 ])
                 .output();
         }
+        // CPU µs and requests, summed over the rounds, per path.
+        let mut cpu = vec![(0.0, 0.0); targets.len()];
         for _ in 0..ROUNDS {
-            for (i, (_, base)) in targets.iter().enumerate() {
-                runs[i].push(wrk(&format!("{base}{path}")));
+            for (i, (_, base, pids)) in targets.iter().enumerate() {
+                let before = cpu_us(pids);
+                let h = wrk(&format!("{base}{path}"));
+                cpu[i].0 += cpu_us(pids) - before;
+                cpu[i].1 += h.requests;
+                runs[i].push(h);
             }
         }
         let mut rps = Vec::new();
-        for (i, (tname, _)) in targets.iter().enumerate() {
+        for (i, (tname, _, pids)) in targets.iter().enumerate() {
             let m = |f: fn(&Http) -> f64| median(runs[i].iter().map(f).collect());
             let (r, p50, p99) = (m(|h| h.rps), m(|h| h.p50_us), m(|h| h.p99_us));
+            let per_request = if pids.is_empty() {
+                "–".to_string()
+            } else {
+                format!("{:.0} µs", cpu[i].0 / cpu[i].1)
+            };
             println!(
-                "| {name} | {tname} | {} | {} | {} |",
+                "| {name} | {tname} | {} | {} | {} | {per_request} |",
                 fmt_rps(r),
                 fmt_us(p50),
                 fmt_us(p99)
@@ -405,7 +460,7 @@ async fn main() {
     for (tname, url) in &ws_targets {
         let (p50, p99) = ws_rtt(url).await;
         println!(
-            "| WebSocket echo round trip | {tname} | – | {} | {} |",
+            "| WebSocket echo round trip | {tname} | – | {} | {} | |",
             fmt_us(p50),
             fmt_us(p99)
         );

@@ -69,9 +69,7 @@ impl Front {
         admitted.finish(&self.app, &mut resp);
         resp
     }
-}
 
-impl Front {
     /// The view of one accepted connection, which knows its peer and keeps
     /// its own upstream connections for the preview.
     pub fn for_connection(&self, peer: SocketAddr) -> Front {

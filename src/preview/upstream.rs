@@ -91,7 +91,6 @@ impl Upstreams {
 }
 
 /// Where one upstream connection goes.
-#[derive(PartialEq, Eq)]
 struct Key {
     container: String,
     port: u16,
@@ -145,22 +144,26 @@ impl Connections {
         port: u16,
         mut req: Request,
     ) -> Result<Response<Incoming>, SendError> {
-        let key = Key {
-            container: container.to_string(),
-            port,
-        };
-        if let Some(mut sender) = self.take_ready(&key) {
-            match sender.try_send_request(req).await {
+        let cached = self.take_ready(container, port);
+        let key = match cached {
+            Some((key, mut sender)) => match sender.try_send_request(req).await {
                 Ok(resp) => {
                     self.put(key, sender);
                     return Ok(resp);
                 }
                 Err(mut e) => match e.take_message() {
-                    Some(unsent) => req = unsent,
+                    Some(unsent) => {
+                        req = unsent;
+                        key
+                    }
                     None => return Err(SendError::Http(e.into_error())),
                 },
-            }
-        }
+            },
+            None => Key {
+                container: container.to_string(),
+                port,
+            },
+        };
         let (mut sender, conn) = connect(dialer, port).await?;
         // The connection's task ends when its sender is dropped (with this
         // browser connection, or when replaced) and it is idle.
@@ -176,13 +179,15 @@ impl Connections {
 
     /// A cached connection to `key` that can take a request right now. One
     /// that is closed, or still busy with an earlier exchange, is dropped.
-    fn take_ready(&self, key: &Key) -> Option<SendRequest<Body>> {
+    fn take_ready(&self, container: &str, port: u16) -> Option<(Key, SendRequest<Body>)> {
         let mut idle = self.idle.lock().unwrap();
-        let i = idle.iter().position(|(k, _)| k == key)?;
-        let (_, mut sender) = idle.swap_remove(i);
+        let i = idle
+            .iter()
+            .position(|(k, _)| k.port == port && k.container == container)?;
+        let (key, mut sender) = idle.swap_remove(i);
         let waker = std::task::Waker::noop();
         match sender.poll_ready(&mut std::task::Context::from_waker(waker)) {
-            Poll::Ready(Ok(())) => Some(sender),
+            Poll::Ready(Ok(())) => Some((key, sender)),
             _ => None,
         }
     }

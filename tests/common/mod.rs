@@ -185,6 +185,11 @@ impl Server {
     pub fn keep_containers(&mut self) {
         self.cleanup = false;
     }
+
+    /// The server's process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().and_then(|c| c.id())
+    }
 }
 
 fn unsafe_kill(pid: i32, sig: i32) {
