@@ -73,12 +73,7 @@ async fn registry_with_test_image() -> Registry {
     })
     .await;
     let run = |args: &[&str]| {
-        let out = Command::new("docker").args(args).output().unwrap();
-        assert!(
-            out.status.success(),
-            "docker {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        docker(args);
     };
     // A layer of fresh random bytes on top of the test image: the engine
     // has never seen it, so the pull must really download it.

@@ -86,19 +86,15 @@ async fn restart_sends_reconnect_keeps_containers_and_readopts_them() {
 #[tokio::test]
 async fn stopped_leftover_containers_are_removed_at_start() {
     let instance = unique("orphan");
-    let out = std::process::Command::new("docker")
-        .args(["create", "--label", &format!("studio.instance={instance}")])
-        .args(["--label", "studio.session=session-AAAAAAAAAAAAAAAAAAAAAA"])
-        .arg(test_image())
-        .arg("true")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let leftover = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let leftover = docker(&[
+        "create",
+        "--label",
+        &format!("studio.instance={instance}"),
+        "--label",
+        "studio.session=session-AAAAAAAAAAAAAAAAAAAAAA",
+        &test_image(),
+        "true",
+    ]);
     let server = Server::builder().instance(&instance).start().await;
     eventually("leftover removal", || async {
         docker_inspect("container", &leftover)
@@ -119,21 +115,20 @@ async fn running_orphans_appearing_later_are_swept_and_sessions_kept() {
         .args(["--cleanup-interval", "300ms"])
         .start()
         .await;
-    let out = std::process::Command::new("docker")
-        .args(["run", "-d", "--label"])
-        .arg(format!("studio.instance={}", server.instance))
-        .args(["--label", "studio.session=session-BBBBBBBBBBBBBBBBBBBBBB"])
-        .args(["--network", "none", "--entrypoint", "sleep"])
-        .arg(test_image())
-        .arg("1000")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let orphan = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let orphan = docker(&[
+        "run",
+        "-d",
+        "--label",
+        &format!("studio.instance={}", server.instance),
+        "--label",
+        "studio.session=session-BBBBBBBBBBBBBBBBBBBBBB",
+        "--network",
+        "none",
+        "--entrypoint",
+        "sleep",
+        &test_image(),
+        "1000",
+    ]);
     let mut ws = server.ws().await;
     let mut sessions = Vec::new();
     // Sessions created while the sweep runs every 300 ms.
@@ -174,15 +169,7 @@ async fn sweeps(server: &Server) -> u64 {
 }
 
 fn docker_stop(container: &str) {
-    let out = std::process::Command::new("docker")
-        .args(["stop", "-t", "1", container])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    docker(&["stop", "-t", "1", container]);
 }
 
 async fn status_everywhere(server: &Server, sid: &str) -> (String, String) {

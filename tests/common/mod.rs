@@ -253,6 +253,20 @@ pub fn instance_containers(instance: &str) -> Vec<String> {
         .collect()
 }
 
+/// Runs the docker CLI, which must succeed; returns what it printed, trimmed.
+pub fn docker(args: &[&str]) -> String {
+    let out = std::process::Command::new("docker")
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "docker {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
 pub fn docker_inspect(kind: &str, id: &str) -> Option<Value> {
     let out = std::process::Command::new("docker")
         .args([kind, "inspect", id])
