@@ -384,7 +384,6 @@ impl ContainerRuntime for DockerRuntime {
                         .state
                         .map(|s| s.to_string())
                         .unwrap_or_else(|| "unknown".into()),
-                    running: c.state.map(|s| s.to_string() == "running").unwrap_or(false),
                     labels: c.labels.unwrap_or_default(),
                     created: c.created.unwrap_or(0),
                 })

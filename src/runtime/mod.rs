@@ -53,11 +53,16 @@ pub struct ManagedContainer {
     /// Without Docker's leading '/'.
     pub name: String,
     pub labels: HashMap<String, String>,
-    pub running: bool,
-    /// The engine's word for its state: `running`, `exited`, …
+    /// The engine's word for its state: `running`, `exited`, `created`, …
     pub status: String,
     /// Unix seconds.
     pub created: i64,
+}
+
+impl ManagedContainer {
+    pub fn is_running(&self) -> bool {
+        self.status == "running"
+    }
 }
 
 /// What the engine says about one container now.

@@ -42,7 +42,7 @@ impl SessionManager {
             // them all) is adopted too: it starts again when a client comes
             // back. One that never ran is a create that failed half-way.
             let stopped_session = c.status == "exited";
-            if !(c.running || stopped_session) || !is_well_formed(&sid) {
+            if !(c.is_running() || stopped_session) || !is_well_formed(&sid) {
                 self.remove_orphan(&c.id).await;
                 continue;
             }
@@ -151,13 +151,13 @@ impl SessionManager {
             // A running container that is in no session may be one between
             // two of this server's steps (a pooled one being handed out): it
             // is an orphan only if it still is at the next sweep.
-            if c.running && c.created >= self.started && !suspects.contains(&c.id) {
+            if c.is_running() && c.created >= self.started && !suspects.contains(&c.id) {
                 self.suspects.lock().unwrap().insert(c.id.clone());
                 continue;
             }
             let leftover = c.created < self.started
                 || orphans.contains(&c.id)
-                || c.running
+                || c.is_running()
                 || now_secs - c.created > STOPPED_GRACE_SECS;
             if leftover {
                 self.remove_orphan(&c.id).await;
