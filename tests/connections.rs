@@ -103,3 +103,36 @@ fn a_zero_connection_limit_is_refused_at_start_up() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("--max-connections"), "{err}");
 }
+
+/// A soft open-file limit of 256 (common defaults are 1024) would cap the
+/// server far below `--max-connections`: it raises the limit to the hard one.
+#[test]
+fn the_open_file_limit_is_raised_to_the_hard_limit() {
+    use std::io::{BufRead, BufReader};
+    let mut child = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "ulimit -Sn 256 && exec {} --listen 127.0.0.1:0 --instance {}",
+            env!("CARGO_BIN_EXE_claude-studio"),
+            unique("nofile")
+        ))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert!(line.contains("listening"), "{line}");
+    let limits = std::fs::read_to_string(format!("/proc/{}/limits", child.id())).unwrap();
+    let _ = child.kill();
+    let _ = child.wait();
+    let row = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .unwrap();
+    let nums: Vec<&str> = row.split_whitespace().skip(3).take(2).collect();
+    assert_eq!(nums[0], nums[1], "soft limit raised to the hard one: {row}");
+    assert_ne!(nums[0], "256", "{row}");
+}

@@ -22,6 +22,7 @@ use crate::runtime::ContainerRuntime;
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(8);
 
 pub async fn run(settings: Settings) -> anyhow::Result<()> {
+    raise_open_file_limit();
     let settings = Arc::new(settings);
     let runtime: Arc<dyn ContainerRuntime> = Arc::new(
         DockerRuntime::new(settings.docker_host.as_deref(), &settings.network)
@@ -89,5 +90,26 @@ async fn wait_for_signal() {
     tokio::select! {
         _ = term.recv() => {}
         _ = int.recv() => {}
+    }
+}
+
+/// Every HTTP connection, kept-alive preview upstream and terminal stream is
+/// a file descriptor; the soft limit is often 1024, well under what
+/// `--max-connections` allows. Raise it to the hard limit, as servers do.
+fn raise_open_file_limit() {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: plain syscalls on a stack struct of the right type.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 || lim.rlim_cur >= lim.rlim_max {
+            return;
+        }
+        let soft = lim.rlim_cur;
+        lim.rlim_cur = lim.rlim_max;
+        if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) == 0 {
+            tracing::debug!(from = soft, to = lim.rlim_max, "raised the open-file limit");
+        }
     }
 }
