@@ -696,3 +696,33 @@ async fn the_preview_port_survives_a_server_restart() {
     let (_, info) = second.get(&format!("/api/containers/{}", p.sid)).await;
     assert_eq!(info["previewPort"], PORT);
 }
+
+/// A stopped container's preview answers 502 (never whatever now holds its
+/// old address); once the session's terminal starts the container again,
+/// the preview reaches the app in it again, through a fresh route.
+#[tokio::test]
+async fn a_stopped_container_is_never_reached_and_its_restart_is_followed() {
+    let mut p = Preview::start().await;
+    let cid = p.cid.clone();
+    assert_eq!(p.get("/small").await.status(), 200);
+    docker(&["stop", "-t", "1", &cid]);
+    let r = p.get("/small").await;
+    assert_eq!(r.status(), 502);
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(body["error"], "PreviewUnavailableError");
+
+    // Input starts the container and a shell again; the app is started anew.
+    let sid = p.sid.clone();
+    p.ws.input(&sid, &format!("preview-upstream {PORT} &\n"))
+        .await;
+    let url = p.url("/small");
+    let http = p.http.clone();
+    eventually("the preview after the restart", || {
+        let (http, url) = (http.clone(), url.clone());
+        async move {
+            let r = http.get(&url).send().await.ok()?;
+            (r.status() == 200).then_some(())
+        }
+    })
+    .await;
+}

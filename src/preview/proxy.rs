@@ -17,7 +17,7 @@ use rand::RngCore;
 
 use super::decode::Decoder;
 use super::headers::{self as h, Forwarded};
-use super::upstream::{self, Connections};
+use super::upstream::{self, Connections, SendError};
 use super::{csp, inject, Preview, Target};
 use crate::error::ApiError;
 
@@ -27,10 +27,6 @@ const CSP_HEADERS: [&str; 2] = [
 ];
 
 pub async fn forward(p: &Preview, conns: &Connections, t: &Target, mut req: Request) -> Response {
-    let dialer = match p.upstreams.resolve(&p.app, &t.session).await {
-        Ok(d) => d,
-        Err(e) => return unavailable(req.headers(), e),
-    };
     let upgrade = h::wants_upgrade(req.headers());
     let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
     let (mut parts, body) = req.into_parts();
@@ -66,38 +62,58 @@ pub async fn forward(p: &Preview, conns: &Connections, t: &Target, mut req: Requ
 
     let req = Request::from_parts(parts, body);
     let sent = if upgrade {
-        upstream::send_upgrade(&p.app.tasks, dialer.as_ref(), t.port, req).await
+        upstream::send_upgrade(&p.upstreams, &p.app, &t.session, t.port, req).await
     } else {
         conns
-            .send(&t.session.container_id, dialer.as_ref(), t.port, req)
+            .send(&p.upstreams, &p.app, &t.session, t.port, req)
             .await
     };
-    let mut resp = match sent {
-        Ok(r) => r,
+    let mut asked = HeaderMap::new();
+    if let Some(a) = accept {
+        asked.insert(header::ACCEPT, a);
+    }
+    let (mut resp, address) = match sent {
+        Ok(s) => (s.response, s.address),
         Err(e) => {
-            p.upstreams.forget(&t.session);
             tracing::debug!(session = %t.session.id, port = t.port, error = %e, "preview upstream failed");
-            let msg = format!(
-                "Nothing answers on port {} of session '{}' yet",
-                t.port, t.session.id
-            );
-            let mut asked = HeaderMap::new();
-            if let Some(a) = accept {
-                asked.insert(header::ACCEPT, a);
-            }
-            return unavailable(&asked, ApiError::PreviewUnavailable(msg));
+            let err = match e {
+                SendError::Unavailable(e) => e,
+                SendError::Connect(_) => ApiError::PreviewUnavailable(format!(
+                    "Nothing answers on port {} of session '{}' yet",
+                    t.port, t.session.id
+                )),
+                SendError::Http(e) => invalid_response(t, &e),
+            };
+            return unavailable(&asked, err);
         }
     };
 
     if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
-        if let Some(client) = client_upgrade {
-            tunnel(p, client, hyper::upgrade::on(&mut resp));
-        }
+        // Switching protocols without having been asked to is no answer a
+        // browser can use.
+        let Some(client) = client_upgrade else {
+            return unavailable(
+                &asked,
+                ApiError::PreviewUnavailable(format!(
+                    "The app on port {} of session '{}' switched protocols unasked",
+                    t.port, t.session.id
+                )),
+            );
+        };
+        tunnel(p, client, hyper::upgrade::on(&mut resp));
         let (mut parts, _) = resp.into_parts();
         h::strip_hop_by_hop(&mut parts.headers, true);
         return Response::from_parts(parts, Body::empty());
     }
-    respond(t, dialer.address(), resp, head).await
+    respond(t, address, resp, head).await
+}
+
+/// The app answered, but not with HTTP a browser can be given.
+fn invalid_response(t: &Target, e: &hyper::Error) -> ApiError {
+    ApiError::PreviewUnavailable(format!(
+        "The app on port {} of session '{}' sent an invalid response: {e}",
+        t.port, t.session.id
+    ))
 }
 
 /// The largest rewritten page sent with a `Content-Length`; a larger one

@@ -23,6 +23,7 @@ use axum::http::{HeaderValue, Response};
 use hyper::body::Incoming;
 use hyper::client::conn::http1::{self, SendRequest};
 use hyper_util::rt::TokioIo;
+use tokio::net::TcpStream;
 use tokio_util::task::TaskTracker;
 
 use crate::app::App;
@@ -34,41 +35,75 @@ use crate::session::Session;
 /// rarely mixes more than one or two previews on one connection.
 const TARGETS_PER_CONNECTION: usize = 4;
 
-/// How to reach each live session's container, asked of the engine once.
+/// How to reach each live session's container.
 #[derive(Default)]
 pub struct Upstreams {
-    /// Container id → its dialer. Entries exist only for live sessions'
-    /// containers (pruned against the session table), so it stays bounded.
+    /// Container id → its dialer, kept only for dialers confined to their
+    /// container (see [`PortDialer::confined`]); one that dials an address
+    /// from the host is asked of the engine afresh for every new connection,
+    /// since the address may have passed to another container. Entries exist
+    /// only for live sessions' containers (pruned against the session
+    /// table), so it stays bounded.
     dialers: Mutex<std::collections::HashMap<String, Arc<dyn PortDialer>>>,
 }
 
+/// A new connection to a port of a session's container.
+pub struct Dialed {
+    pub stream: TcpStream,
+    /// The container's address on its network, a name the app may use for
+    /// itself in absolute URLs.
+    pub address: Option<IpAddr>,
+}
+
 impl Upstreams {
-    /// The session's container, from the cache or the engine.
-    pub async fn resolve(
+    /// Connects to `port` of the session's container. A kept dialer that no
+    /// longer connects (the container was restarted, or nothing listens) is
+    /// dropped and the engine asked again, once.
+    pub async fn connect(
         &self,
         app: &App,
         session: &Session,
-    ) -> Result<Arc<dyn PortDialer>, ApiError> {
-        let cached = self
+        port: u16,
+    ) -> Result<Dialed, SendError> {
+        let kept = self
             .dialers
             .lock()
             .unwrap()
             .get(&session.container_id)
             .cloned();
-        if let Some(d) = cached {
-            return Ok(d);
+        if let Some(d) = kept {
+            match d.dial(port).await {
+                Ok(stream) => {
+                    return Ok(Dialed {
+                        stream,
+                        address: d.address(),
+                    })
+                }
+                Err(_) => self.forget(session),
+            }
         }
-        let dialer = app
+        let d = app
             .runtime
             .port_dialer(&session.container_id)
             .await
-            .map_err(ApiError::engine)?
+            .map_err(|e| SendError::Unavailable(ApiError::engine(e)))?
             .ok_or_else(|| {
-                ApiError::PreviewUnavailable(format!(
+                SendError::Unavailable(ApiError::PreviewUnavailable(format!(
                     "The container of session '{}' is not running",
                     session.id
-                ))
+                )))
             })?;
+        let stream = d.dial(port).await.map_err(SendError::Connect)?;
+        if d.confined() {
+            self.keep(app, session, Arc::clone(&d));
+        }
+        Ok(Dialed {
+            stream,
+            address: d.address(),
+        })
+    }
+
+    fn keep(&self, app: &App, session: &Session, dialer: Arc<dyn PortDialer>) {
         let mut dialers = self.dialers.lock().unwrap();
         if dialers.len() >= app.sessions.count() + 16 {
             let live: HashSet<String> = app
@@ -79,13 +114,10 @@ impl Upstreams {
                 .collect();
             dialers.retain(|id, _| live.contains(id));
         }
-        dialers.insert(session.container_id.clone(), Arc::clone(&dialer));
-        Ok(dialer)
+        dialers.insert(session.container_id.clone(), dialer);
     }
 
-    /// Drops a container's dialer after a failed request, so the next one
-    /// asks the engine again (the container may have been restarted).
-    pub fn forget(&self, session: &Session) {
+    fn forget(&self, session: &Session) {
         self.dialers.lock().unwrap().remove(&session.container_id);
     }
 }
@@ -96,10 +128,17 @@ struct Key {
     port: u16,
 }
 
+/// A kept-alive upstream connection, ready for the next request.
+struct Idle {
+    key: Key,
+    sender: SendRequest<Body>,
+    address: Option<IpAddr>,
+}
+
 /// The idle upstream connections of one browser-side connection. Dropped
 /// with it, which closes them.
 pub struct Connections {
-    idle: Mutex<Vec<(Key, SendRequest<Body>)>>,
+    idle: Mutex<Vec<Idle>>,
     /// Where the connections' driving tasks are tracked.
     tasks: TaskTracker,
     /// The browser's address, as `X-Real-IP`/`X-Forwarded-For` carry it:
@@ -108,19 +147,30 @@ pub struct Connections {
 }
 
 pub enum SendError {
-    /// Nothing could be connected to.
+    /// The container cannot be reached at all (stopped, engine down).
+    Unavailable(ApiError),
+    /// Nothing listens on the port.
     Connect(io::Error),
-    /// The upstream broke off the exchange.
+    /// The app broke off the exchange or answered with something that is
+    /// not HTTP.
     Http(hyper::Error),
 }
 
 impl std::fmt::Display for SendError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
+            SendError::Unavailable(e) => write!(f, "{e}"),
             SendError::Connect(e) => write!(f, "connect: {e}"),
             SendError::Http(e) => write!(f, "{e}"),
         }
     }
+}
+
+/// An upstream response and the container's address (for the names the
+/// app may use for itself).
+pub struct Sent {
+    pub response: Response<Incoming>,
+    pub address: Option<IpAddr>,
 }
 
 impl Connections {
@@ -133,28 +183,30 @@ impl Connections {
         }
     }
 
-    /// Sends `req` to `port` of the container over this browser connection's
-    /// kept-alive upstream connection, or a new one. A request that a stale
-    /// connection (closed by the app while idle) could not take is sent
-    /// again on a fresh one; one that was sent is never repeated.
+    /// Sends `req` to `port` of the session's container over this browser
+    /// connection's kept-alive upstream connection, or a new one. A request
+    /// that a stale connection (closed by the app while idle) could not take
+    /// is sent again on a fresh one; one that was sent is never repeated.
     pub async fn send(
         &self,
-        container: &str,
-        dialer: &dyn PortDialer,
+        upstreams: &Upstreams,
+        app: &App,
+        session: &Session,
         port: u16,
         mut req: Request,
-    ) -> Result<Response<Incoming>, SendError> {
-        let cached = self.take_ready(container, port);
-        let key = match cached {
-            Some((key, mut sender)) => match sender.try_send_request(req).await {
-                Ok(resp) => {
-                    self.put(key, sender);
-                    return Ok(resp);
+    ) -> Result<Sent, SendError> {
+        let container = session.container_id.as_str();
+        let key = match self.take_ready(container, port) {
+            Some(mut idle) => match idle.sender.try_send_request(req).await {
+                Ok(response) => {
+                    let address = idle.address;
+                    self.put(idle);
+                    return Ok(Sent { response, address });
                 }
                 Err(mut e) => match e.take_message() {
                     Some(unsent) => {
                         req = unsent;
-                        key
+                        idle.key
                     }
                     None => return Err(SendError::Http(e.into_error())),
                 },
@@ -164,7 +216,10 @@ impl Connections {
                 port,
             },
         };
-        let (mut sender, conn) = connect(dialer, port).await?;
+        let dialed = upstreams.connect(app, session, port).await?;
+        let (mut sender, conn) = http1::handshake(TokioIo::new(dialed.stream))
+            .await
+            .map_err(SendError::Http)?;
         // The connection's task ends when its sender is dropped (with this
         // browser connection, or when replaced) and it is idle.
         self.tasks.spawn(async move {
@@ -172,66 +227,69 @@ impl Connections {
                 tracing::debug!(error = %e, "preview upstream connection ended");
             }
         });
-        let resp = sender.send_request(req).await.map_err(SendError::Http)?;
-        self.put(key, sender);
-        Ok(resp)
+        let response = sender.send_request(req).await.map_err(SendError::Http)?;
+        self.put(Idle {
+            key,
+            sender,
+            address: dialed.address,
+        });
+        Ok(Sent {
+            response,
+            address: dialed.address,
+        })
     }
 
-    /// A cached connection to `key` that can take a request right now. One
-    /// that is closed, or still busy with an earlier exchange, is dropped.
-    fn take_ready(&self, container: &str, port: u16) -> Option<(Key, SendRequest<Body>)> {
+    /// A kept connection to `container`'s `port` that can take a request
+    /// right now. One that is closed, or still busy with an earlier
+    /// exchange, is dropped.
+    fn take_ready(&self, container: &str, port: u16) -> Option<Idle> {
         let mut idle = self.idle.lock().unwrap();
         let i = idle
             .iter()
-            .position(|(k, _)| k.port == port && k.container == container)?;
-        let (key, mut sender) = idle.swap_remove(i);
+            .position(|c| c.key.port == port && c.key.container == container)?;
+        let mut found = idle.swap_remove(i);
         let waker = std::task::Waker::noop();
-        match sender.poll_ready(&mut std::task::Context::from_waker(waker)) {
-            Poll::Ready(Ok(())) => Some((key, sender)),
+        match found
+            .sender
+            .poll_ready(&mut std::task::Context::from_waker(waker))
+        {
+            Poll::Ready(Ok(())) => Some(found),
             _ => None,
         }
     }
 
-    fn put(&self, key: Key, sender: SendRequest<Body>) {
+    fn put(&self, conn: Idle) {
         let mut idle = self.idle.lock().unwrap();
         if idle.len() >= TARGETS_PER_CONNECTION {
             idle.remove(0);
         }
-        idle.push((key, sender));
+        idle.push(conn);
     }
-}
-
-async fn connect(
-    dialer: &dyn PortDialer,
-    port: u16,
-) -> Result<
-    (
-        SendRequest<Body>,
-        http1::Connection<TokioIo<tokio::net::TcpStream>, Body>,
-    ),
-    SendError,
-> {
-    let stream = dialer.dial(port).await.map_err(SendError::Connect)?;
-    http1::handshake(TokioIo::new(stream))
-        .await
-        .map_err(SendError::Http)
 }
 
 /// Sends an upgrade request (a WebSocket handshake) on a connection of its
 /// own, which becomes the tunnel's upstream side if the app agrees.
 pub async fn send_upgrade(
-    tasks: &TaskTracker,
-    dialer: &dyn PortDialer,
+    upstreams: &Upstreams,
+    app: &App,
+    session: &Session,
     port: u16,
     req: Request,
-) -> Result<Response<Incoming>, SendError> {
-    let (mut sender, conn) = connect(dialer, port).await?;
-    tasks.spawn(async move {
+) -> Result<Sent, SendError> {
+    let dialed = upstreams.connect(app, session, port).await?;
+    let (mut sender, conn) = http1::handshake(TokioIo::new(dialed.stream))
+        .await
+        .map_err(SendError::Http)?;
+    app.tasks.spawn(async move {
         if let Err(e) = conn.with_upgrades().await {
             tracing::debug!(error = %e, "preview upgrade connection ended");
         }
     });
-    sender.send_request(req).await.map_err(SendError::Http)
+    let response = sender.send_request(req).await.map_err(SendError::Http)?;
+    Ok(Sent {
+        response,
+        address: dialed.address,
+    })
 }
 
 /// The names an app may use for itself in absolute redirects.

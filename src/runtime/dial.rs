@@ -6,12 +6,21 @@
 //! the path is the kernel's loopback rather than the bridge, veth pair and
 //! host netfilter. A short-lived thread enters the namespace
 //! (`setns(CLONE_NEWNET)`), creates and connects the socket, and ends; the
-//! socket stays in that namespace wherever it is used afterwards. Entering a
-//! namespace needs `CAP_SYS_ADMIN`: without it (or without the container's
+//! socket stays in that namespace wherever it is used afterwards. When
+//! nothing listens on the loopback, the container's own address is tried,
+//! still from inside its namespace (an app bound to its external address
+//! only).
+//!
+//! Inside the namespace a connection can only ever reach that container:
+//! once it has stopped, its namespace (kept alive by our handle) holds no
+//! listener and no interface but a silent loopback, so dialling fails
+//! rather than reaching whichever container got its address next. Entering
+//! a namespace needs `CAP_SYS_ADMIN`: without it (or without the container's
 //! `/proc` entry, when the server runs in a container of its own) the dialer
-//! connects to the container's address on its network instead. That address
-//! is also tried when nothing listens on the loopback (an app bound to the
-//! container's external address only).
+//! connects to the container's address from the host instead, which is only
+//! as current as the engine's answer it was made from: such a dialer is not
+//! [`confined`](PortDialer::confined), and callers ask the engine afresh
+//! before each new connection.
 //!
 //! Whatever the path, the destination is the session's own container and a
 //! port the caller chose: no client-supplied host is ever dialled.
@@ -42,6 +51,12 @@ pub struct NetnsDialer {
 }
 
 impl NetnsDialer {
+    fn namespace(&self) -> Option<&Arc<File>> {
+        self.netns
+            .as_ref()
+            .filter(|_| !NETNS_DENIED.load(Ordering::Relaxed))
+    }
+
     /// `pid`: a process of the container, in the server's PID namespace.
     pub fn new(pid: Option<u32>, ip: Option<IpAddr>) -> NetnsDialer {
         let netns = pid
@@ -51,12 +66,12 @@ impl NetnsDialer {
         NetnsDialer { netns, ip }
     }
 
-    async fn dial_loopback(netns: Arc<File>, port: u16) -> io::Result<TcpStream> {
+    async fn dial_inside(netns: Arc<File>, port: u16, ip: Option<IpAddr>) -> io::Result<TcpStream> {
         let (tx, rx) = tokio::sync::oneshot::channel();
         std::thread::Builder::new()
             .name("studio-dial".into())
             .spawn(move || {
-                let _ = tx.send(connect_in(&netns, port));
+                let _ = tx.send(connect_in(&netns, port, ip));
             })?;
         let stream = rx
             .await
@@ -76,8 +91,9 @@ impl NetnsDialer {
 }
 
 /// Runs on a thread of its own that ends right after: it never has to
-/// return to the server's namespace.
-fn connect_in(netns: &File, port: u16) -> io::Result<std::net::TcpStream> {
+/// return to the server's namespace. Loopback first, then the container's
+/// own address, both inside its namespace.
+fn connect_in(netns: &File, port: u16, ip: Option<IpAddr>) -> io::Result<std::net::TcpStream> {
     // SAFETY: setns only changes this thread's network namespace; the fd is
     // open for the duration of the call.
     if unsafe { libc::setns(netns.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
@@ -87,31 +103,40 @@ fn connect_in(netns: &File, port: u16) -> io::Result<std::net::TcpStream> {
         }
         return Err(e);
     }
-    std::net::TcpStream::connect_timeout(
+    let loopback = std::net::TcpStream::connect_timeout(
         &SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port),
         CONNECT_TIMEOUT,
-    )
+    );
+    match (loopback, ip) {
+        (Err(_), Some(ip)) => {
+            std::net::TcpStream::connect_timeout(&SocketAddr::new(ip, port), CONNECT_TIMEOUT)
+        }
+        (result, _) => result,
+    }
 }
 
 #[async_trait]
 impl PortDialer for NetnsDialer {
     async fn dial(&self, port: u16) -> io::Result<TcpStream> {
-        let mut last = None;
-        if let Some(ns) = self
-            .netns
-            .as_ref()
-            .filter(|_| !NETNS_DENIED.load(Ordering::Relaxed))
-        {
-            match Self::dial_loopback(Arc::clone(ns), port).await {
-                Ok(s) => return finish(s),
-                Err(e) => last = Some(e),
+        if let Some(ns) = self.namespace() {
+            match Self::dial_inside(Arc::clone(ns), port, self.ip).await {
+                // Not permitted after all: from the host, as a dialer without
+                // a namespace would.
+                Err(e) if e.raw_os_error() == Some(libc::EPERM) => {}
+                other => return other.and_then(finish),
             }
         }
-        if let Some(ip) = self.ip {
-            return Self::dial_address(ip, port).await.and_then(finish);
+        match self.ip {
+            Some(ip) => Self::dial_address(ip, port).await.and_then(finish),
+            None => Err(io::Error::new(
+                io::ErrorKind::NotFound,
+                "container has no address",
+            )),
         }
-        Err(last
-            .unwrap_or_else(|| io::Error::new(io::ErrorKind::NotFound, "container has no address")))
+    }
+
+    fn confined(&self) -> bool {
+        self.namespace().is_some()
     }
 
     fn address(&self) -> Option<IpAddr> {
@@ -155,6 +180,48 @@ mod tests {
             Err(e) => panic!("loopback in the namespace: {e}"),
         }
         accept.await.unwrap();
+    }
+
+    /// A dialer with a namespace never dials from the host: here a fresh,
+    /// empty namespace stands in for a stopped container's, and its former
+    /// address (127.0.0.1 on the host) has a listener that must stay out of
+    /// reach. Needs root to make the namespace; skipped otherwise.
+    #[tokio::test]
+    async fn a_namespace_dialer_never_falls_back_to_the_host() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let empty = std::thread::spawn(|| {
+            // SAFETY: moves only this thread into a new network namespace.
+            if unsafe { libc::unshare(libc::CLONE_NEWNET) } != 0 {
+                return None;
+            }
+            File::open("/proc/thread-self/ns/net").ok()
+        })
+        .join()
+        .unwrap();
+        let Some(ns) = empty else {
+            eprintln!("not permitted to make a namespace here; skipped");
+            return;
+        };
+        let localhost = Some(IpAddr::V4(Ipv4Addr::LOCALHOST));
+        let confined = NetnsDialer {
+            netns: Some(Arc::new(ns)),
+            ip: localhost,
+        };
+        assert!(confined.confined());
+        assert!(
+            confined.dial(port).await.is_err(),
+            "reached the host's listener from an empty namespace"
+        );
+        let from_host = NetnsDialer {
+            netns: None,
+            ip: localhost,
+        };
+        assert!(!from_host.confined());
+        from_host
+            .dial(port)
+            .await
+            .expect("the host path reaches it");
     }
 
     #[tokio::test]

@@ -76,6 +76,10 @@ pub struct ContainerState {
 #[async_trait]
 pub trait PortDialer: Send + Sync {
     async fn dial(&self, port: u16) -> std::io::Result<tokio::net::TcpStream>;
+    /// Whether every dial can only ever reach this container, even after it
+    /// stopped and another container took its address. A dialer that is not
+    /// must not be kept: ask the engine afresh before each new connection.
+    fn confined(&self) -> bool;
     /// The container's address on its network, if it has one: a name the
     /// app may use for itself in absolute URLs.
     fn address(&self) -> Option<IpAddr>;

@@ -15,6 +15,8 @@ pub struct Preview {
     pub server: Server,
     pub ws: Ws,
     pub sid: String,
+    /// The session's container.
+    pub cid: String,
     /// Follows no redirects and decodes nothing, so tests see what the proxy sent.
     pub http: reqwest::Client,
 }
@@ -26,7 +28,7 @@ impl Preview {
 
     pub async fn start_with(server: Server) -> Preview {
         let mut ws = server.ws().await;
-        let (sid, _) = ws.create(json!({})).await;
+        let (sid, cid) = ws.create(json!({})).await;
         let found = ws.run(&sid, "command -v preview-upstream").await;
         assert!(
             found.contains("/bin/preview-upstream"),
@@ -50,6 +52,7 @@ impl Preview {
             server,
             ws,
             sid,
+            cid,
             http,
         };
         let url = p.url("/small");
