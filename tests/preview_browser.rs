@@ -156,3 +156,27 @@ async fn a_real_browser_page_reports_its_console_to_the_session() {
         .ends_with("/csp-console.html"));
     drop(browser);
 }
+
+/// A previewed page on the path form shares the server's origin: it must
+/// not be able to use the API or type into another session's terminal.
+#[tokio::test]
+async fn a_preview_page_cannot_drive_the_api_or_other_terminals() {
+    let mut p = Preview::start().await;
+    let (victim, victim_cid) = p.server.create_rest().await;
+    let browser = Browser::open(&p.url(&format!("/attack.html?victim={victim}")));
+    let seen = console_messages(&mut p.ws, |s| {
+        has(s, "log", "api ") && (has(s, "log", "ws refused") || has(s, "log", "ws open"))
+    })
+    .await;
+    drop(browser);
+    assert!(has(&seen, "log", "api 403"), "{seen:?}");
+    assert!(has(&seen, "log", "ws refused"), "{seen:?}");
+    let out = std::process::Command::new("docker")
+        .args(["exec", &victim_cid, "cat", "/tmp/pwned"])
+        .output()
+        .unwrap();
+    assert!(
+        !out.status.success(),
+        "the victim's terminal was typed into"
+    );
+}

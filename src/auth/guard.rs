@@ -6,7 +6,9 @@
 //! 3. the client IP is resolved once (`--trust-proxy` decides whether
 //!    `X-Forwarded-For` counts) and kept for the limits;
 //! 4. a WebSocket upgrade or a state-changing `/api` call that carries a
-//!    foreign `Origin` is refused (403, error `ValidationError`);
+//!    foreign `Origin` is refused (403, error `ValidationError`), and so is
+//!    any `/api` call or terminal upgrade a page on this server's own origin
+//!    makes (`Sec-Fetch-Site: same-origin`): those pages are previews;
 //! 5. with tokens configured, the token (`Authorization: Bearer`, or
 //!    `?token=` on an upgrade) is checked, wrong tokens counted against the
 //!    authentication limit (401, then 429; a missing one is a 401 that
@@ -39,6 +41,33 @@ fn forbidden_origin(origin: &str) -> Response {
     let err = ApiError::validation(format!(
         "Origin '{shown}' is not allowed to use this server; add it with --allowed-origin"
     ));
+    let mut body = err.to_json();
+    body["statusCode"] = 403.into();
+    (StatusCode::FORBIDDEN, axum::Json(body)).into_response()
+}
+
+fn same_origin_fetch(headers: &axum::http::HeaderMap) -> bool {
+    headers
+        .get("sec-fetch-site")
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"same-origin"))
+}
+
+fn own_page_socket(names: &super::origin::Names, headers: &axum::http::HeaderMap) -> bool {
+    let browser = headers
+        .get(header::USER_AGENT)
+        .is_some_and(|ua| ua.as_bytes().starts_with(b"Mozilla/"));
+    browser
+        && headers
+            .get(header::ORIGIN)
+            .and_then(|o| o.to_str().ok())
+            .is_some_and(|o| names.is_own_origin(o))
+}
+
+fn refused_from_preview() -> Response {
+    let err = ApiError::validation(
+        "Pages served by this server (previews) cannot use its API or terminals; \
+         call it from your own origin (--allowed-origin) or a client that is not a browser page",
+    );
     let mut body = err.to_json();
     body["statusCode"] = 403.into();
     (StatusCode::FORBIDDEN, axum::Json(body)).into_response()
@@ -138,8 +167,24 @@ fn checked(
     // app's, not the API's (hot-reload sockets on `/`, the app's `/api`).
     let preview_host = crate::preview::host::request_host(req.uri(), req.headers())
         .and_then(|h| crate::preview::host::parse(h, &app.settings.preview_domain));
-    let checks_origin = preview_host.is_none()
-        && ((upgrade && (path == "/" || path == "/ws")) || (path.starts_with("/api/") && !safe));
+    // The only pages this server serves on its own origin are path-based
+    // previews: the previewed app's, which must never act with the API's
+    // authority (type into terminals, list or delete sessions). A page's
+    // requests to its own origin say so: `Sec-Fetch-Site: same-origin` on
+    // fetches (the address bar and clients other than browsers send none),
+    // and on a WebSocket handshake, which carries no `Sec-Fetch-*`, a
+    // browser's own `User-Agent` with the server's own `Origin`. Page script
+    // can set neither.
+    let api = path == "/api" || path.starts_with("/api/");
+    let terminal = upgrade && (path == "/" || path == "/ws");
+    if preview_host.is_none()
+        && ((api && same_origin_fetch(req.headers()))
+            || (terminal && own_page_socket(&access.names, req.headers())))
+    {
+        return Err(refused_from_preview());
+    }
+    let checks_origin =
+        preview_host.is_none() && (terminal || (path.starts_with("/api/") && !safe));
     if checks_origin {
         if let Some(origin) = req.headers().get(header::ORIGIN) {
             let o = String::from_utf8_lossy(origin.as_bytes()).into_owned();

@@ -112,6 +112,14 @@ impl Names {
     /// (`PORT-SESSION.domain`) are deliberately not among them: a previewed
     /// app must never drive the API with the user's credentials.
     pub fn allowed_origins(&self) -> Vec<String> {
+        let mut v = self.own_origins();
+        v.extend(self.allowed_origins.iter().cloned());
+        v
+    }
+
+    /// The origins of pages this server itself serves: only path-based
+    /// previews.
+    pub fn own_origins(&self) -> Vec<String> {
         let port = self.port();
         let mut hosts = vec!["localhost".to_string(), "127.0.0.1".into(), "[::1]".into()];
         if !self.listen.ip().is_unspecified() {
@@ -124,13 +132,17 @@ impl Names {
                 v.push(format!("http://{h}"));
             }
         }
-        v.extend(self.allowed_origins.iter().cloned());
         v
     }
 
     pub fn origin_allowed(&self, origin: &str) -> bool {
         let o = normalize_origin(origin);
         self.allowed_origins().contains(&o)
+    }
+
+    pub fn is_own_origin(&self, origin: &str) -> bool {
+        let o = normalize_origin(origin);
+        self.own_origins().contains(&o)
     }
 }
 

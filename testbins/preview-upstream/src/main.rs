@@ -61,6 +61,20 @@ struct Content {
     html20k: Bytes,
 }
 
+/// A page that tries to use the server it is previewed through: list the
+/// sessions and type into the session named in `?victim=`. It logs what
+/// happened, which the console capture reports.
+const ATTACK_PAGE: &str = r#"<!doctype html><html><head><title>attack</title></head><body><script>
+var victim = new URLSearchParams(location.search).get("victim");
+fetch("/api/containers").then(function (r) { console.log("api " + r.status); }, function () { console.log("api failed"); });
+var ws = new WebSocket("ws://" + location.host + "/ws");
+ws.onopen = function () {
+  ws.send(JSON.stringify({ type: "input", sessionId: victim, data: "echo PWNED > /tmp/pwned\n" }));
+  console.log("ws open");
+};
+ws.onerror = function () { console.log("ws refused"); };
+</script></body></html>"#;
+
 const CONSOLE_PAGE: &str = r#"<!doctype html><html><head><title>console</title>
 <script>
 console.log("hello from preview", 42, {a: 1});
@@ -118,6 +132,7 @@ async fn handle(req: Request<Incoming>, c: &'static Content, peer: SocketAddr) -
             "<!doctype html><html><head><meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'self'\"><title>m</title></head><body>meta</body></html>",
         ),
         "/console.html" => resp(200, html, CONSOLE_PAGE),
+        "/attack.html" => resp(200, html, ATTACK_PAGE),
         // A strict policy: only same-origin scripts, no connections at all.
         "/csp-console.html" => {
             let mut r = resp(200, html, "<!doctype html><html><head><script src=\"app.js\"></script></head><body>csp</body></html>");
