@@ -726,3 +726,55 @@ async fn a_stopped_container_is_never_reached_and_its_restart_is_followed() {
     })
     .await;
 }
+
+/// Pages the rewriter cannot finish get a clear 502 before anything is
+/// sent (corrupt compression), and one that decodes to far too much (a
+/// decompression bomb: 64 KB of gzip for 64 MiB) is cut off at the limit.
+#[tokio::test]
+async fn pages_that_cannot_be_rewritten_are_502s_and_bombs_are_stopped() {
+    let p = Preview::start().await;
+    let rss = || -> u64 {
+        let status =
+            std::fs::read_to_string(format!("/proc/{}/status", p.server.pid().unwrap())).unwrap();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap()
+    };
+    for path in ["/badgzip.html"] {
+        let r = p.get(path).await;
+        assert_eq!(r.status(), 502, "{path}");
+        let body: serde_json::Value = r.json().await.unwrap();
+        assert_eq!(body["error"], "PreviewUnavailableError", "{path}: {body}");
+        assert!(
+            body["message"]
+                .as_str()
+                .unwrap()
+                .contains("could not be rewritten"),
+            "{path}: {body}"
+        );
+    }
+    // The bomb stops at the decoding limit (16 MiB), long before its
+    // 64 MiB: a 502 if nothing was sent yet, else a response cut off.
+    let mut r = p.get("/bomb.html").await;
+    let status = r.status();
+    let mut got = 0usize;
+    let cut = loop {
+        match r.chunk().await {
+            Ok(Some(b)) => got += b.len(),
+            Err(_) => break true,
+            Ok(None) => break false,
+        }
+    };
+    assert!(
+        status == 502 || cut,
+        "the bomb's page was sent whole ({status}, {got} bytes)"
+    );
+    assert!(got <= 16 * 1024 * 1024, "{got} bytes sent");
+    // The server's peak resident size stays far under what it decoded.
+    let peak_kib = rss();
+    assert!(peak_kib < 96 * 1024, "peak RSS {peak_kib} KiB");
+    // The connection and the preview still work.
+    assert_eq!(p.get("/small").await.status(), 200);
+}

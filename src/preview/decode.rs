@@ -1,13 +1,63 @@
 //! Incremental decoding of a compressed response body, so HTML can be
 //! rewritten as it streams. Each chunk in gives whatever decoded bytes it
 //! completes; nothing waits for the whole body.
+//!
+//! A few compressed bytes can stand for gigabytes (1.6 KB of brotli for
+//! 1 GiB): decoded output is counted, and a page that decodes to more than
+//! [`MAX_DECODED`] is an error, so one response can never hold more than
+//! that in memory, however it was compressed.
 
 use std::io::{self, Write};
 
 use axum::http::{header, HeaderMap};
 use bytes::Bytes;
 
-type Sink = Vec<u8>;
+/// The most a compressed page may decode to.
+pub const MAX_DECODED: usize = 16 * 1024 * 1024;
+
+/// Where a decoder writes: a buffer the caller empties after each chunk,
+/// and a count of everything written, refused past the limit.
+#[derive(Default)]
+pub struct Sink {
+    buf: Vec<u8>,
+    total: usize,
+    limit: usize,
+}
+
+impl Sink {
+    fn new() -> Sink {
+        Sink {
+            buf: Vec::new(),
+            total: 0,
+            limit: MAX_DECODED,
+        }
+    }
+
+    fn take(&mut self) -> Vec<u8> {
+        std::mem::take(&mut self.buf)
+    }
+}
+
+impl Write for Sink {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        self.total += data.len();
+        if self.total > self.limit {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!(
+                    "the page decodes to more than {} MiB",
+                    self.limit / (1024 * 1024)
+                ),
+            ));
+        }
+        self.buf.extend_from_slice(data);
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
 
 pub enum Decoder {
     Identity,
@@ -37,11 +87,11 @@ impl Decoder {
         Some(match first.as_deref() {
             None => Decoder::Identity,
             Some("gzip" | "x-gzip") => {
-                Decoder::Gzip(Box::new(flate2::write::MultiGzDecoder::new(Vec::new())))
+                Decoder::Gzip(Box::new(flate2::write::MultiGzDecoder::new(Sink::new())))
             }
             Some("deflate") => Decoder::DeflateUndecided(Vec::new()),
             Some("br") => Decoder::Brotli(Box::new(brotli::DecompressorWriter::new(
-                Vec::new(),
+                Sink::new(),
                 16 * 1024,
             ))),
             Some(_) => return None,
@@ -64,19 +114,19 @@ impl Decoder {
             Decoder::Identity => return Ok(None),
             Decoder::Gzip(d) => {
                 d.write_all(data)?;
-                std::mem::take(d.get_mut())
+                d.get_mut().take()
             }
             Decoder::Zlib(d) => {
                 d.write_all(data)?;
-                std::mem::take(d.get_mut())
+                d.get_mut().take()
             }
             Decoder::RawDeflate(d) => {
                 d.write_all(data)?;
-                std::mem::take(d.get_mut())
+                d.get_mut().take()
             }
             Decoder::Brotli(d) => {
                 d.write_all(data)?;
-                std::mem::take(d.get_mut())
+                d.get_mut().take()
             }
             Decoder::DeflateUndecided(head) => {
                 head.extend_from_slice(data);
@@ -85,9 +135,9 @@ impl Decoder {
                 }
                 let head = std::mem::take(head);
                 *self = if is_zlib_header(head[0], head[1]) {
-                    Decoder::Zlib(Box::new(flate2::write::ZlibDecoder::new(Vec::new())))
+                    Decoder::Zlib(Box::new(flate2::write::ZlibDecoder::new(Sink::new())))
                 } else {
-                    Decoder::RawDeflate(Box::new(flate2::write::DeflateDecoder::new(Vec::new())))
+                    Decoder::RawDeflate(Box::new(flate2::write::DeflateDecoder::new(Sink::new())))
                 };
                 return self.feed_slice(&head);
             }
@@ -101,19 +151,19 @@ impl Decoder {
             Decoder::Identity => Ok(Vec::new()),
             Decoder::Gzip(d) => {
                 d.try_finish()?;
-                Ok(std::mem::take(d.get_mut()))
+                Ok(d.get_mut().take())
             }
             Decoder::Zlib(d) => {
                 d.try_finish()?;
-                Ok(std::mem::take(d.get_mut()))
+                Ok(d.get_mut().take())
             }
             Decoder::RawDeflate(d) => {
                 d.try_finish()?;
-                Ok(std::mem::take(d.get_mut()))
+                Ok(d.get_mut().take())
             }
             Decoder::Brotli(d) => {
                 d.close()?;
-                Ok(std::mem::take(d.get_mut()))
+                Ok(d.get_mut().take())
             }
             Decoder::DeflateUndecided(head) if head.is_empty() => Ok(Vec::new()),
             Decoder::DeflateUndecided(_) => Err(io::Error::new(
@@ -205,6 +255,36 @@ mod tests {
         assert!(Decoder::for_headers(&headers("identity"))
             .unwrap()
             .is_identity());
+    }
+
+    /// Twice the limit of one byte, brotli-compressed to a few kilobytes:
+    /// decoding stops with an error at the limit instead of going on.
+    #[test]
+    fn a_decompression_bomb_stops_at_the_limit() {
+        let mut bomb = Vec::new();
+        {
+            let mut w = brotli::CompressorWriter::new(&mut bomb, 4096, 1, 22);
+            let block = vec![b'a'; 1024 * 1024];
+            for _ in 0..2 * MAX_DECODED / block.len() {
+                w.write_all(&block).unwrap();
+            }
+        }
+        assert!(bomb.len() < 64 * 1024, "{} bytes", bomb.len());
+        let mut d = Decoder::for_headers(&headers("br")).unwrap();
+        let mut decoded = 0;
+        let mut failed = None;
+        for chunk in bomb.chunks(1024) {
+            match d.feed(Bytes::copy_from_slice(chunk)) {
+                Ok(out) => decoded += out.len(),
+                Err(e) => {
+                    failed = Some(e);
+                    break;
+                }
+            }
+        }
+        let e = failed.expect("the bomb is refused");
+        assert!(e.to_string().contains("MiB"), "{e}");
+        assert!(decoded <= MAX_DECODED, "{decoded}");
     }
 
     #[test]

@@ -274,10 +274,20 @@ impl http_body::Body for Page {
     }
 }
 
+/// A rewritten body, read whole where it could be.
+pub enum Collected {
+    /// It ended within the limit.
+    Whole(Page),
+    /// It is larger: what was read, then the rest, to be streamed.
+    Streaming(Body),
+    /// It broke off (the app closed early, its compression is corrupt, the
+    /// page decodes to too much): nothing has been sent yet.
+    Failed(axum::Error),
+}
+
 /// Reads `body` to its end if it stays within `limit` bytes, so that it can
-/// go out with a `Content-Length`. Otherwise (or if it fails) the body to
-/// stream instead: what was read, then the rest.
-pub async fn collect_within(body: Body, limit: usize) -> Result<Page, Body> {
+/// go out with a `Content-Length`.
+pub async fn collect_within(body: Body, limit: usize) -> Collected {
     use futures_util::StreamExt;
     let mut stream = body.into_data_stream();
     let mut chunks = std::collections::VecDeque::new();
@@ -285,21 +295,16 @@ pub async fn collect_within(body: Body, limit: usize) -> Result<Page, Body> {
     while let Some(item) = stream.next().await {
         let chunk = match item {
             Ok(chunk) => chunk,
-            Err(e) => {
-                let read = futures_util::stream::iter(chunks.into_iter().map(Ok));
-                return Err(Body::from_stream(
-                    read.chain(futures_util::stream::once(async move { Err(e) })),
-                ));
-            }
+            Err(e) => return Collected::Failed(e),
         };
         total += chunk.len();
         chunks.push_back(chunk);
         if total > limit {
             let read = futures_util::stream::iter(chunks.into_iter().map(Ok));
-            return Err(Body::from_stream(read.chain(stream)));
+            return Collected::Streaming(Body::from_stream(read.chain(stream)));
         }
     }
-    Ok(Page {
+    Collected::Whole(Page {
         chunks,
         len: total as u64,
     })
@@ -425,10 +430,14 @@ mod tests {
                 (0..10u8).map(|i| Ok(Bytes::from(vec![i; 100]))).collect();
             Body::from_stream(futures_util::stream::iter(frames))
         };
-        let whole = collect_within(chunks(), 1000).await.unwrap();
+        let Collected::Whole(whole) = collect_within(chunks(), 1000).await else {
+            panic!("1000 bytes fit a limit of 1000");
+        };
         assert_eq!(whole.content_length(), 1000);
         let whole = whole.collect().await.unwrap().to_bytes();
-        let streamed = collect_within(chunks(), 999).await.unwrap_err();
+        let Collected::Streaming(streamed) = collect_within(chunks(), 999).await else {
+            panic!("1000 bytes do not fit a limit of 999");
+        };
         let all = streamed.collect().await.unwrap().to_bytes();
         assert_eq!(all, whole, "nothing lost or reordered");
     }

@@ -17,6 +17,7 @@ use rand::RngCore;
 
 use super::decode::Decoder;
 use super::headers::{self as h, Forwarded};
+use super::inject::Collected;
 use super::upstream::{self, Connections, SendError};
 use super::{csp, inject, Preview, Target};
 use crate::error::ApiError;
@@ -186,16 +187,22 @@ async fn respond(
     // whole, up to a bound); one it streamed (server-side rendering) keeps
     // streaming, chunked.
     if fixed_length {
-        match inject::collect_within(body, BUFFERED_PAGE_LIMIT).await {
-            Ok(page) => {
+        return match inject::collect_within(body, BUFFERED_PAGE_LIMIT).await {
+            Collected::Whole(page) => {
                 parts.headers.insert(
                     header::CONTENT_LENGTH,
                     HeaderValue::from(page.content_length()),
                 );
-                return Response::from_parts(parts, Body::new(page));
+                Response::from_parts(parts, Body::new(page))
             }
-            Err(streaming) => return Response::from_parts(parts, streaming),
-        }
+            Collected::Streaming(body) => Response::from_parts(parts, body),
+            // Nothing is sent yet: a clear 502 rather than a cut connection.
+            Collected::Failed(e) => ApiError::PreviewUnavailable(format!(
+                "The page from port {} of session '{}' could not be rewritten: {e}",
+                t.port, t.session.id
+            ))
+            .into_response(),
+        };
     }
     Response::from_parts(parts, body)
 }

@@ -38,6 +38,19 @@ fn html_20k() -> String {
     s
 }
 
+fn bomb() -> &'static Bytes {
+    static BOMB: std::sync::OnceLock<Bytes> = std::sync::OnceLock::new();
+    BOMB.get_or_init(|| {
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        e.write_all(b"<!doctype html><html><head><title>bomb</title></head><body>").unwrap();
+        let block = vec![b'a'; 1024 * 1024];
+        for _ in 0..64 {
+            e.write_all(&block).unwrap();
+        }
+        e.finish().unwrap().into()
+    })
+}
+
 fn gzip(data: &[u8]) -> Vec<u8> {
     let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
     e.write_all(data).unwrap();
@@ -102,6 +115,17 @@ async fn handle(req: Request<Incoming>, c: &'static Content, peer: SocketAddr) -
         "/html20k" => resp(200, html, c.html20k.clone()),
         "/gzip.html" => {
             let mut r = resp(200, html, gzip(PAGE.as_bytes()));
+            r.headers_mut().insert("content-encoding", HeaderValue::from_static("gzip"));
+            r
+        }
+        "/bomb.html" => {
+            // 64 MiB of one byte after a page head, gzipped to ~64 KB.
+            let mut r = resp(200, html, bomb().clone());
+            r.headers_mut().insert("content-encoding", HeaderValue::from_static("gzip"));
+            r
+        }
+        "/badgzip.html" => {
+            let mut r = resp(200, html, "this is not gzip at all");
             r.headers_mut().insert("content-encoding", HeaderValue::from_static("gzip"));
             r
         }
