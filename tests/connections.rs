@@ -136,3 +136,53 @@ fn the_open_file_limit_is_raised_to_the_hard_limit() {
     assert_eq!(nums[0], nums[1], "soft limit raised to the hard one: {row}");
     assert_ne!(nums[0], "256", "{row}");
 }
+
+/// A body announced too large is refused before it is read; one that stops
+/// arriving fails after the idle timeout instead of holding the connection;
+/// a chunked one that grows past the limit is refused too.
+#[tokio::test]
+async fn request_bodies_too_large_or_stalled_are_refused() {
+    let server = Server::builder()
+        .args(["--connection-idle-timeout", "1s"])
+        .start()
+        .await;
+    let send = |request: String| {
+        let addr = server.addr;
+        async move {
+            let mut s = TcpStream::connect(addr).await.unwrap();
+            s.write_all(request.as_bytes()).await.unwrap();
+            // The body is never finished: the answer must come anyway.
+            read_to_close(&mut s).await
+        }
+    };
+    let head = |extra: &str| {
+        format!("POST /api/containers HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n{extra}\r\n")
+    };
+
+    let started = Instant::now();
+    let answer = send(head("Content-Length: 99999999999\r\n")).await;
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+    assert!(answer.contains("MessageTooLarge"), "{answer}");
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "refused at once"
+    );
+
+    let started = Instant::now();
+    let answer = send(head("Content-Length: 1000\r\n") + "{").await;
+    assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+    assert!(answer.contains("no request body data"), "{answer}");
+    assert!(
+        started.elapsed() >= Duration::from_millis(900),
+        "after the idle timeout"
+    );
+
+    let chunk = "x".repeat(8 * 1024);
+    let mut chunked = head("Transfer-Encoding: chunked\r\n");
+    for _ in 0..10 {
+        chunked.push_str(&format!("{:x}\r\n{chunk}\r\n", chunk.len()));
+    }
+    let answer = send(chunked).await;
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+    assert!(instance_containers(&server.instance).is_empty());
+}

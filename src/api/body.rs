@@ -19,9 +19,26 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        // Refused before reading a byte, whatever the client sends after.
+        let announced = req
+            .headers()
+            .get(axum::http::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        if announced.is_some_and(|n| n > MAX_BODY_BYTES as u64) {
+            return Err(too_large());
+        }
         let bytes = axum::body::to_bytes(req.into_body(), MAX_BODY_BYTES + 1)
             .await
-            .map_err(|_| too_large())?;
+            .map_err(|e| {
+                let length = std::error::Error::source(&e)
+                    .is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
+                if length {
+                    too_large()
+                } else {
+                    ApiError::validation(format!("The request body could not be read: {e}"))
+                }
+            })?;
         let _ = state;
         parse(&bytes).map(ApiJson)
     }

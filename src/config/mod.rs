@@ -132,7 +132,7 @@ pub struct Cli {
     /// HTTP connections served at once; beyond it new ones wait to be accepted [default: 1024].
     #[arg(long = "max-connections", env = "STUDIO_MAX_CONNECTIONS")]
     pub max_connections: Option<usize>,
-    /// A connection that has not sent a complete request head within this is closed (idle keep-alive and slow heads alike) [default: 30s].
+    /// A connection that has not sent a complete request head within this is closed (idle keep-alive and slow heads alike), and a request body that stalls this long fails [default: 30s].
     #[arg(long = "connection-idle-timeout", env = "STUDIO_CONNECTION_IDLE_TIMEOUT", value_parser = parse_duration)]
     pub connection_idle_timeout: Option<Duration>,
     /// Pre-started hardened containers kept ready per pooled image (0 = off).
