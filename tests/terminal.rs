@@ -119,9 +119,14 @@ async fn large_utf8_output_is_never_split_and_is_coalesced() {
     let (sid, _) = ws.create(json!({})).await;
     ws.run(&sid, "true").await;
     let lines = 20000;
+    // The line is spelled in octal escapes, so that the echo of the typed
+    // command (verbatim when the tty echoes it before the shell's line
+    // editor takes over) never counts as a line.
     ws.input(
         &sid,
-        &format!("yes 'aé世🎉' | head -n {lines}; echo END-$((9*9))\n"),
+        &format!(
+            "yes \"$(printf 'a\\303\\251\\344\\270\\226\\360\\237\\216\\211')\" | head -n {lines}; echo END-$((9*9))\n"
+        ),
     )
     .await;
     let mut messages = 0;
@@ -197,6 +202,60 @@ async fn bad_messages_get_errors_and_the_connection_stays_open() {
     assert_eq!(e["error"], "MessageTooLarge", "{e}");
     ws.send(json!({"type": "ping"})).await;
     ws.expect("pong").await;
+}
+
+/// The close frame a connection ends with (`None`: it ended without one).
+async fn close_frame(ws: &mut Ws) -> Option<(u16, String)> {
+    use futures_util::StreamExt;
+    use tokio_tungstenite::tungstenite::Message;
+    loop {
+        match tokio::time::timeout(std::time::Duration::from_secs(10), ws.stream.next())
+            .await
+            .expect("the server ends the connection")
+        {
+            Some(Ok(Message::Close(frame))) => {
+                return frame.map(|f| (u16::from(f.code), f.reason.to_string()))
+            }
+            Some(Ok(_)) => continue,
+            Some(Err(_)) | None => return None,
+        }
+    }
+}
+
+#[tokio::test]
+async fn closes_are_answered_and_protocol_violations_say_why() {
+    use futures_util::SinkExt;
+    use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
+    use tokio_tungstenite::tungstenite::protocol::frame::{CloseFrame, Frame};
+    use tokio_tungstenite::tungstenite::Message;
+    let server = Server::start().await;
+
+    // A client's close is answered with a close: a clean 1000, not 1006.
+    let mut ws = server.ws().await;
+    ws.stream
+        .send(Message::Close(Some(CloseFrame {
+            code: 1000u16.into(),
+            reason: "bye".into(),
+        })))
+        .await
+        .unwrap();
+    let (code, _) = close_frame(&mut ws).await.expect("a close frame in reply");
+    assert_eq!(code, 1000);
+
+    // A text frame that is not UTF-8: 1007.
+    let mut ws = server.ws().await;
+    let bad = Frame::message(vec![b'{', 0xff, 0xfe, b'}'], OpCode::Data(Data::Text), true);
+    ws.stream.send(Message::Frame(bad)).await.unwrap();
+    let (code, reason) = close_frame(&mut ws).await.expect("a close frame");
+    assert_eq!(code, 1007, "{reason}");
+    assert!(reason.contains("UTF-8"), "{reason}");
+
+    // A frame far over the message limit: 1009, without reading it whole.
+    let mut ws = server.ws().await;
+    let huge = "x".repeat(9 * 1024 * 1024);
+    let _ = ws.stream.send(Message::Text(huge.into())).await;
+    let (code, reason) = close_frame(&mut ws).await.expect("a close frame");
+    assert_eq!(code, 1009, "{reason}");
 }
 
 #[tokio::test]

@@ -12,7 +12,8 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use futures_util::{SinkExt, StreamExt};
 use serde_json::json;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
 
 use super::handlers;
 use super::protocol::{ClientMessage, ServerMessage, MAX_MESSAGE_BYTES};
@@ -109,6 +110,47 @@ impl Connection {
     }
 }
 
+/// How the reading half ended.
+enum ReadEnd {
+    /// The client sent a close frame.
+    Closed,
+    /// The client broke the protocol; this close frame says how.
+    Violation(CloseFrame),
+    /// The connection failed or ended without a close frame.
+    Gone,
+}
+
+impl ReadEnd {
+    fn from_error(err: axum::Error) -> Self {
+        use tungstenite::error::{CapacityError, Error};
+        let frame = |code, reason: &'static str| {
+            ReadEnd::Violation(CloseFrame {
+                code,
+                reason: reason.into(),
+            })
+        };
+        match err.into_inner().downcast::<Error>().map(|e| *e) {
+            Ok(Error::Utf8(_)) => frame(close_code::INVALID, "Text frame is not valid UTF-8"),
+            Ok(Error::Capacity(CapacityError::MessageTooLong { .. })) => {
+                frame(close_code::SIZE, "Frame too large")
+            }
+            Ok(Error::Protocol(_)) => frame(close_code::PROTOCOL, "WebSocket protocol violation"),
+            _ => ReadEnd::Gone,
+        }
+    }
+}
+
+/// Why the writing half ended.
+enum WriteEnd {
+    /// The server asks the client to come back (kicked, or restarting).
+    Reconnect(&'static str),
+    Read(ReadEnd),
+    Gone,
+}
+
+/// How long closing may wait for a client to take the close frame.
+const CLOSE_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
+
 async fn serve(socket: WebSocket, app: AppState, owner: Owner, ip: ClientIp) {
     let (tx, mut rx) = mpsc::channel::<Utf8Bytes>(OUT_QUEUE);
     let conn = Arc::new(Connection {
@@ -128,83 +170,110 @@ async fn serve(socket: WebSocket, app: AppState, owner: Owner, ip: ClientIp) {
     let unanswered = AtomicU32::new(0);
     let heartbeat = app.settings.heartbeat_interval;
 
+    // Set by the reader when the client closes, breaks the protocol or goes
+    // away; the writer then answers (close handshake) and ends.
+    let (end_tx, mut end_rx) = oneshot::channel::<ReadEnd>();
+    let stop = CancellationToken::new();
+
     let writer = async {
         let start = tokio::time::Instant::now() + heartbeat;
         let mut ping = tokio::time::interval_at(start, heartbeat);
-        let reason = loop {
+        let ending = loop {
             tokio::select! {
                 biased;
-                r = conn.kick.kicked() => break Some(r),
-                _ = app.shutdown.cancelled() => break Some("Server restarting"),
+                r = conn.kick.kicked() => break WriteEnd::Reconnect(r),
+                _ = app.shutdown.cancelled() => break WriteEnd::Reconnect("Server restarting"),
+                end = &mut end_rx => break WriteEnd::Read(end.unwrap_or(ReadEnd::Gone)),
                 m = rx.recv() => match m {
-                    Some(text) => if sink.send(Message::Text(text)).await.is_err() { break None },
-                    None => break None,
+                    Some(text) => if sink.send(Message::Text(text)).await.is_err() { break WriteEnd::Gone },
+                    None => break WriteEnd::Gone,
                 },
                 _ = ping.tick() => {
                     if unanswered.fetch_add(1, Ordering::Relaxed) >= 2 {
                         tracing::debug!(conn = conn.id, "missed two heartbeats; closing");
-                        break None;
+                        break WriteEnd::Gone;
                     }
-                    if sink.send(Message::Ping(Default::default())).await.is_err() { break None }
+                    if sink.send(Message::Ping(Default::default())).await.is_err() { break WriteEnd::Gone }
                 }
             }
         };
-        if let Some(reason) = reason {
-            let msg = ServerMessage::Reconnect {
-                reason,
-                delay: RECONNECT_DELAY_MS,
-            }
-            .to_text();
-            let _ = sink.send(Message::Text(msg.into())).await;
-            let code = if reason == "Server restarting" {
-                close_code::RESTART
-            } else {
-                close_code::AGAIN
-            };
-            let _ = sink
-                .send(Message::Close(Some(CloseFrame {
+        stop.cancel();
+        let close = match ending {
+            WriteEnd::Reconnect(reason) => {
+                let msg = ServerMessage::Reconnect {
+                    reason,
+                    delay: RECONNECT_DELAY_MS,
+                }
+                .to_text();
+                let _ = sink.send(Message::Text(msg.into())).await;
+                let code = if reason == "Server restarting" {
+                    close_code::RESTART
+                } else {
+                    close_code::AGAIN
+                };
+                Some(CloseFrame {
                     code,
                     reason: reason.into(),
-                })))
-                .await;
+                })
+            }
+            WriteEnd::Read(ReadEnd::Violation(frame)) => Some(frame),
+            // The client's close is answered by `close()` below, which sends
+            // the reply the WebSocket library queued for it.
+            WriteEnd::Read(ReadEnd::Closed) => None,
+            WriteEnd::Read(ReadEnd::Gone) | WriteEnd::Gone => None,
+        };
+        if let Some(frame) = close {
+            let _ = sink.send(Message::Close(Some(frame))).await;
         }
-        let _ = sink.close().await;
+        // Bounded: a client that never reads cannot hold the task open.
+        let _ = tokio::time::timeout(CLOSE_GRACE, sink.close()).await;
     };
 
     let reader = async {
-        while let Some(Ok(msg)) = stream.next().await {
-            unanswered.store(0, Ordering::Relaxed);
-            if matches!(msg, Message::Text(_) | Message::Binary(_)) {
-                metrics.ws_messages_total.fetch_add(1, Ordering::Relaxed);
-            }
-            match msg {
-                Message::Text(text) if text.len() > MAX_MESSAGE_BYTES => {
-                    let err = ApiError::MessageTooLarge(format!(
-                        "Message of {} bytes exceeds the limit of {MAX_MESSAGE_BYTES} bytes",
-                        text.len()
-                    ));
-                    conn.send_error(&err, None).await;
+        let read = async {
+            loop {
+                let msg = match stream.next().await {
+                    Some(Ok(msg)) => msg,
+                    Some(Err(e)) => return ReadEnd::from_error(e),
+                    None => return ReadEnd::Gone,
+                };
+                unanswered.store(0, Ordering::Relaxed);
+                if matches!(msg, Message::Text(_) | Message::Binary(_)) {
+                    metrics.ws_messages_total.fetch_add(1, Ordering::Relaxed);
                 }
-                Message::Text(text) => match ClientMessage::parse(&text) {
-                    Ok(m) => handlers::handle(&conn, m).await,
-                    Err(e) => conn.send_error(&e, None).await,
-                },
-                Message::Binary(_) => {
-                    let err = ApiError::validation(
-                        "Binary frames are not supported; send JSON text frames",
-                    );
-                    conn.send_error(&err, None).await;
+                match msg {
+                    Message::Text(text) if text.len() > MAX_MESSAGE_BYTES => {
+                        let err = ApiError::MessageTooLarge(format!(
+                            "Message of {} bytes exceeds the limit of {MAX_MESSAGE_BYTES} bytes",
+                            text.len()
+                        ));
+                        conn.send_error(&err, None).await;
+                    }
+                    Message::Text(text) => match ClientMessage::parse(&text) {
+                        Ok(m) => handlers::handle(&conn, m).await,
+                        Err(e) => conn.send_error(&e, None).await,
+                    },
+                    Message::Binary(_) => {
+                        let err = ApiError::validation(
+                            "Binary frames are not supported; send JSON text frames",
+                        );
+                        conn.send_error(&err, None).await;
+                    }
+                    Message::Close(_) => return ReadEnd::Closed,
+                    Message::Ping(_) | Message::Pong(_) => {}
                 }
-                Message::Close(_) => break,
-                Message::Ping(_) | Message::Pong(_) => {}
             }
-        }
+        };
+        // A handler may wait on the outgoing queue; once the writer is done
+        // nothing drains it, so the reader stops with it.
+        let end = tokio::select! {
+            end = read => end,
+            _ = stop.cancelled() => return,
+        };
+        let _ = end_tx.send(end);
     };
 
-    tokio::select! {
-        _ = writer => {}
-        _ = reader => {}
-    }
+    tokio::join!(writer, reader);
     app.sessions.detach_everywhere(conn.id).await;
     metrics.ws_connections.fetch_sub(1, Ordering::Relaxed);
 }
