@@ -259,6 +259,35 @@ async fn closes_are_answered_and_protocol_violations_say_why() {
 }
 
 #[tokio::test]
+async fn many_small_inputs_in_a_burst_all_arrive() {
+    let server = Server::start().await;
+    let mut ws = server.ws().await;
+    let (sid, _) = ws.create(json!({})).await;
+    ws.run(&sid, "true").await;
+    // Keystrokes sent faster than the shell takes them (a fast typist, a
+    // pasting client, an agent sending character by character) are queued,
+    // not refused: the input queue is bounded by bytes, not messages.
+    let n = 2000;
+    ws.input(
+        &sid,
+        &format!("stty raw -echo; echo READY-$((6*7)); head -c {n} | wc -c; stty sane\n"),
+    )
+    .await;
+    ws.read_until(&sid, "READY-42").await;
+    let before = ws.output[&sid].len();
+    for _ in 0..n {
+        ws.input(&sid, "k").await;
+    }
+    loop {
+        let v = ws.next().await.expect("connection stays open");
+        assert_ne!(v["type"], "error", "input refused: {v}");
+        if ws.output[&sid][before..].contains(&n.to_string()) {
+            break;
+        }
+    }
+}
+
+#[tokio::test]
 async fn a_shell_that_does_not_read_never_blocks_the_connection() {
     let server = Server::start().await;
     let mut ws = server.ws().await;

@@ -21,7 +21,7 @@ use bytes::Bytes;
 use futures_util::future::join_all;
 use futures_util::FutureExt;
 use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::sync::{mpsc, Mutex};
+use tokio::sync::{mpsc, Mutex, OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -40,8 +40,12 @@ pub const READ_CHUNK: usize = 32 * 1024;
 const SMALL_READ: usize = 4 * 1024;
 pub const SLOW_CLIENT_TIMEOUT: Duration = Duration::from_secs(10);
 pub const RECONNECT_DELAY_MS: u64 = 1000;
-/// Input messages (at most 1 MiB each) queued for a shell that is not reading.
-const INPUT_QUEUE: usize = 16;
+/// Input bytes queued for a shell that is not reading (two of the largest
+/// messages). Each message also counts [`INPUT_OVERHEAD`], so that a flood of
+/// one-keystroke messages is bounded too; a burst of keystrokes is queued,
+/// not refused.
+const INPUT_BUDGET: usize = 2 * 1024 * 1024;
+const INPUT_OVERHEAD: usize = 64;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AttachMode {
@@ -83,8 +87,35 @@ struct Shell {
     exec_id: String,
     /// Feeds the shell's stdin through its own task, so that a shell that is
     /// not reading (a long command, a big paste) never blocks a connection.
-    input: mpsc::Sender<Bytes>,
+    input: InputQueue,
     done: CancellationToken,
+}
+
+/// The shell's input queue, bounded by bytes: a queued chunk holds its share
+/// of the budget until it is written to the shell.
+#[derive(Clone)]
+struct InputQueue {
+    tx: mpsc::UnboundedSender<(Bytes, OwnedSemaphorePermit)>,
+    budget: Arc<Semaphore>,
+}
+
+impl InputQueue {
+    fn new() -> (Self, mpsc::UnboundedReceiver<(Bytes, OwnedSemaphorePermit)>) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let budget = Arc::new(Semaphore::new(INPUT_BUDGET));
+        (Self { tx, budget }, rx)
+    }
+
+    /// Queues `data` without waiting; `false` when the budget is spent.
+    fn push(&self, data: &[u8]) -> bool {
+        let cost = (data.len() + INPUT_OVERHEAD).min(INPUT_BUDGET) as u32;
+        let Ok(permit) = Arc::clone(&self.budget).try_acquire_many_owned(cost) else {
+            return false;
+        };
+        // A closed queue means the shell just ended; its `exit` tells the client.
+        let _ = self.tx.send((Bytes::copy_from_slice(data), permit));
+        true
+    }
 }
 
 struct Shared {
@@ -220,14 +251,13 @@ impl Terminal {
             return Ok(());
         };
         // Never wait for room: the connection must stay responsive. A full
-        // queue means the shell has not read 16 messages; the client may retry.
-        match tx.try_send(Bytes::copy_from_slice(data)) {
-            Ok(()) => Ok(()),
-            // The shell just ended; its `exit` message tells the client.
-            Err(mpsc::error::TrySendError::Closed(_)) => Ok(()),
-            Err(mpsc::error::TrySendError::Full(_)) => Err(ApiError::RateLimit(
+        // queue means the shell has not read megabytes; the client may retry.
+        if tx.push(data) {
+            Ok(())
+        } else {
+            Err(ApiError::RateLimit(
                 "The terminal is not reading its input; input was dropped, try again later".into(),
-            )),
+            ))
         }
     }
 
@@ -277,7 +307,7 @@ impl Terminal {
         }
         .map_err(ApiError::engine)?;
         let done = CancellationToken::new();
-        let (input_tx, input_rx) = mpsc::channel(INPUT_QUEUE);
+        let (input_tx, input_rx) = InputQueue::new();
         *slot = Some(Shell {
             exec_id: io.exec_id.clone(),
             input: input_tx,
@@ -476,15 +506,25 @@ impl Terminal {
 /// shell ends, then closes stdin.
 async fn feed_input(
     mut stdin: std::pin::Pin<Box<dyn AsyncWrite + Send>>,
-    mut queue: mpsc::Receiver<Bytes>,
+    mut queue: mpsc::UnboundedReceiver<(Bytes, OwnedSemaphorePermit)>,
     done: CancellationToken,
 ) {
-    loop {
-        let chunk = tokio::select! {
+    let mut batch = Vec::new();
+    'feed: loop {
+        // Whatever has queued up goes out in one flush.
+        let n = tokio::select! {
             _ = done.cancelled() => break,
-            c = queue.recv() => match c { Some(c) => c, None => break },
+            n = queue.recv_many(&mut batch, 256) => n,
         };
-        if stdin.write_all(&chunk).await.is_err() || stdin.flush().await.is_err() {
+        if n == 0 {
+            break;
+        }
+        for (chunk, _permit) in batch.drain(..) {
+            if stdin.write_all(&chunk).await.is_err() {
+                break 'feed;
+            }
+        }
+        if stdin.flush().await.is_err() {
             break;
         }
     }
