@@ -262,3 +262,67 @@ async fn the_openapi_document_describes_every_rest_route() {
     assert!(doc["paths"]["/api/containers"]["post"].is_object());
     assert!(doc["paths"]["/api/containers/{sessionId}"]["delete"].is_object());
 }
+
+#[tokio::test]
+async fn a_create_whose_client_hangs_up_still_ends_as_a_listed_session() {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+    let server = Server::start().await;
+    // The engine's events say when the container exists but is not started
+    // yet: the moment a hang-up would cut a create in half.
+    // `--since` replays what happened from now on, so no event is missed
+    // while the command subscribes.
+    let since = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64()
+        - 1.0;
+    let mut events = tokio::process::Command::new("docker")
+        .args([
+            "events",
+            "--since",
+            &format!("{since:.3}"),
+            "--filter",
+            &format!("label=studio.instance={}", server.instance),
+            "--filter",
+            "event=create",
+            "--format",
+            "{{.Actor.ID}}",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut created = BufReader::new(events.stdout.take().unwrap()).lines();
+    let mut tcp = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    let body = "{}";
+    tcp.write_all(
+        format!(
+            "POST /api/containers HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            server.addr,
+            body.len()
+        )
+        .as_bytes(),
+    )
+    .await
+    .unwrap();
+    let cid = tokio::time::timeout(std::time::Duration::from_secs(30), created.next_line())
+        .await
+        .expect("the container is created")
+        .unwrap()
+        .unwrap();
+    drop(tcp);
+    // The create runs to its end: one session, listed, owning that container,
+    // and no other container.
+    let listed = eventually("the session to be listed", || async {
+        let (_, list) = server.get("/api/containers").await;
+        let list = list.as_array().cloned().unwrap_or_default();
+        (list.len() == 1 && list[0]["status"] == "running").then(|| list[0].clone())
+    })
+    .await;
+    assert_eq!(listed["containerId"], cid.as_str());
+    assert_eq!(instance_containers(&server.instance), vec![cid]);
+    let sid = listed["sessionId"].as_str().unwrap();
+    let (status, _) = server.delete(&format!("/api/containers/{sid}")).await;
+    assert_eq!(status, 200);
+    assert!(instance_containers(&server.instance).is_empty());
+}

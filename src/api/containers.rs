@@ -1,6 +1,7 @@
 //! `/api/containers`: create, list, inspect and remove sessions.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 use axum::extract::{Path, State};
 use axum::Json;
@@ -47,7 +48,16 @@ pub async fn create(
         cols: body.cols,
         rows: body.rows,
     };
-    let session = app.sessions.create(req, &owner, &mut |_| {}).await?;
+    // Runs to the end even if the client goes away meanwhile (as a WebSocket
+    // `create` does): a create cut short half-way would leave a container
+    // no session knows, outside the owner's session limit. A session whose
+    // client left is listed, and expires like any idle one.
+    let sessions = Arc::clone(&app.sessions);
+    let session = app
+        .tasks
+        .spawn(async move { sessions.create(req, &owner, &mut |_| {}).await })
+        .await
+        .map_err(|e| ApiError::ContainerCreation(format!("Session creation failed: {e}")))??;
     Ok(Json(created(&session)))
 }
 
