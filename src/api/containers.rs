@@ -124,6 +124,12 @@ pub async fn remove(
     owner: Owner,
     Path(session_id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    app.sessions.remove(&session_id, &owner).await?;
+    // Like create, runs to its end if the client hangs up: never a session
+    // left pointing at a container already removed.
+    let sessions = Arc::clone(&app.sessions);
+    app.tasks
+        .spawn(async move { sessions.remove(&session_id, &owner).await })
+        .await
+        .map_err(|e| ApiError::DockerDaemon(format!("Removing the session failed: {e}")))??;
     Ok(Json(json!({ "message": "Container removed successfully" })))
 }
