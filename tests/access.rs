@@ -136,6 +136,52 @@ async fn only_wrong_tokens_count_against_the_authentication_limit() {
 }
 
 #[tokio::test]
+async fn wrong_tokens_on_preview_urls_count_and_tell_nothing() {
+    let server = Server::builder().args(["--api-token", A]).start().await;
+    let sid = create_as(&server, A).await;
+    let (a, wrong) = (bearer(A), bearer("token-guess-000000000"));
+    // The owner's token reaches the session (no port yet: 502), ...
+    let r = get(
+        &server,
+        &format!("/preview/{sid}/"),
+        &[("authorization", &a)],
+    )
+    .await;
+    assert_eq!(r.status, 502, "{}", r.body);
+    // ... a wrong one is a 401 counted against the authentication limit,
+    // for a real session and an unknown one alike: a preview URL is no
+    // oracle for guessing tokens.
+    for left in (0..5).rev() {
+        let path = if left % 2 == 0 {
+            format!("/preview/{sid}/")
+        } else {
+            "/preview/session-unknown000000000000/".to_string()
+        };
+        let r = get(&server, &path, &[("authorization", &wrong)]).await;
+        r.assert_error(401, "AuthenticationError");
+        assert_eq!(r.rate(15 * 60), (5, left), "{path}");
+    }
+    get(
+        &server,
+        &format!("/preview/{sid}/"),
+        &[("authorization", &wrong)],
+    )
+    .await
+    .assert_limited(5);
+    // Locked out: the API and the preview refuse the right token too.
+    get(
+        &server,
+        &format!("/preview/{sid}/"),
+        &[("authorization", &a)],
+    )
+    .await
+    .assert_limited(5);
+    get(&server, "/api/containers", &[("authorization", &a)])
+        .await
+        .assert_limited(5);
+}
+
+#[tokio::test]
 async fn websocket_upgrades_need_the_token_in_a_header_or_the_query() {
     let server = two_token_server().start().await;
     let r = ws_connect(&server, "/ws", &[])

@@ -17,8 +17,11 @@
 //! Public without a token: `/api/health`, `/api/openapi.json`, a plain
 //! `GET /` or `/ws` (the service banner), and preview traffic
 //! (`/preview/…` and preview host names), which the preview proxy checks
-//! itself against the session's owner (`auth::preview_gate`). Requests for
-//! a preview host skip the `Origin` check: that origin is the app's own.
+//! itself against the session's owner (`auth::preview_gate`); a bearer
+//! token sent with preview traffic must still be valid, and a wrong one
+//! counts against the authentication limit like anywhere else (else a
+//! preview URL would be an unlimited token oracle). Requests for a preview
+//! host skip the `Origin` check: that origin is the app's own.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -78,7 +81,7 @@ fn public(method: &Method, path: &str, upgrade: bool) -> bool {
     match path {
         "/api/health" | "/api/openapi.json" => true,
         "/" | "/ws" => !upgrade && method == Method::GET,
-        p => p.starts_with("/preview/"),
+        _ => false,
     }
 }
 
@@ -199,8 +202,22 @@ fn checked(
         return Ok((ip, preview_host));
     }
     // Preview traffic (either form) is checked by the preview itself
-    // against the session's owner: `auth::preview_gate`.
-    if preview_host.is_some() || public(req.method(), path, upgrade) {
+    // against the session's owner: `auth::preview_gate`. A bearer token it
+    // carries must still be a valid one: otherwise a preview URL would tell
+    // a good token from a bad one without the authentication limit.
+    let preview = preview_host.is_some() || path.starts_with("/preview/");
+    if preview {
+        if let Some(t) = bearer(req.headers()) {
+            if let Some(locked) = app.limits.auth.blocked(ip.key()) {
+                return Err(locked.too_many());
+            }
+            if access.tokens.verify(t).is_none() {
+                return Err(invalid_token(app, &ip, ""));
+            }
+        }
+        return Ok((ip, preview_host));
+    }
+    if public(req.method(), path, upgrade) {
         return Ok((ip, preview_host));
     }
     if let Some(locked) = app.limits.auth.blocked(ip.key()) {
@@ -213,39 +230,40 @@ fn checked(
             None
         }
     });
-    match presented.as_deref().and_then(|t| access.tokens.verify(t)) {
-        Some(owner) => {
+    let hint = if upgrade {
+        " or '?token=TOKEN' on the upgrade"
+    } else {
+        ""
+    };
+    match presented.as_deref().map(|t| access.tokens.verify(t)) {
+        Some(Some(owner)) => {
             req.extensions_mut().insert(owner);
             Ok((ip, None))
         }
-        None => {
-            let hint = if upgrade {
-                " or '?token=TOKEN' on the upgrade"
-            } else {
-                ""
-            };
-            // No token at all is not a guess: 401 without using up the
-            // failure budget (a client that forgot its token must not lock
-            // itself out).
-            if presented.is_none() {
-                return Err(ApiError::Authentication(format!(
-                    "Missing API token: send 'Authorization: Bearer TOKEN'{hint}"
-                ))
-                .into_response());
+        // No token at all is not a guess: 401 without using up the failure
+        // budget (a client that forgot its token must not lock itself out).
+        None => Err(ApiError::Authentication(format!(
+            "Missing API token: send 'Authorization: Bearer TOKEN'{hint}"
+        ))
+        .into_response()),
+        Some(None) => Err(invalid_token(app, &ip, hint)),
+    }
+}
+
+/// A presented token that is not valid: counted against the
+/// authentication limit; `401`, or `429` once the budget is spent.
+fn invalid_token(app: &App, ip: &ClientIp, hint: &str) -> Response {
+    match app.limits.auth.failed(ip.key()) {
+        Some(Err(refused)) => refused.too_many(),
+        outcome => {
+            let mut resp = ApiError::Authentication(format!(
+                "Invalid API token: send 'Authorization: Bearer TOKEN'{hint}"
+            ))
+            .into_response();
+            if let Some(Ok(info)) = outcome {
+                info.apply(resp.headers_mut());
             }
-            match app.limits.auth.failed(ip.key()) {
-                Some(Err(refused)) => Err(refused.too_many()),
-                outcome => {
-                    let mut resp = ApiError::Authentication(format!(
-                        "Invalid API token: send 'Authorization: Bearer TOKEN'{hint}"
-                    ))
-                    .into_response();
-                    if let Some(Ok(info)) = outcome {
-                        info.apply(resp.headers_mut());
-                    }
-                    Err(resp)
-                }
-            }
+            resp
         }
     }
 }
