@@ -186,3 +186,34 @@ async fn request_bodies_too_large_or_stalled_are_refused() {
     assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
     assert!(instance_containers(&server.instance).is_empty());
 }
+
+/// The kernel's timer state of the server's end of a connection, from
+/// /proc/net/tcp ("02" is the keepalive timer).
+fn server_side_timer(server_port: u16, client_port: u16) -> Option<String> {
+    let table = std::fs::read_to_string("/proc/net/tcp").unwrap();
+    table.lines().skip(1).find_map(|line| {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        let port = |addr: &str| u16::from_str_radix(addr.rsplit(':').next()?, 16).ok();
+        (port(f[1]) == Some(server_port) && port(f[2]) == Some(client_port) && f[3] == "01")
+            .then(|| f[5].split(':').next().unwrap_or_default().to_string())
+    })
+}
+
+#[tokio::test]
+async fn accepted_connections_probe_for_vanished_peers() {
+    let server = Server::start().await;
+    let mut s = TcpStream::connect(server.addr).await.unwrap();
+    s.write_all(b"GET /api/health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        .await
+        .unwrap();
+    let mut buf = [0u8; 1024];
+    let n = s.read(&mut buf).await.unwrap();
+    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
+    // Idle and open: only the keepalive timer runs on the server's side.
+    let client_port = s.local_addr().unwrap().port();
+    let timer = eventually("the server's socket to idle", || async {
+        server_side_timer(server.addr.port(), client_port).filter(|t| t != "01")
+    })
+    .await;
+    assert_eq!(timer, "02", "TCP keepalive is on for accepted connections");
+}

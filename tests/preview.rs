@@ -298,6 +298,53 @@ async fn websocket_upgrades_pass_through_both_ways() {
 }
 
 #[tokio::test]
+async fn preview_websockets_are_capped_per_session_and_end_with_it() {
+    let p = Preview::start().await;
+    let url = format!("ws://{}/preview/{}/ws", p.server.addr, p.sid);
+    let mut open = Vec::new();
+    for _ in 0..32 {
+        let (ws, resp) = tokio_tungstenite::connect_async(&url)
+            .await
+            .expect("an upgrade within the cap");
+        assert_eq!(resp.status(), 101);
+        open.push(ws);
+    }
+    // The 33rd is refused in the error shape, before the app is asked.
+    let req = p
+        .http
+        .get(p.url("/ws"))
+        .header("connection", "upgrade")
+        .header("upgrade", "websocket")
+        .header("sec-websocket-version", "13")
+        .header("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ==")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(req.status(), 429);
+    let body = json_of(req).await;
+    assert_eq!(body["error"], "RateLimitError", "{body}");
+    assert!(body["message"].as_str().unwrap().contains("32"), "{body}");
+    // Closing one gives its place back.
+    let mut first = open.remove(0);
+    first.close(None).await.unwrap();
+    while first.next().await.is_some() {}
+    drop(first);
+    let again = eventually("a freed place to be taken again", || async {
+        tokio_tungstenite::connect_async(&url).await.ok()
+    })
+    .await;
+    open.push(again.0);
+    // Removing the session ends every tunnel it holds.
+    let (status, _) = p.server.delete(&format!("/api/containers/{}", p.sid)).await;
+    assert_eq!(status, 200);
+    for mut ws in open {
+        let end =
+            tokio::time::timeout(WAIT, async { while let Some(Ok(_)) = ws.next().await {} }).await;
+        assert!(end.is_ok(), "a tunnel outlived its session");
+    }
+}
+
+#[tokio::test]
 async fn host_based_origin_serves_absolute_paths_and_reports() {
     let mut p = Preview::start().await;
     let get = |host: String, path: &str| p.http.get(p.server.url(path)).header("host", host).send();

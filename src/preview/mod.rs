@@ -38,6 +38,9 @@ pub struct Preview {
     pub app: AppState,
     upstreams: upstream::Upstreams,
     limiter: console::Limiter,
+    /// Places for open WebSocket tunnels, server-wide (`--max-connections`;
+    /// an upgraded connection no longer counts as an HTTP connection).
+    tunnels: Arc<tokio::sync::Semaphore>,
 }
 
 pub type PreviewState = Arc<Preview>;
@@ -55,9 +58,10 @@ pub struct Target {
 impl Preview {
     pub fn new(app: AppState) -> PreviewState {
         Arc::new(Preview {
-            app,
             upstreams: upstream::Upstreams::default(),
             limiter: console::Limiter::default(),
+            tunnels: Arc::new(tokio::sync::Semaphore::new(app.settings.max_connections)),
+            app,
         })
     }
 

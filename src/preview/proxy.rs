@@ -3,6 +3,7 @@
 //! rewritten by `headers`; a WebSocket upgrade becomes a byte tunnel.
 
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use axum::body::Body;
 use axum::extract::Request;
@@ -14,6 +15,7 @@ use base64::Engine;
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use rand::RngCore;
+use tokio::sync::OwnedSemaphorePermit;
 
 use super::decode::Decoder;
 use super::headers::{self as h, Forwarded};
@@ -21,6 +23,7 @@ use super::inject::Collected;
 use super::upstream::{self, Connections, SendError};
 use super::{csp, inject, Preview, Target};
 use crate::error::ApiError;
+use crate::session::PREVIEW_TUNNELS;
 
 const CSP_HEADERS: [&str; 2] = [
     "content-security-policy",
@@ -61,6 +64,16 @@ pub async fn forward(p: &Preview, conns: &Connections, t: &Target, mut req: Requ
     parts.uri = uri;
     parts.version = Version::HTTP_11;
 
+    // A tunnel's places are taken before the app is asked, and held until
+    // it closes.
+    let places = if upgrade {
+        match tunnel_places(p, t) {
+            Ok(places) => Some(places),
+            Err(e) => return e.into_response(),
+        }
+    } else {
+        None
+    };
     let req = Request::from_parts(parts, body);
     let sent = if upgrade {
         upstream::send_upgrade(&p.upstreams, &p.app, &t.session, t.port, req).await
@@ -101,7 +114,8 @@ pub async fn forward(p: &Preview, conns: &Connections, t: &Target, mut req: Requ
                 )),
             );
         };
-        tunnel(p, client, hyper::upgrade::on(&mut resp));
+        let places = places.expect("taken for every upgrade");
+        tunnel(p, t, places, client, hyper::upgrade::on(&mut resp));
         let (mut parts, _) = resp.into_parts();
         h::strip_hop_by_hop(&mut parts.headers, true);
         return Response::from_parts(parts, Body::empty());
@@ -245,17 +259,46 @@ fn new_nonce() -> String {
     URL_SAFE_NO_PAD.encode(bytes)
 }
 
+/// A place for one more WebSocket tunnel: one of the session's
+/// [`PREVIEW_TUNNELS`] and one of the server's. Past either, `429`.
+fn tunnel_places(p: &Preview, t: &Target) -> Result<[OwnedSemaphorePermit; 2], ApiError> {
+    let session = Arc::clone(&t.session.preview_tunnels)
+        .try_acquire_owned()
+        .map_err(|_| {
+            ApiError::RateLimit(format!(
+                "Session '{}' has {PREVIEW_TUNNELS} preview WebSockets open, the most it may; close one first",
+                t.session.id
+            ))
+        })?;
+    let server = Arc::clone(&p.tunnels).try_acquire_owned().map_err(|_| {
+        ApiError::RateLimit(
+            "The server has as many preview WebSockets open as it takes; try again later".into(),
+        )
+    })?;
+    Ok([session, server])
+}
+
 /// Joins the browser's and the upstream's upgraded connections; the task
-/// ends when either side closes or the server shuts down.
-fn tunnel(p: &Preview, client: hyper::upgrade::OnUpgrade, upstream: hyper::upgrade::OnUpgrade) {
+/// ends when either side closes, the session ends, or the server shuts
+/// down, and gives its places back then.
+fn tunnel(
+    p: &Preview,
+    t: &Target,
+    places: [OwnedSemaphorePermit; 2],
+    client: hyper::upgrade::OnUpgrade,
+    upstream: hyper::upgrade::OnUpgrade,
+) {
     let shutdown = p.app.shutdown.clone();
+    let ended = t.session.ended.clone();
     p.app.tasks.spawn(async move {
+        let _places = places;
         let (Ok(c), Ok(u)) = tokio::join!(client, upstream) else {
             return;
         };
         let (mut c, mut u) = (TokioIo::new(c), TokioIo::new(u));
         tokio::select! {
             _ = tokio::io::copy_bidirectional(&mut c, &mut u) => {}
+            _ = ended.cancelled() => {}
             _ = shutdown.cancelled() => {}
         }
     });

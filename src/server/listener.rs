@@ -77,6 +77,12 @@ async fn backoff(e: std::io::Error) {
     tokio::time::sleep(Duration::from_millis(200)).await;
 }
 
+/// Probes after 60 s of silence, every 10 s, 3 unanswered mean the peer is gone.
+const KEEPALIVE: socket2::TcpKeepalive = socket2::TcpKeepalive::new()
+    .with_time(Duration::from_secs(60))
+    .with_interval(Duration::from_secs(10))
+    .with_retries(3);
+
 async fn serve(
     tcp: TcpStream,
     peer: SocketAddr,
@@ -86,6 +92,10 @@ async fn serve(
 ) {
     // No Nagle delay on small writes: keystrokes and proxied WebSocket frames.
     let _ = tcp.set_nodelay(true);
+    // A peer that vanished without closing (a laptop lid, a dropped network)
+    // is found by the kernel: what it held open (a terminal WebSocket, a
+    // preview tunnel) ends within about a minute and a half.
+    let _ = socket2::SockRef::from(&tcp).set_tcp_keepalive(&KEEPALIVE);
     let service = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
         front
             .clone()

@@ -385,6 +385,8 @@ impl SessionManager {
             last_activity_ms: now_millis().into(),
             preview_port: Mutex::new(None),
             record_lock: Default::default(),
+            ended: CancellationToken::new(),
+            preview_tunnels: Arc::new(tokio::sync::Semaphore::new(super::PREVIEW_TUNNELS)),
         });
         self.created_total
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -478,6 +480,7 @@ impl SessionManager {
             }
         };
         if removed {
+            session.ended.cancel();
             session.terminal.close(reason).await;
         }
     }

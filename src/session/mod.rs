@@ -13,6 +13,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
 
 use crate::terminal::Terminal;
 
@@ -52,7 +54,16 @@ pub struct Session {
     /// Held while the container's name is being rewritten (see `record`),
     /// so that of two renames the later one writes the latest state.
     record_lock: tokio::sync::Mutex<()>,
+    /// Cancelled when the session is removed or expires: what still runs
+    /// for it (preview WebSocket tunnels) ends with it.
+    pub ended: CancellationToken,
+    /// Places for open preview WebSocket tunnels ([`PREVIEW_TUNNELS`]).
+    pub preview_tunnels: Arc<Semaphore>,
 }
+
+/// Preview WebSockets one session may hold open at once (a browser tab's
+/// hot reload needs one or two).
+pub const PREVIEW_TUNNELS: usize = 32;
 
 /// The REST view of a session.
 #[derive(Debug, Serialize)]
