@@ -135,6 +135,18 @@ async fn foreign_host_names_are_refused() {
         assert!(answer.contains("\"ValidationError\""), "{answer}");
         assert!(answer.contains("Host"), "{answer}");
     }
+
+    // Two Host headers, even a good one first: 400, not whichever one a
+    // parser happens to read.
+    let request = format!(
+        "GET /api/health HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nHost: evil.example\r\nConnection: close\r\n\r\n"
+    );
+    let mut s = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    s.write_all(request.as_bytes()).await.unwrap();
+    let mut answer = String::new();
+    s.read_to_string(&mut answer).await.unwrap();
+    assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+    assert!(answer.contains("More than one Host"), "{answer}");
 }
 
 #[tokio::test]

@@ -125,6 +125,13 @@ pub fn admit(app: &App, req: &mut Request) -> Result<Admission, Response> {
         )
         .into_response());
     }
+    // Two `Host` headers are a request two parsers may read differently
+    // (RFC 9112 says: answer 400).
+    if req.headers().get_all(header::HOST).iter().nth(1).is_some() {
+        return Err(
+            ApiError::validation("More than one Host header: send exactly one").into_response(),
+        );
+    }
     let named = [authority, host];
     for host in named.into_iter().flatten() {
         let allowed = std::str::from_utf8(host).is_ok_and(|h| access.names.host_allowed(h));
