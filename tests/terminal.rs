@@ -37,6 +37,11 @@ async fn exit_reports_the_code_and_attach_starts_a_fresh_shell() {
     ws.expect("attached").await;
     let out = ws.run(&sid, "echo again-$((1+1))").await;
     assert!(out.contains("again-2"), "{out:?}");
+    // A shell killed by a signal: the code the engine reports, and its signal.
+    ws.input(&sid, "kill -KILL $$\n").await;
+    let exit = ws.expect("exit").await;
+    assert_eq!(exit["code"], 137, "{exit}");
+    assert_eq!(exit["signal"], "SIGKILL", "{exit}");
 }
 
 #[tokio::test]

@@ -409,7 +409,7 @@ impl Terminal {
         let msg = ServerMessage::Exit {
             session_id: &self.session_id,
             code,
-            signal: None,
+            signal: code.and_then(signal_of),
         }
         .to_text();
         self.broadcast(msg.into()).await;
@@ -540,5 +540,67 @@ async fn send_with_timeout(sub: &Subscriber, frame: Utf8Bytes) -> bool {
             sub.kick.kick("Client too slow");
             false
         }
+    }
+}
+
+/// The signal an exit code stands for. The engine reports only a code, and
+/// a process killed by signal N exits with 128 + N there (as in a shell's
+/// `$?`), so that is what `signal` names; a shell that says `exit 137`
+/// itself is reported the same way, as any shell would read it.
+fn signal_of(code: i64) -> Option<&'static str> {
+    const NAMES: [&str; 31] = [
+        "SIGHUP",
+        "SIGINT",
+        "SIGQUIT",
+        "SIGILL",
+        "SIGTRAP",
+        "SIGABRT",
+        "SIGBUS",
+        "SIGFPE",
+        "SIGKILL",
+        "SIGUSR1",
+        "SIGSEGV",
+        "SIGUSR2",
+        "SIGPIPE",
+        "SIGALRM",
+        "SIGTERM",
+        "SIGSTKFLT",
+        "SIGCHLD",
+        "SIGCONT",
+        "SIGSTOP",
+        "SIGTSTP",
+        "SIGTTIN",
+        "SIGTTOU",
+        "SIGURG",
+        "SIGXCPU",
+        "SIGXFSZ",
+        "SIGVTALRM",
+        "SIGPROF",
+        "SIGWINCH",
+        "SIGIO",
+        "SIGPWR",
+        "SIGSYS",
+    ];
+    let n = usize::try_from(code.checked_sub(129)?).ok()?;
+    NAMES.get(n).copied()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::signal_of;
+
+    #[test]
+    fn exit_codes_over_128_name_their_signal() {
+        assert_eq!(signal_of(0), None);
+        assert_eq!(signal_of(1), None);
+        assert_eq!(signal_of(128), None);
+        assert_eq!(signal_of(129), Some("SIGHUP"));
+        assert_eq!(signal_of(130), Some("SIGINT"));
+        assert_eq!(signal_of(137), Some("SIGKILL"));
+        assert_eq!(signal_of(143), Some("SIGTERM"));
+        assert_eq!(signal_of(159), Some("SIGSYS"));
+        assert_eq!(signal_of(160), None);
+        assert_eq!(signal_of(-1), None);
+        assert_eq!(signal_of(255), None);
     }
 }
