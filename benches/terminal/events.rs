@@ -130,19 +130,6 @@ impl Split {
         Some(s)
     }
 
-    /// Only the shell part, for a container that was already running; the
-    /// container phases are left zero and `start_to_reported` is send → told.
-    pub fn shell(tl: &Timeline, sent: i64, reported: i64, output: i64) -> Option<Split> {
-        let (ec, es) = (tl.exec_create?, tl.exec_start?);
-        Some(Split {
-            start_to_reported: nanos(sent, reported),
-            reported_to_exec_create: nanos(reported, ec),
-            exec_create_to_start: nanos(ec, es),
-            exec_start_to_output: nanos(es, output),
-            ..Default::default()
-        })
-    }
-
     /// Only the container part, for starts without a shell (`docker run -d`).
     pub fn container(tl: &Timeline, sent: i64, reported: i64) -> Option<Split> {
         let (c, s) = (tl.create?, tl.start?);
@@ -151,6 +138,36 @@ impl Split {
             create_to_start: nanos(c, s),
             start_to_reported: nanos(s, reported),
             ..Default::default()
+        })
+    }
+}
+
+/// A warm start, split at the client's marks and the engine's exec events.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct WarmSplit {
+    /// Send → `container_created`.
+    pub to_reported: Duration,
+    /// `container_created` → first output at the client.
+    pub reported_to_output: Duration,
+    /// Whether the shell's exec was started before the request (by the pool).
+    pub shell_prestarted: bool,
+    /// Exec started → send, when pre-started; else send → exec started.
+    pub shell_offset: Duration,
+}
+
+impl WarmSplit {
+    /// `sent`, `reported` and `output` are the client's wall-clock nanos.
+    pub fn new(tl: &Timeline, sent: i64, reported: i64, output: i64) -> Option<WarmSplit> {
+        let es = tl.exec_start?;
+        Some(WarmSplit {
+            to_reported: nanos(sent, reported),
+            reported_to_output: nanos(reported, output),
+            shell_prestarted: es <= sent,
+            shell_offset: if es <= sent {
+                nanos(es, sent)
+            } else {
+                nanos(sent, es)
+            },
         })
     }
 }

@@ -9,7 +9,7 @@ use serde_json::Value;
 
 use crate::client::{err_ctx, Ws};
 use crate::engine::Engine;
-use crate::events::{Events, Split};
+use crate::events::{Events, Split, WarmSplit};
 use crate::server::Server;
 use crate::stats::Samples;
 
@@ -260,8 +260,8 @@ pub struct Warm {
     pub created: Samples,
     /// Samples taken before the pool reported itself full again.
     pub unrefilled: usize,
-    /// Engine-event splits (shell part only: the container ran already).
-    pub split: Vec<Split>,
+    /// Each start split at the client's marks and the engine's exec events.
+    pub split: Vec<WarmSplit>,
 }
 
 pub async fn warm(server: &Server, engine: &Engine, pool: u64, n: usize) -> Result<Warm> {
@@ -276,7 +276,7 @@ pub async fn warm(server: &Server, engine: &Engine, pool: u64, n: usize) -> Resu
             let reported = c.sent_ns + c.container_created.as_nanos() as i64;
             let output = c.sent_ns + c.first_output.as_nanos() as i64;
             r.split
-                .extend(Split::shell(&tl, c.sent_ns, reported, output));
+                .extend(WarmSplit::new(&tl, c.sent_ns, reported, output));
         }
         if !wait_pool(server, pool, Duration::from_secs(20)).await {
             r.unrefilled += 1;
