@@ -32,7 +32,16 @@ const CSP_HEADERS: [&str; 2] = [
 
 pub async fn forward(p: &Preview, conns: &Connections, t: &Target, mut req: Request) -> Response {
     let upgrade = h::wants_upgrade(req.headers());
-    let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
+    // A tunnel's places are taken before the app is asked, and held until
+    // it closes.
+    let browser_end = if upgrade {
+        match tunnel_places(p, t) {
+            Ok(places) => Some((hyper::upgrade::on(&mut req), places)),
+            Err(e) => return e.into_response(),
+        }
+    } else {
+        None
+    };
     let (mut parts, body) = req.into_parts();
     let head = parts.method == Method::HEAD;
     // Only for the error page: whether the caller is a browser.
@@ -64,16 +73,6 @@ pub async fn forward(p: &Preview, conns: &Connections, t: &Target, mut req: Requ
     parts.uri = uri;
     parts.version = Version::HTTP_11;
 
-    // A tunnel's places are taken before the app is asked, and held until
-    // it closes.
-    let places = if upgrade {
-        match tunnel_places(p, t) {
-            Ok(places) => Some(places),
-            Err(e) => return e.into_response(),
-        }
-    } else {
-        None
-    };
     let req = Request::from_parts(parts, body);
     let sent = if upgrade {
         upstream::send_upgrade(&p.upstreams, &p.app, &t.session, t.port, req).await
@@ -105,7 +104,7 @@ pub async fn forward(p: &Preview, conns: &Connections, t: &Target, mut req: Requ
     if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
         // Switching protocols without having been asked to is no answer a
         // browser can use.
-        let Some(client) = client_upgrade else {
+        let Some((client, places)) = browser_end else {
             return unavailable(
                 &asked,
                 ApiError::PreviewUnavailable(format!(
@@ -114,7 +113,6 @@ pub async fn forward(p: &Preview, conns: &Connections, t: &Target, mut req: Requ
                 )),
             );
         };
-        let places = places.expect("taken for every upgrade");
         tunnel(p, t, places, client, hyper::upgrade::on(&mut resp));
         let (mut parts, _) = resp.into_parts();
         h::strip_hop_by_hop(&mut parts.headers, true);

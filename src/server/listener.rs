@@ -127,7 +127,10 @@ async fn serve(
 struct IdleTimeout<B> {
     inner: B,
     limit: Duration,
+    /// Made at the first wait, re-armed at each later one.
     timer: Option<Pin<Box<tokio::time::Sleep>>>,
+    /// Whether the timer runs for the current wait.
+    armed: bool,
 }
 
 impl<B> IdleTimeout<B> {
@@ -136,6 +139,7 @@ impl<B> IdleTimeout<B> {
             inner,
             limit,
             timer: None,
+            armed: false,
         }
     }
 }
@@ -155,18 +159,26 @@ where
         let this = &mut *self;
         match Pin::new(&mut this.inner).poll_frame(cx) {
             Poll::Ready(frame) => {
-                this.timer = None;
+                this.armed = false;
                 Poll::Ready(frame.map(|f| f.map_err(Into::into)))
             }
             Poll::Pending => {
-                let limit = this.limit;
-                let timer = this
-                    .timer
-                    .get_or_insert_with(|| Box::pin(tokio::time::sleep(limit)));
+                let was_armed = std::mem::replace(&mut this.armed, true);
+                let deadline = || tokio::time::Instant::now() + this.limit;
+                let timer = match &mut this.timer {
+                    Some(t) if was_armed => t,
+                    Some(t) => {
+                        t.as_mut().reset(deadline());
+                        t
+                    }
+                    None => this
+                        .timer
+                        .insert(Box::pin(tokio::time::sleep_until(deadline()))),
+                };
                 match timer.as_mut().poll(cx) {
                     Poll::Ready(()) => Poll::Ready(Some(Err(format!(
                         "no request body data for {}",
-                        humantime::format_duration(limit)
+                        humantime::format_duration(this.limit)
                     )
                     .into()))),
                     Poll::Pending => Poll::Pending,
