@@ -7,14 +7,28 @@ use claude_studio::config::{Cli, Settings};
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// Says `msg` on stderr; a stderr nobody reads any more is no reason to panic.
+fn say(msg: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "claude-studio: {msg}");
+}
+
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
+    // Logs go through a queue to a thread of their own: a stderr that is
+    // full (a parent that does not read it) or closed never blocks or
+    // breaks the server; lines that do not fit are dropped instead.
+    let (writer, log_guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .lossy(true)
+        .thread_name("claude-studio-log")
+        .finish(std::io::stderr());
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| "claude_studio=info".into()),
         )
-        .with_writer(std::io::stderr)
+        .with_writer(writer)
+        .log_internal_errors(false)
         .init();
     let mut cli = Cli::parse();
     if cli.docker_host.is_none() {
@@ -23,17 +37,19 @@ async fn main() -> std::process::ExitCode {
     let settings = match Settings::resolve(cli) {
         Ok(s) => s,
         Err(e) => {
-            eprintln!("claude-studio: {e}");
+            say(format_args!("{e}"));
             return std::process::ExitCode::from(2);
         }
     };
     let code = match claude_studio::server::run(settings).await {
         Ok(()) => 0,
         Err(e) => {
-            eprintln!("claude-studio: {e:#}");
+            say(format_args!("{e:#}"));
             1
         }
     };
+    // Queued log lines are written out (for at most about a second).
+    drop(log_guard);
     // `run` has drained what it could within the shutdown grace; whatever
     // is still running (a request that never ends) must not hold the exit
     // up while the runtime waits for it.

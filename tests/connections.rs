@@ -217,3 +217,49 @@ async fn accepted_connections_probe_for_vanished_peers() {
     .await;
     assert_eq!(timer, "02", "TCP keepalive is on for accepted connections");
 }
+
+/// A parent that stops reading the server's output (closed pipes) must not
+/// make it ignore SIGTERM: logging that fails is dropped, not a panic.
+#[test]
+fn sigterm_works_when_nobody_reads_the_logs_any_more() {
+    use std::io::{BufRead, BufReader};
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_claude-studio"))
+        .args(["--listen", "127.0.0.1:0", "--instance", &unique("t")])
+        .args(["--docker-host", "unix:///nonexistent/docker.sock"])
+        .env("RUST_LOG", "claude_studio=debug")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert!(line.starts_with("claude-studio listening on"), "{line}");
+    // Both pipes closed: every later write fails with EPIPE.
+    drop(child.stderr.take());
+    let addr = line.trim().rsplit("http://").next().unwrap().to_string();
+    // Something to log (a request, an engine that does not answer).
+    let mut s = std::net::TcpStream::connect(&addr).unwrap();
+    std::io::Write::write_all(
+        &mut s,
+        b"POST /api/containers HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}",
+    )
+    .unwrap();
+    let mut answer = String::new();
+    std::io::Read::read_to_string(&mut s, &mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
+    let start = Instant::now();
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            assert!(status.success(), "{status:?}");
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "SIGTERM ignored with closed output pipes"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}

@@ -19,7 +19,7 @@ use crate::runtime::ContainerRuntime;
 /// From the signal to the end of `run`: in-flight requests, WebSocket
 /// goodbyes and tasks get this long. It leaves room in the contract's 10 s
 /// for the process to exit after it (which `main` does at once).
-const SHUTDOWN_GRACE: Duration = Duration::from_secs(8);
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(6);
 
 pub async fn run(settings: Settings) -> anyhow::Result<()> {
     raise_open_file_limit();
@@ -43,16 +43,22 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     }
     app.sessions.spawn_background();
     app.limits.spawn_pruner(&app.tasks, app.shutdown.clone());
-    // Tests and scripts read this line to learn the port.
-    println!("claude-studio listening on http://{local}");
+    // Tests and scripts read this line to learn the port (a closed stdout
+    // is theirs to mind, not a reason to stop).
+    {
+        use std::io::Write;
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "claude-studio listening on http://{local}");
+        let _ = out.flush();
+    }
 
     let shutdown = app.shutdown.clone();
     tokio::spawn({
         let shutdown = shutdown.clone();
         async move {
             wait_for_signal().await;
-            tracing::info!("shutting down");
             shutdown.cancel();
+            tracing::info!("shutting down");
         }
     });
 
