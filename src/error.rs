@@ -32,6 +32,16 @@ pub enum ApiError {
     /// `ValidationError` (the contract's name for bad input) with 405.
     #[error("{0}")]
     MethodNotAllowed(String),
+    /// A cap on what is held at once (sessions per owner, open preview
+    /// WebSockets) is reached: a `RateLimitError` (429) whose
+    /// `X-RateLimit-*` describe the cap (none left) and whose `Retry-After`
+    /// says when to try again.
+    #[error("{message}")]
+    AtCapacity {
+        message: String,
+        limit: u32,
+        retry_after_secs: u64,
+    },
 }
 
 impl ApiError {
@@ -49,7 +59,7 @@ impl ApiError {
             ApiError::Authentication(_) => "AuthenticationError",
             ApiError::ContainerNotFound(_) => "ContainerNotFoundError",
             ApiError::MessageTooLarge(_) => "MessageTooLarge",
-            ApiError::RateLimit(_) => "RateLimitError",
+            ApiError::RateLimit(_) | ApiError::AtCapacity { .. } => "RateLimitError",
             ApiError::ContainerCreation(_) => "ContainerCreationError",
             ApiError::DockerDaemon(_) => "DockerDaemonError",
             ApiError::PreviewUnavailable(_) => "PreviewUnavailableError",
@@ -62,7 +72,7 @@ impl ApiError {
             ApiError::Authentication(_) => StatusCode::UNAUTHORIZED,
             ApiError::ContainerNotFound(_) => StatusCode::NOT_FOUND,
             ApiError::MessageTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
-            ApiError::RateLimit(_) => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::RateLimit(_) | ApiError::AtCapacity { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::ContainerCreation(_) => StatusCode::INTERNAL_SERVER_ERROR,
             ApiError::DockerDaemon(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::PreviewUnavailable(_) => StatusCode::BAD_GATEWAY,
@@ -73,7 +83,10 @@ impl ApiError {
     pub fn retryable(&self) -> bool {
         matches!(
             self,
-            ApiError::RateLimit(_) | ApiError::DockerDaemon(_) | ApiError::PreviewUnavailable(_)
+            ApiError::RateLimit(_)
+                | ApiError::AtCapacity { .. }
+                | ApiError::DockerDaemon(_)
+                | ApiError::PreviewUnavailable(_)
         )
     }
 
@@ -139,7 +152,33 @@ fn daemon_message(detail: &str) -> String {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();
-        (status, axum::Json(self.to_json())).into_response()
+        let mut resp = (status, axum::Json(self.to_json())).into_response();
+        let retry_after = match &self {
+            ApiError::AtCapacity {
+                limit,
+                retry_after_secs,
+                ..
+            } => {
+                let h = resp.headers_mut();
+                h.insert("x-ratelimit-limit", (*limit).into());
+                h.insert("x-ratelimit-remaining", 0u32.into());
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap_or_default()
+                    .as_secs();
+                h.insert("x-ratelimit-reset", (now + retry_after_secs).into());
+                Some(*retry_after_secs)
+            }
+            // Every 429 says when to come back; a limiter's refusal sets
+            // its own (see `limits::headers`), which replaces this.
+            ApiError::RateLimit(_) => Some(1),
+            _ => None,
+        };
+        if let Some(secs) = retry_after {
+            resp.headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, secs.into());
+        }
+        resp
     }
 }
 

@@ -321,6 +321,10 @@ async fn preview_websockets_are_capped_per_session_and_end_with_it() {
         .await
         .unwrap();
     assert_eq!(req.status(), 429);
+    let h = req.headers();
+    assert_eq!(h["x-ratelimit-limit"], "32");
+    assert_eq!(h["x-ratelimit-remaining"], "0");
+    assert_eq!(h["retry-after"], "1");
     let body = json_of(req).await;
     assert_eq!(body["error"], "RateLimitError", "{body}");
     assert!(body["message"].as_str().unwrap().contains("32"), "{body}");

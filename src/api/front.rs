@@ -59,7 +59,11 @@ impl Front {
                 Err(refused) => refused,
                 Ok(limit) => {
                     let Ok(mut resp) = self.router.call(req).await;
-                    if let Some(info) = limit {
+                    // A refusal at a cap describes the cap itself, the
+                    // tightest limit there.
+                    if let Some(info) =
+                        limit.filter(|_| !resp.headers().contains_key("x-ratelimit-limit"))
+                    {
                         info.apply(resp.headers_mut());
                     }
                     resp

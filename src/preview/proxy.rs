@@ -262,17 +262,22 @@ fn new_nonce() -> String {
 fn tunnel_places(p: &Preview, t: &Target) -> Result<[OwnedSemaphorePermit; 2], ApiError> {
     let session = Arc::clone(&t.session.preview_tunnels)
         .try_acquire_owned()
-        .map_err(|_| {
-            ApiError::RateLimit(format!(
+        .map_err(|_| ApiError::AtCapacity {
+            message: format!(
                 "Session '{}' has {PREVIEW_TUNNELS} preview WebSockets open, the most it may; close one first",
                 t.session.id
-            ))
+            ),
+            limit: PREVIEW_TUNNELS as u32,
+            retry_after_secs: 1,
         })?;
-    let server = Arc::clone(&p.tunnels).try_acquire_owned().map_err(|_| {
-        ApiError::RateLimit(
-            "The server has as many preview WebSockets open as it takes; try again later".into(),
-        )
-    })?;
+    let server = Arc::clone(&p.tunnels)
+        .try_acquire_owned()
+        .map_err(|_| ApiError::AtCapacity {
+            message: "The server has as many preview WebSockets open as it takes; try again later"
+                .into(),
+            limit: u32::try_from(p.app.settings.max_connections).unwrap_or(u32::MAX),
+            retry_after_secs: 1,
+        })?;
     Ok([session, server])
 }
 

@@ -29,6 +29,9 @@ use crate::workspace::WorkspaceRoots;
 const MAX_ENV_VARS: usize = 64;
 const MAX_ENV_KEY: usize = 128;
 const MAX_ENV_VALUE: usize = 8 * 1024;
+/// When a client at its session limit is told to try again: a session frees
+/// up only when one is removed or expires.
+const SESSION_CAP_RETRY_SECS: u64 = 10;
 
 #[derive(Debug, Clone, Default)]
 pub struct CreateRequest {
@@ -245,10 +248,14 @@ impl SessionManager {
         let max = self.settings.max_sessions_per_owner;
         let held = self.list(owner).len() + pending;
         if held >= max {
-            return Err(ApiError::RateLimit(format!(
-                "Session limit reached: {held} of {max} sessions in use; \
-                 remove one (DELETE /api/containers/:sessionId) first"
-            )));
+            return Err(ApiError::AtCapacity {
+                message: format!(
+                    "Session limit reached: {held} of {max} sessions in use; \
+                     remove one (DELETE /api/containers/:sessionId) first"
+                ),
+                limit: u32::try_from(max).unwrap_or(u32::MAX),
+                retry_after_secs: SESSION_CAP_RETRY_SECS,
+            });
         }
         *creating.entry(owner.clone()).or_default() += 1;
         Ok(CreatingSlot {
