@@ -309,10 +309,14 @@ async fn a_client_that_cannot_keep_up_is_told_to_reconnect_and_others_go_on() {
     let (sid, _) = fast.create(json!({})).await;
     fast.run(&sid, "true").await;
 
-    // A second client attaches, then stops reading.
+    // A second client attaches, then stops reading; a third does the same
+    // and never reads again.
     let mut slow = server.ws().await;
     slow.send(json!({"type": "attach", "sessionId": sid})).await;
     slow.expect("attached").await;
+    let mut gone = server.ws().await;
+    gone.send(json!({"type": "attach", "sessionId": sid})).await;
+    gone.expect("attached").await;
 
     fast.input(
         &sid,
@@ -335,4 +339,23 @@ async fn a_client_that_cannot_keep_up_is_told_to_reconnect_and_others_go_on() {
         }
     }
     assert_eq!(reason, Some(json!("Client too slow")));
+
+    // The one that never reads is closed by the server, not kept forever
+    // behind a send that cannot complete: only the fast client is left.
+    eventually("the client that reads nothing to be closed", || async {
+        let text = server
+            .http
+            .get(server.url("/metrics"))
+            .send()
+            .await
+            .ok()?
+            .text()
+            .await
+            .ok()?;
+        text.lines()
+            .any(|l| l == "studio_websocket_connections 1")
+            .then_some(())
+    })
+    .await;
+    drop(gone);
 }

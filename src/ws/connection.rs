@@ -10,6 +10,7 @@ use axum::extract::ws::{close_code, CloseFrame, Message, Utf8Bytes, WebSocket, W
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use futures_util::stream::SplitSink;
 use futures_util::{SinkExt, StreamExt};
 use serde_json::json;
 use tokio::sync::{mpsc, oneshot};
@@ -148,8 +149,34 @@ enum WriteEnd {
     Gone,
 }
 
-/// How long closing may wait for a client to take the close frame.
-const CLOSE_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
+/// How long the goodbye (`reconnect`, close frame) may wait for a client to
+/// take it; a client that reads nothing is dropped then.
+const CLOSE_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// One frame out. A client that does not take it is still told to go
+/// (kicked, server stopping) or, after `patience`, dropped: a send that
+/// waits on a full socket must not make the connection deaf to those.
+async fn send(
+    sink: &mut SplitSink<WebSocket, Message>,
+    msg: Message,
+    conn: &Connection,
+    shutdown: &CancellationToken,
+    patience: std::time::Duration,
+) -> Result<(), WriteEnd> {
+    tokio::select! {
+        biased;
+        r = conn.kick.kicked() => Err(WriteEnd::Reconnect(r)),
+        _ = shutdown.cancelled() => Err(WriteEnd::Reconnect("Server restarting")),
+        r = tokio::time::timeout(patience, sink.send(msg)) => match r {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(_)) => Err(WriteEnd::Gone),
+            Err(_) => {
+                tracing::debug!(conn = conn.id, "a send waited {patience:?}; closing");
+                Err(WriteEnd::Gone)
+            }
+        },
+    }
+}
 
 async fn serve(socket: WebSocket, app: AppState, owner: Owner, ip: ClientIp) {
     let (tx, mut rx) = mpsc::channel::<Utf8Bytes>(OUT_QUEUE);
@@ -179,13 +206,13 @@ async fn serve(socket: WebSocket, app: AppState, owner: Owner, ip: ClientIp) {
         let start = tokio::time::Instant::now() + heartbeat;
         let mut ping = tokio::time::interval_at(start, heartbeat);
         let ending = loop {
-            tokio::select! {
+            let sent = tokio::select! {
                 biased;
                 r = conn.kick.kicked() => break WriteEnd::Reconnect(r),
                 _ = app.shutdown.cancelled() => break WriteEnd::Reconnect("Server restarting"),
                 end = &mut end_rx => break WriteEnd::Read(end.unwrap_or(ReadEnd::Gone)),
                 m = rx.recv() => match m {
-                    Some(text) => if sink.send(Message::Text(text)).await.is_err() { break WriteEnd::Gone },
+                    Some(text) => send(&mut sink, Message::Text(text), &conn, &app.shutdown, 2 * heartbeat).await,
                     None => break WriteEnd::Gone,
                 },
                 _ = ping.tick() => {
@@ -193,19 +220,24 @@ async fn serve(socket: WebSocket, app: AppState, owner: Owner, ip: ClientIp) {
                         tracing::debug!(conn = conn.id, "missed two heartbeats; closing");
                         break WriteEnd::Gone;
                     }
-                    if sink.send(Message::Ping(Default::default())).await.is_err() { break WriteEnd::Gone }
+                    send(&mut sink, Message::Ping(Default::default()), &conn, &app.shutdown, 2 * heartbeat).await
                 }
+            };
+            if let Err(end) = sent {
+                break end;
             }
         };
         stop.cancel();
+        let mut goodbye = None;
         let close = match ending {
             WriteEnd::Reconnect(reason) => {
-                let msg = ServerMessage::Reconnect {
-                    reason,
-                    delay: RECONNECT_DELAY_MS,
-                }
-                .to_text();
-                let _ = sink.send(Message::Text(msg.into())).await;
+                goodbye = Some(
+                    ServerMessage::Reconnect {
+                        reason,
+                        delay: RECONNECT_DELAY_MS,
+                    }
+                    .to_text(),
+                );
                 let code = if reason == "Server restarting" {
                     close_code::RESTART
                 } else {
@@ -222,11 +254,17 @@ async fn serve(socket: WebSocket, app: AppState, owner: Owner, ip: ClientIp) {
             WriteEnd::Read(ReadEnd::Closed) => None,
             WriteEnd::Read(ReadEnd::Gone) | WriteEnd::Gone => None,
         };
-        if let Some(frame) = close {
-            let _ = sink.send(Message::Close(Some(frame))).await;
-        }
         // Bounded: a client that never reads cannot hold the task open.
-        let _ = tokio::time::timeout(CLOSE_GRACE, sink.close()).await;
+        let _ = tokio::time::timeout(CLOSE_GRACE, async {
+            if let Some(msg) = goodbye {
+                sink.send(Message::Text(msg.into())).await?;
+            }
+            if let Some(frame) = close {
+                sink.send(Message::Close(Some(frame))).await?;
+            }
+            sink.close().await
+        })
+        .await;
     };
 
     let reader = async {
