@@ -134,14 +134,13 @@ async fn after_a_restart_handed_out_containers_are_sessions_and_waiting_ones_are
     pool_ready(&first, 2).await;
     let mut ws = first.ws().await;
     let (sid, cid) = ws.create(json!({})).await;
-    eventually("rename", || async {
-        let name = docker_inspect("container", &cid).unwrap()["Name"]
-            .as_str()
-            .unwrap()
-            .to_string();
-        name.starts_with("/studio-live-").then_some(())
-    })
-    .await;
+    // Claimed before the client is told: a restart (or a kill) right after
+    // `container_created` can never take it for an unused pool container.
+    let name = docker_inspect("container", &cid).unwrap()["Name"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(name.starts_with(&format!("/studio-live-{sid}")), "{name}");
     first.keep_containers();
     first.stop().await;
 
@@ -163,4 +162,20 @@ async fn after_a_restart_handed_out_containers_are_sessions_and_waiting_ones_are
     .await;
     let (_, list) = second.get("/api/containers").await;
     assert_eq!(list.as_array().unwrap().len(), 1, "{list}");
+}
+
+#[tokio::test]
+async fn a_pooled_container_removed_behind_the_servers_back_is_never_handed_out() {
+    let server = Server::builder().args(["--warm-pool", "1"]).start().await;
+    pool_ready(&server, 1).await;
+    let waiting = pooled_ids(&server.instance);
+    assert_eq!(waiting.len(), 1, "{waiting:?}");
+    docker(&["rm", "-f", &waiting[0]]);
+    // The create still gets a working session: a fresh container, not the
+    // dead one.
+    let mut ws = server.ws().await;
+    let (sid, cid) = ws.create(json!({})).await;
+    assert_ne!(cid, waiting[0]);
+    let out = ws.run(&sid, "echo alive-$((3*3))").await;
+    assert!(out.contains("alive-9"), "{out:?}");
 }

@@ -292,18 +292,20 @@ fn tunnel(
     upstream: hyper::upgrade::OnUpgrade,
 ) {
     let shutdown = p.app.shutdown.clone();
-    let ended = t.session.ended.clone();
+    let session = Arc::clone(&t.session);
     p.app.tasks.spawn(async move {
         let _places = places;
-        let (Ok(c), Ok(u)) = tokio::join!(client, upstream) else {
-            return;
-        };
-        let (mut c, mut u) = (TokioIo::new(c), TokioIo::new(u));
-        tokio::select! {
-            _ = tokio::io::copy_bidirectional(&mut c, &mut u) => {}
-            _ = ended.cancelled() => {}
-            _ = shutdown.cancelled() => {}
+        if let (Ok(c), Ok(u)) = tokio::join!(client, upstream) {
+            let (mut c, mut u) = (TokioIo::new(c), TokioIo::new(u));
+            tokio::select! {
+                _ = tokio::io::copy_bidirectional(&mut c, &mut u) => {}
+                _ = session.ended.cancelled() => {}
+                _ = shutdown.cancelled() => {}
+            }
         }
+        // While open, the tunnel kept the session from expiring (the sweep
+        // counts it as use); from its close, the inactivity clock runs.
+        session.touch();
     });
 }
 

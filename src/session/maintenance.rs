@@ -40,8 +40,10 @@ impl SessionManager {
             }
             // A stopped session container (an engine or host restart stops
             // them all) is adopted too: it starts again when a client comes
-            // back. One that never ran is a create that failed half-way.
-            let stopped_session = c.status == "exited";
+            // back; so is a paused or restarting one, which holds the user's
+            // work just the same. One that never ran is a create that failed
+            // half-way.
+            let stopped_session = matches!(c.status.as_str(), "exited" | "paused" | "restarting");
             if !(c.is_running() || stopped_session) || !is_well_formed(&sid) {
                 self.remove_orphan(&c.id).await;
                 continue;
@@ -107,7 +109,12 @@ impl SessionManager {
         let mut snapshot = self.all();
         let mut live = Vec::with_capacity(snapshot.len());
         for s in snapshot.drain(..) {
-            if s.idle_millis(now) > timeout && s.terminal.prune().await == 0 {
+            // An open preview WebSocket (a dev server's hot reload) is use
+            // of the session, like an attached terminal.
+            if s.idle_millis(now) > timeout
+                && !s.has_open_preview_sockets()
+                && s.terminal.prune().await == 0
+            {
                 tracing::info!(session = %s.id, "session expired");
                 self.remove_orphan(&s.container_id).await;
                 self.forget(&s, "Session expired").await;

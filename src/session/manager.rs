@@ -8,6 +8,7 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -204,7 +205,26 @@ impl SessionManager {
         };
         if workspace.is_none() {
             if let Some(pooled) = self.pool.take(&image.normalized) {
-                return Ok(self.hand_out(pooled, &image, owner, client_env, &req).await);
+                // The container says whose it is before anyone is told it
+                // exists: a restart right after (or an engine that failed
+                // the rename) must never take a handed-out session for an
+                // unused pool container and remove it. A pooled container
+                // that cannot be claimed (removed behind our back, engine
+                // down) is dropped, and the request goes the cold way.
+                let name = live_name(&pooled.session_id, owner, None);
+                match self
+                    .runtime
+                    .rename_container(&pooled.container_id, &name)
+                    .await
+                {
+                    Ok(()) => {
+                        return Ok(self.hand_out(pooled, &image, owner, client_env, &req).await)
+                    }
+                    Err(e) => {
+                        tracing::warn!(container = %pooled.container_id, error = %e, "could not claim a pooled container; discarding it");
+                        self.discard_pooled(pooled);
+                    }
+                }
             }
         }
         if !self
@@ -346,9 +366,21 @@ impl SessionManager {
             created,
             terminal,
         );
-        self.record(&session);
         tracing::info!(session = %session.id, container = %session.container_id, image = %session.image, "session created from the warm pool");
         session
+    }
+
+    /// A pooled container that will not be handed out: its shell closed and
+    /// the container removed, in the background (a failure is left to the
+    /// sweep, which removes containers no session owns).
+    fn discard_pooled(&self, pooled: Pooled) {
+        let runtime = Arc::clone(&self.runtime);
+        self.tasks.spawn(async move {
+            pooled.terminal.close("Session removed").await;
+            if let Err(e) = runtime.remove_container(&pooled.container_id).await {
+                tracing::debug!(container = %pooled.container_id, error = %e, "could not remove a discarded pooled container");
+            }
+        });
     }
 
     /// Sets the port the session's preview forwards to, and records it on
@@ -364,11 +396,24 @@ impl SessionManager {
     fn record(&self, session: &Arc<Session>) {
         let runtime = Arc::clone(&self.runtime);
         let session = Arc::clone(session);
+        let shutdown = self.shutdown.clone();
         self.tasks.spawn(async move {
             let _order = session.record_lock.lock().await;
-            let name = live_name(&session.id, &session.owner, session.preview_port());
-            if let Err(e) = runtime.rename_container(&session.container_id, &name).await {
-                tracing::warn!(session = %session.id, error = %e, "could not record the session on its container");
+            // Tried again (the latest state each time) until it lands or the
+            // session ends: an engine hiccup must not lose the preview port.
+            let mut wait = Duration::from_secs(1);
+            loop {
+                let name = live_name(&session.id, &session.owner, session.preview_port());
+                let Err(e) = runtime.rename_container(&session.container_id, &name).await else {
+                    return;
+                };
+                tracing::warn!(session = %session.id, error = %e, "could not record the session on its container; retrying in {wait:?}");
+                tokio::select! {
+                    _ = tokio::time::sleep(wait) => {}
+                    _ = session.ended.cancelled() => return,
+                    _ = shutdown.cancelled() => return,
+                }
+                wait = (wait * 2).min(Duration::from_secs(30));
             }
         });
     }

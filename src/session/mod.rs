@@ -87,6 +87,11 @@ impl Session {
         now.saturating_sub(self.last_activity_ms.load(Ordering::Relaxed))
     }
 
+    /// Whether a preview WebSocket of this session is open.
+    pub fn has_open_preview_sockets(&self) -> bool {
+        self.preview_tunnels.available_permits() < PREVIEW_TUNNELS
+    }
+
     pub fn preview_port(&self) -> Option<u16> {
         *self.preview_port.lock().unwrap()
     }
