@@ -348,6 +348,61 @@ async fn preview_websockets_are_capped_per_session_and_end_with_it() {
     }
 }
 
+/// The server's sweep count, read without touching any session.
+async fn sweeps(server: &Server) -> u64 {
+    let text = server
+        .http
+        .get(server.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix("studio_sweeps_total "))
+        .and_then(|n| n.parse().ok())
+        .expect("studio_sweeps_total")
+}
+
+#[tokio::test]
+async fn an_open_preview_websocket_keeps_its_session_alive() {
+    let server = Server::builder()
+        .args(["--session-timeout", "2s", "--cleanup-interval", "500ms"])
+        .start()
+        .await;
+    let mut p = Preview::start_with(server).await;
+    let url = format!("ws://{}/preview/{}/ws", p.server.addr, p.sid);
+    let (mut hot_reload, _) = tokio_tungstenite::connect_async(&url).await.unwrap();
+    // The terminal goes away: the preview socket is all that is left.
+    let terminal = std::mem::replace(&mut p.ws, p.server.ws().await);
+    terminal.close().await;
+    // Sweeps well past the timeout, without a request to the session.
+    let from = sweeps(&p.server).await;
+    eventually("sweeps past the session timeout", || async {
+        (sweeps(&p.server).await >= from + 8).then_some(())
+    })
+    .await;
+    hot_reload
+        .send(Message::Text("still here".into()))
+        .await
+        .unwrap();
+    let echo = tokio::time::timeout(WAIT, hot_reload.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(echo, Message::Text("still here".into()));
+    // Closed, the session idles out like any other.
+    hot_reload.close(None).await.unwrap();
+    drop(hot_reload);
+    eventually("the idle session to expire", || async {
+        let (_, list) = p.server.get("/api/containers").await;
+        list.as_array().unwrap().is_empty().then_some(())
+    })
+    .await;
+}
+
 #[tokio::test]
 async fn host_based_origin_serves_absolute_paths_and_reports() {
     let mut p = Preview::start().await;
