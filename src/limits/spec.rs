@@ -26,7 +26,7 @@ impl RateLimit {
         }
     }
 
-    /// `10/1m`, `5/15m`, `100/60s`, `3/1h`, or `off`.
+    /// `10/1m`, `5/15m`, `100/60s`, `7/90` (seconds), `3/1h`, or `off`.
     pub fn parse(s: &str) -> Result<RateLimit, String> {
         let t = s.trim();
         if t.eq_ignore_ascii_case("off") {
@@ -41,7 +41,12 @@ impl RateLimit {
             .parse()
             .map_err(|_| bad("N must be a whole number"))?;
         let count = NonZeroU32::new(count).ok_or_else(|| bad("N must be at least 1"))?;
-        let per = humantime::parse_duration(d.trim()).map_err(|_| bad("bad duration"))?;
+        // A bare number is seconds, as in every other duration setting.
+        let d = d.trim();
+        let per = match d.parse::<u64>() {
+            Ok(secs) => Duration::from_secs(secs),
+            Err(_) => humantime::parse_duration(d).map_err(|_| bad("bad duration"))?,
+        };
         if per < Duration::from_secs(1) {
             return Err(bad("the duration must be at least 1s"));
         }
@@ -99,10 +104,11 @@ mod tests {
             RateLimit::new(100, 60)
         );
         assert_eq!(RateLimit::parse("3/1h").unwrap(), RateLimit::new(3, 3600));
+        assert_eq!(RateLimit::parse("7/90").unwrap(), RateLimit::new(7, 90));
         assert_eq!(RateLimit::parse("off").unwrap(), RateLimit(None));
         assert_eq!(RateLimit::parse("OFF").unwrap(), RateLimit(None));
         for bad in [
-            "", "10", "0/1m", "-1/1m", "x/1m", "10/", "10/soon", "10/100ms", "1.5/1m",
+            "", "10", "0/1m", "-1/1m", "x/1m", "10/", "10/soon", "10/100ms", "1.5/1m", "10/0",
         ] {
             let err = RateLimit::parse(bad).unwrap_err();
             assert!(err.contains("N/DURATION"), "{bad}: {err}");
