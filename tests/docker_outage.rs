@@ -159,3 +159,43 @@ async fn an_outage_mid_session_is_reported_and_survived() {
     assert_eq!(status, 200);
     assert!(docker_inspect("container", &cid).is_none());
 }
+
+#[tokio::test]
+async fn sessions_are_never_reported_gone_while_the_engine_is_down_at_start() {
+    let proxy = ChaosProxy::start(true);
+    let instance = unique("outage-restart");
+    let mut first = Server::builder()
+        .instance(&instance)
+        .arg("--docker-host")
+        .arg(proxy.host())
+        .start()
+        .await;
+    let (sid, cid) = first.create_rest().await;
+    first.keep_containers();
+    first.stop().await;
+
+    // The next start finds the engine down: the session is not known yet,
+    // and saying 404 would tell the client, for good, that it is gone.
+    proxy.set_up(false);
+    let second = Server::builder()
+        .instance(&instance)
+        .arg("--docker-host")
+        .arg(proxy.host())
+        .start()
+        .await;
+    let (status, body) = second.get(&format!("/api/containers/{sid}")).await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["error"], "DockerDaemonError");
+    assert_eq!(body["retryable"], true);
+    let (status, body) = second.get("/api/containers").await;
+    assert_eq!(status, 503, "{body}");
+
+    // Back: the session is there, with its container.
+    proxy.set_up(true);
+    let (status, list) = second.get("/api/containers").await;
+    assert_eq!(status, 200, "{list}");
+    assert_eq!(list[0]["sessionId"], sid.as_str(), "{list}");
+    let (status, info) = second.get(&format!("/api/containers/{sid}")).await;
+    assert_eq!(status, 200, "{info}");
+    assert_eq!(info["containerId"], cid.as_str());
+}

@@ -73,7 +73,7 @@ fn created(s: &Session) -> Value {
 /// The caller's sessions, each with its container's state as the engine
 /// reports it (one engine call for all of them).
 pub async fn list(State(app): State<AppState>, owner: Owner) -> Result<Json<Value>, ApiError> {
-    let sessions = app.sessions.list(&owner);
+    let sessions = app.sessions.list_restored(&owner).await?;
     if sessions.is_empty() {
         return Ok(Json(Value::Array(Vec::new())));
     }

@@ -41,7 +41,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
             tracing::warn!(error = %e, "Docker engine unreachable; serving anyway and retrying")
         }
     }
-    app.sessions.spawn_background();
+    app.sessions.start_background().await;
     app.limits.spawn_pruner(&app.tasks, app.shutdown.clone());
     // Tests and scripts read this line to learn the port (a closed stdout
     // is theirs to mind, not a reason to stop).

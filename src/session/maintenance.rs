@@ -181,28 +181,28 @@ impl SessionManager {
     }
 
     /// Adopts leftovers once the engine answers, then sweeps on every interval.
-    pub fn spawn_background(self: &Arc<Self>) {
+    /// Re-adopts the previous run's containers (waiting at most a few
+    /// seconds, so a start with the engine down is not held up), keeps
+    /// trying in the background until that is done (a request may also do
+    /// it first, see `ensure_restored`), then fills the warm pool and runs
+    /// the sweep.
+    pub async fn start_background(self: &Arc<Self>) {
+        let _ =
+            tokio::time::timeout(std::time::Duration::from_secs(5), self.ensure_restored()).await;
         let this = Arc::clone(self);
         let shutdown = self.shutdown.clone();
         self.tasks.spawn(async move {
             let mut retry = tokio::time::interval(std::time::Duration::from_secs(1));
-            loop {
+            while this.ensure_restored().await.is_err() {
                 tokio::select! {
                     _ = shutdown.cancelled() => return,
                     _ = retry.tick() => {}
                 }
-                match this.adopt().await {
-                    Ok(n) => {
-                        tracing::info!(adopted = n, "start-up adoption done");
-                        if this.settings.warm_pool > 0 {
-                            let pool = Arc::clone(&this);
-                            this.tasks
-                                .spawn(async move { pool.keep_pool_filled().await });
-                        }
-                        break;
-                    }
-                    Err(e) => tracing::debug!(error = %e, "adoption waits for the engine"),
-                }
+            }
+            if this.settings.warm_pool > 0 {
+                let pool = Arc::clone(&this);
+                this.tasks
+                    .spawn(async move { pool.keep_pool_filled().await });
             }
             let mut tick = tokio::time::interval(this.settings.cleanup_interval);
             tick.tick().await;

@@ -76,7 +76,22 @@ pub struct SessionManager {
     created_total: std::sync::atomic::AtomicU64,
     /// Sweeps completed since start (a metric; tests wait on it).
     pub(super) sweeps_total: std::sync::atomic::AtomicU64,
+    /// Set once the containers of a previous run have been re-adopted; until
+    /// then an unknown session may be one not restored yet.
+    pub(super) restored: std::sync::atomic::AtomicBool,
+    /// Held by the one adoption that runs at a time.
+    adopting: tokio::sync::Mutex<()>,
     pub(super) shutdown: CancellationToken,
+}
+
+/// While the sessions of a previous run are not restored yet (the engine was
+/// unreachable at start), a session the table lacks may still exist.
+fn not_restored_yet() -> ApiError {
+    ApiError::DockerDaemon(
+        "Docker daemon is not responding yet: sessions from before the restart are not restored; \
+         try again shortly"
+            .into(),
+    )
 }
 
 pub fn validate_env(env: &BTreeMap<String, String>) -> Result<Vec<String>, ApiError> {
@@ -149,6 +164,8 @@ impl SessionManager {
             pending: Mutex::new(HashSet::new()),
             created_total: Default::default(),
             sweeps_total: Default::default(),
+            restored: Default::default(),
+            adopting: Default::default(),
         })
     }
 
@@ -181,6 +198,8 @@ impl SessionManager {
         owner: &Owner,
         progress: &mut (dyn FnMut(PullProgress) + Send),
     ) -> Result<Arc<Session>, ApiError> {
+        // The owner's session limit counts sessions not restored yet too.
+        self.ensure_restored().await?;
         let _slot = self.reserve_slot(owner)?;
         let requested = req.image.as_deref().unwrap_or(&self.settings.default_image);
         let image = ImageRef::parse(requested).map_err(ApiError::Validation)?;
@@ -458,8 +477,45 @@ impl SessionManager {
                 s.touch();
                 Ok(s)
             }
+            _ if !self.is_restored() => Err(not_restored_yet()),
             _ => Err(ApiError::session_not_found(id)),
         }
+    }
+
+    /// Whether the sessions of a previous run have been re-adopted.
+    pub fn is_restored(&self) -> bool {
+        self.restored.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// Restores the previous run's sessions now if that has not happened
+    /// yet (the engine was down at start and the background retry has not
+    /// come round): a client that finds the engine back need not wait for it.
+    pub async fn ensure_restored(&self) -> Result<(), ApiError> {
+        if self.is_restored() {
+            return Ok(());
+        }
+        let _one_at_a_time = self.adopting.lock().await;
+        if self.is_restored() {
+            return Ok(());
+        }
+        match self.adopt().await {
+            Ok(n) => {
+                tracing::info!(adopted = n, "start-up adoption done");
+                self.restored
+                    .store(true, std::sync::atomic::Ordering::Release);
+                Ok(())
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, "adoption waits for the engine");
+                Err(not_restored_yet())
+            }
+        }
+    }
+
+    /// `list`, once the previous run's sessions are restored.
+    pub async fn list_restored(&self, owner: &Owner) -> Result<Vec<Arc<Session>>, ApiError> {
+        self.ensure_restored().await?;
+        Ok(self.list(owner))
     }
 
     pub fn list(&self, owner: &Owner) -> Vec<Arc<Session>> {
