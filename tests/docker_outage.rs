@@ -15,6 +15,8 @@ use tokio_util::sync::CancellationToken;
 struct ChaosProxy {
     path: PathBuf,
     up: Arc<AtomicBool>,
+    /// Accept connections and never answer on them (a hung engine).
+    hung: Arc<AtomicBool>,
     /// Cancelled to cut every connection open through the proxy.
     cut: std::sync::Mutex<CancellationToken>,
     stop: CancellationToken,
@@ -28,6 +30,7 @@ impl ChaosProxy {
         let proxy = Arc::new(ChaosProxy {
             path,
             up: Arc::new(AtomicBool::new(up)),
+            hung: Arc::new(AtomicBool::new(false)),
             cut: std::sync::Mutex::new(CancellationToken::new()),
             stop: CancellationToken::new(),
         });
@@ -43,6 +46,14 @@ impl ChaosProxy {
                     continue;
                 }
                 let cut = p.cut.lock().unwrap().clone();
+                if p.hung.load(Ordering::SeqCst) {
+                    // Held open, never answered, until the hang ends.
+                    tokio::spawn(async move {
+                        cut.cancelled().await;
+                        drop(client);
+                    });
+                    continue;
+                }
                 tokio::spawn(async move {
                     let Ok(mut engine) = UnixStream::connect("/var/run/docker.sock").await else {
                         return;
@@ -59,6 +70,15 @@ impl ChaosProxy {
 
     fn host(&self) -> String {
         format!("unix://{}", self.path.display())
+    }
+
+    /// Hangs (or un-hangs) the engine: every connection open now is cut, and
+    /// new ones are held without an answer while hung.
+    fn set_hung(&self, hung: bool) {
+        self.hung.store(hung, Ordering::SeqCst);
+        let mut cut = self.cut.lock().unwrap();
+        cut.cancel();
+        *cut = CancellationToken::new();
     }
 
     fn set_up(&self, up: bool) {
@@ -198,4 +218,40 @@ async fn sessions_are_never_reported_gone_while_the_engine_is_down_at_start() {
     let (status, info) = second.get(&format!("/api/containers/{sid}")).await;
     assert_eq!(status, 200, "{info}");
     assert_eq!(info["containerId"], cid.as_str());
+}
+
+#[tokio::test]
+async fn a_hung_engine_is_reported_promptly_and_survived() {
+    let proxy = ChaosProxy::start(true);
+    let server = Server::builder()
+        .arg("--docker-host")
+        .arg(proxy.host())
+        .start()
+        .await;
+    let (sid, _) = server.create_rest().await;
+
+    // The engine accepts connections and never answers.
+    proxy.set_hung(true);
+    let started = std::time::Instant::now();
+    let (status, body) = server.post("/api/containers", "{}").await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["error"], "DockerDaemonError");
+    // Once found unresponsive, later calls fail after one quick ping (5 s)
+    // instead of waiting out the request timeout each.
+    let again = std::time::Instant::now();
+    let (status, body) = server.get("/api/containers").await;
+    assert_eq!(status, 503, "{body}");
+    assert!(
+        again.elapsed() < std::time::Duration::from_secs(10),
+        "a second call took {:?} (the first {:?})",
+        again.elapsed(),
+        again - started
+    );
+    assert!(health(&server).await["docker"] == "disconnected");
+
+    // The engine answers again: so does the server, without a restart.
+    proxy.set_hung(false);
+    let (status, list) = server.get("/api/containers").await;
+    assert_eq!(status, 200, "{list}");
+    assert_eq!(list[0]["sessionId"], sid.as_str());
 }

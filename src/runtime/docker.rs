@@ -7,6 +7,7 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -33,7 +34,12 @@ use super::{
 };
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-const REQUEST_TIMEOUT_SECS: u64 = 120;
+/// Longest wait for one engine call (streamed pulls and shells excepted once
+/// they have started): an engine that accepts and never answers is reported
+/// unreachable instead of holding requests for minutes.
+const REQUEST_TIMEOUT_SECS: u64 = 30;
+/// While the engine is suspect, each call first checks it is back this fast.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
 
 pub struct DockerRuntime {
     socket: PathBuf,
@@ -42,6 +48,10 @@ pub struct DockerRuntime {
     /// The network's id once found or made: Docker allows duplicate names,
     /// so containers join by id (see `network`).
     network_id: Mutex<Option<String>>,
+    /// Set when a call found the engine unreachable or unresponsive: until a
+    /// ping answers again, calls fail after a quick ping instead of each
+    /// waiting out the request timeout on a hung engine.
+    suspect: std::sync::atomic::AtomicBool,
 }
 
 /// Maps a bollard error: engine answers keep their status, anything else
@@ -76,6 +86,7 @@ impl DockerRuntime {
             client: Mutex::new(None),
             network: network.to_string(),
             network_id: Mutex::new(None),
+            suspect: Default::default(),
         })
     }
 
@@ -87,11 +98,49 @@ impl DockerRuntime {
             Err(BollardError::DockerResponseServerError {
                 status_code: 404, ..
             }) => Ok(None),
-            Err(e) => Err(map_err(e)),
+            Err(e) => Err(self.fail(e)),
         }
     }
 
+    /// Maps a failed call, and marks the engine suspect when it could not
+    /// be reached or did not answer.
+    fn fail(&self, e: BollardError) -> RuntimeError {
+        let err = map_err(e);
+        if matches!(err, RuntimeError::Unavailable(_)) {
+            self.suspect.store(true, Ordering::Relaxed);
+        }
+        err
+    }
+
+    /// The client for a call: while the engine is suspect, only once a quick
+    /// ping shows it answers again.
     async fn client(&self) -> Result<Docker, RuntimeError> {
+        let docker = self.connection().await?;
+        if self.suspect.load(Ordering::Relaxed) {
+            self.probe(&docker).await?;
+        }
+        Ok(docker)
+    }
+
+    /// A ping within [`PROBE_TIMEOUT`]; it clears or sets the suspicion.
+    async fn probe(&self, docker: &Docker) -> Result<(), RuntimeError> {
+        match tokio::time::timeout(PROBE_TIMEOUT, docker.ping()).await {
+            Ok(Ok(_)) => {
+                self.suspect.store(false, Ordering::Relaxed);
+                Ok(())
+            }
+            Ok(Err(e)) => Err(self.fail(e)),
+            Err(_) => {
+                self.suspect.store(true, Ordering::Relaxed);
+                Err(RuntimeError::Unavailable(
+                    "Docker engine did not answer a ping".into(),
+                ))
+            }
+        }
+    }
+
+    /// The engine client, connected once (and again after a failed connect).
+    async fn connection(&self) -> Result<Docker, RuntimeError> {
         let mut slot = self.client.lock().await;
         if let Some(c) = slot.as_ref() {
             return Ok(c.clone());
@@ -105,7 +154,7 @@ impl DockerRuntime {
             .map_err(|_| {
                 RuntimeError::Unavailable("timed out connecting to the Docker engine".into())
             })?
-            .map_err(map_err)?;
+            .map_err(|e| self.fail(e))?;
         *slot = Some(c.clone());
         Ok(c)
     }
@@ -193,12 +242,8 @@ impl DockerRuntime {
 #[async_trait]
 impl ContainerRuntime for DockerRuntime {
     async fn ping(&self) -> Result<(), RuntimeError> {
-        let docker = self.client().await?;
-        tokio::time::timeout(CONNECT_TIMEOUT, docker.ping())
-            .await
-            .map_err(|_| RuntimeError::Unavailable("Docker engine did not answer a ping".into()))?
-            .map(|_| ())
-            .map_err(map_err)
+        let docker = self.connection().await?;
+        self.probe(&docker).await
     }
 
     async fn image_present(&self, image: &str) -> Result<bool, RuntimeError> {
@@ -208,7 +253,7 @@ impl ContainerRuntime for DockerRuntime {
             Err(BollardError::DockerResponseServerError {
                 status_code: 404, ..
             }) => Ok(false),
-            Err(e) => Err(map_err(e)),
+            Err(e) => Err(self.fail(e)),
         }
     }
 
@@ -237,7 +282,7 @@ impl ContainerRuntime for DockerRuntime {
                     });
                 }
                 Err(e) => {
-                    return match map_err(e) {
+                    return match self.fail(e) {
                         RuntimeError::Unavailable(m) => Err(RuntimeError::Unavailable(m)),
                         other => {
                             tracing::info!(image, err = %other, "pull failed");
@@ -273,18 +318,21 @@ impl ContainerRuntime for DockerRuntime {
                 *self.network_id.lock().await = None;
                 let network_id = self.ensure_network(&docker).await?;
                 let body = self.create_body(spec, &network_id);
-                docker.create_container(opts, body).await.map_err(map_err)?
+                docker
+                    .create_container(opts, body)
+                    .await
+                    .map_err(|e| self.fail(e))?
             }
             Err(BollardError::DockerResponseServerError {
                 status_code: 404, ..
             }) => {
                 return Err(RuntimeError::ImageNotFound(spec.image.clone()));
             }
-            Err(e) => return Err(map_err(e)),
+            Err(e) => return Err(self.fail(e)),
         };
         if let Err(e) = docker.start_container(&created.id, None).await {
             let _ = self.remove_container(&created.id).await;
-            return Err(map_err(e));
+            return Err(self.fail(e));
         }
         Ok(created.id)
     }
@@ -297,14 +345,17 @@ impl ContainerRuntime for DockerRuntime {
             | Err(BollardError::DockerResponseServerError {
                 status_code: 304, ..
             }) => Ok(()),
-            Err(e) => Err(map_err(e)),
+            Err(e) => Err(self.fail(e)),
         }
     }
 
     async fn rename_container(&self, id: &str, name: &str) -> Result<(), RuntimeError> {
         let docker = self.client().await?;
         let opts = RenameContainerOptionsBuilder::default().name(name).build();
-        docker.rename_container(id, opts).await.map_err(map_err)
+        docker
+            .rename_container(id, opts)
+            .await
+            .map_err(|e| self.fail(e))
     }
 
     async fn remove_container(&self, id: &str) -> Result<(), RuntimeError> {
@@ -323,7 +374,7 @@ impl ContainerRuntime for DockerRuntime {
                 status_code: 409,
                 message,
             }) if message.contains("already in progress") => Ok(()),
-            Err(e) => Err(map_err(e)),
+            Err(e) => Err(self.fail(e)),
         }
     }
 
@@ -369,7 +420,10 @@ impl ContainerRuntime for DockerRuntime {
             .all(true)
             .filters(&filters)
             .build();
-        let list = docker.list_containers(Some(opts)).await.map_err(map_err)?;
+        let list = docker
+            .list_containers(Some(opts))
+            .await
+            .map_err(|e| self.fail(e))?;
         Ok(list
             .into_iter()
             .filter_map(|c| {
@@ -419,10 +473,18 @@ impl ContainerRuntime for DockerRuntime {
                     status_code: 409,
                     message,
                 } if message.contains("not running") => RuntimeError::NotRunning(message),
-                e => map_err(e),
+                e => self.fail(e),
             })?;
         let version = docker.client_version().to_string();
-        let stream = hijack::start_exec(&self.socket, &version, &exec.id).await?;
+        let stream = tokio::time::timeout(
+            Duration::from_secs(REQUEST_TIMEOUT_SECS),
+            hijack::start_exec(&self.socket, &version, &exec.id),
+        )
+        .await
+        .map_err(|_| {
+            self.suspect.store(true, Ordering::Relaxed);
+            RuntimeError::Unavailable("Docker engine did not start the shell in time".into())
+        })??;
         let (output, input) = tokio::io::split(stream);
         Ok(ShellIo {
             exec_id: exec.id,
@@ -437,12 +499,18 @@ impl ContainerRuntime for DockerRuntime {
             h: rows as i32,
             w: cols as i32,
         };
-        docker.resize_exec(exec_id, opts).await.map_err(map_err)
+        docker
+            .resize_exec(exec_id, opts)
+            .await
+            .map_err(|e| self.fail(e))
     }
 
     async fn shell_exit_code(&self, exec_id: &str) -> Result<Option<i64>, RuntimeError> {
         let docker = self.client().await?;
-        let info = docker.inspect_exec(exec_id).await.map_err(map_err)?;
+        let info = docker
+            .inspect_exec(exec_id)
+            .await
+            .map_err(|e| self.fail(e))?;
         if info.running.unwrap_or(false) {
             return Ok(None);
         }
