@@ -156,7 +156,7 @@ const CLOSE_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
 /// One frame out. A client that does not take it is still told to go
 /// (kicked, server stopping) or, after `patience`, dropped: a send that
 /// waits on a full socket must not make the connection deaf to those.
-async fn send(
+async fn send_frame(
     sink: &mut SplitSink<WebSocket, Message>,
     msg: Message,
     conn: &Connection,
@@ -212,7 +212,7 @@ async fn serve(socket: WebSocket, app: AppState, owner: Owner, ip: ClientIp) {
                 _ = app.shutdown.cancelled() => break WriteEnd::Reconnect("Server restarting"),
                 end = &mut end_rx => break WriteEnd::Read(end.unwrap_or(ReadEnd::Gone)),
                 m = rx.recv() => match m {
-                    Some(text) => send(&mut sink, Message::Text(text), &conn, &app.shutdown, 2 * heartbeat).await,
+                    Some(text) => send_frame(&mut sink, Message::Text(text), &conn, &app.shutdown, 2 * heartbeat).await,
                     None => break WriteEnd::Gone,
                 },
                 _ = ping.tick() => {
@@ -220,7 +220,7 @@ async fn serve(socket: WebSocket, app: AppState, owner: Owner, ip: ClientIp) {
                         tracing::debug!(conn = conn.id, "missed two heartbeats; closing");
                         break WriteEnd::Gone;
                     }
-                    send(&mut sink, Message::Ping(Default::default()), &conn, &app.shutdown, 2 * heartbeat).await
+                    send_frame(&mut sink, Message::Ping(Default::default()), &conn, &app.shutdown, 2 * heartbeat).await
                 }
             };
             if let Err(end) = sent {
