@@ -150,8 +150,9 @@ enum WriteEnd {
 }
 
 /// How long the goodbye (`reconnect`, close frame) may wait for a client to
-/// take it; a client that reads nothing is dropped then.
-const CLOSE_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
+/// take it; a client that reads nothing is dropped then. Generous: a client
+/// kicked for being slow still has its queued output to read first.
+const CLOSE_GRACE: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// One frame out. A client that does not take it is still told to go
 /// (kicked, server stopping) or, after `patience`, dropped: a send that
