@@ -98,6 +98,11 @@ impl Drop for ChaosProxy {
     }
 }
 
+/// A server whose engine is reached through `proxy`.
+fn through(proxy: &ChaosProxy) -> ServerBuilder {
+    Server::builder().arg("--docker-host").arg(proxy.host())
+}
+
 async fn health(server: &Server) -> serde_json::Value {
     let (status, body) = server.get("/api/health").await;
     assert_eq!(status, 200, "health always answers: {body}");
@@ -107,11 +112,7 @@ async fn health(server: &Server) -> serde_json::Value {
 #[tokio::test]
 async fn the_server_starts_without_docker_and_recovers_when_it_appears() {
     let proxy = ChaosProxy::start(false);
-    let server = Server::builder()
-        .arg("--docker-host")
-        .arg(proxy.host())
-        .start()
-        .await;
+    let server = through(&proxy).start().await;
 
     let h = health(&server).await;
     assert_eq!(h["docker"], "disconnected");
@@ -152,11 +153,7 @@ async fn the_server_starts_without_docker_and_recovers_when_it_appears() {
 #[tokio::test]
 async fn an_outage_mid_session_is_reported_and_survived() {
     let proxy = ChaosProxy::start(true);
-    let server = Server::builder()
-        .arg("--docker-host")
-        .arg(proxy.host())
-        .start()
-        .await;
+    let server = through(&proxy).start().await;
     let (sid, cid) = server.create_rest().await;
 
     proxy.set_up(false);
@@ -184,12 +181,7 @@ async fn an_outage_mid_session_is_reported_and_survived() {
 async fn sessions_are_never_reported_gone_while_the_engine_is_down_at_start() {
     let proxy = ChaosProxy::start(true);
     let instance = unique("outage-restart");
-    let mut first = Server::builder()
-        .instance(&instance)
-        .arg("--docker-host")
-        .arg(proxy.host())
-        .start()
-        .await;
+    let mut first = through(&proxy).instance(&instance).start().await;
     let (sid, cid) = first.create_rest().await;
     first.keep_containers();
     first.stop().await;
@@ -197,12 +189,7 @@ async fn sessions_are_never_reported_gone_while_the_engine_is_down_at_start() {
     // The next start finds the engine down: the session is not known yet,
     // and saying 404 would tell the client, for good, that it is gone.
     proxy.set_up(false);
-    let second = Server::builder()
-        .instance(&instance)
-        .arg("--docker-host")
-        .arg(proxy.host())
-        .start()
-        .await;
+    let second = through(&proxy).instance(&instance).start().await;
     let (status, body) = second.get(&format!("/api/containers/{sid}")).await;
     assert_eq!(status, 503, "{body}");
     assert_eq!(body["error"], "DockerDaemonError");
@@ -223,11 +210,7 @@ async fn sessions_are_never_reported_gone_while_the_engine_is_down_at_start() {
 #[tokio::test]
 async fn a_hung_engine_is_reported_promptly_and_survived() {
     let proxy = ChaosProxy::start(true);
-    let server = Server::builder()
-        .arg("--docker-host")
-        .arg(proxy.host())
-        .start()
-        .await;
+    let server = through(&proxy).start().await;
     let (sid, _) = server.create_rest().await;
 
     // The engine accepts connections and never answers.

@@ -151,23 +151,6 @@ async fn running_orphans_appearing_later_are_swept_and_sessions_kept() {
     assert!(out.contains("still-6"), "{out:?}");
 }
 
-/// Cleanup sweeps the server has completed, from `/metrics`.
-async fn sweeps(server: &Server) -> u64 {
-    let text = server
-        .http
-        .get(server.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    text.lines()
-        .find_map(|l| l.strip_prefix("studio_sweeps_total "))
-        .and_then(|v| v.trim().parse().ok())
-        .expect("studio_sweeps_total in /metrics")
-}
-
 fn docker_stop(container: &str) {
     docker(&["stop", "-t", "1", container]);
 }
@@ -209,9 +192,9 @@ async fn a_stopped_container_is_reported_alike_and_started_again_on_attach() {
     let status = status_everywhere(&first, &sid).await;
     assert_eq!(status, ("exited".into(), "exited".into()));
     // Sweeps come and go; the session stays.
-    let before = sweeps(&first).await;
+    let before = first.metric("studio_sweeps_total").await;
     eventually("two more sweeps", || async {
-        (sweeps(&first).await >= before + 2).then_some(())
+        (first.metric("studio_sweeps_total").await >= before + 2).then_some(())
     })
     .await;
     assert_eq!(status_everywhere(&first, &sid).await.0, "exited");
@@ -345,16 +328,7 @@ async fn a_client_that_cannot_keep_up_is_told_to_reconnect_and_others_go_on() {
     // complete: only the fast client is left.
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        let text = server
-            .http
-            .get(server.url("/metrics"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        if text.lines().any(|l| l == "studio_websocket_connections 1") {
+        if server.metric("studio_websocket_connections").await == 1 {
             break;
         }
         assert!(

@@ -348,23 +348,6 @@ async fn preview_websockets_are_capped_per_session_and_end_with_it() {
     }
 }
 
-/// The server's sweep count, read without touching any session.
-async fn sweeps(server: &Server) -> u64 {
-    let text = server
-        .http
-        .get(server.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    text.lines()
-        .find_map(|l| l.strip_prefix("studio_sweeps_total "))
-        .and_then(|n| n.parse().ok())
-        .expect("studio_sweeps_total")
-}
-
 #[tokio::test]
 async fn an_open_preview_websocket_keeps_its_session_alive() {
     let server = Server::builder()
@@ -378,9 +361,9 @@ async fn an_open_preview_websocket_keeps_its_session_alive() {
     let terminal = std::mem::replace(&mut p.ws, p.server.ws().await);
     terminal.close().await;
     // Sweeps well past the timeout, without a request to the session.
-    let from = sweeps(&p.server).await;
+    let from = p.server.metric("studio_sweeps_total").await;
     eventually("sweeps past the session timeout", || async {
-        (sweeps(&p.server).await >= from + 8).then_some(())
+        (p.server.metric("studio_sweeps_total").await >= from + 8).then_some(())
     })
     .await;
     hot_reload

@@ -171,6 +171,23 @@ impl Server {
     }
 
     /// Sends SIGTERM and waits for the process to end; containers are kept.
+    /// The value of one `/metrics` series (a request that touches no session).
+    pub async fn metric(&self, name: &str) -> u64 {
+        let text = self
+            .http
+            .get(self.url("/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        text.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or_else(|| panic!("{name} in /metrics:\n{text}"))
+    }
+
     pub async fn stop(&mut self) -> std::process::ExitStatus {
         let mut child = self.child.take().expect("server already stopped");
         let pid = child.id().unwrap() as i32;
