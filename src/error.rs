@@ -2,10 +2,14 @@
 //! names of the contract, and it renders the same shape over REST and over
 //! WebSocket: `{error, message, retryable, statusCode?}`.
 
+use std::num::NonZeroU32;
+
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::{json, Value};
 
+use crate::limits::spec::RateSpec;
+use crate::limits::RateInfo;
 use crate::runtime::RuntimeError;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -153,30 +157,34 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();
         let mut resp = (status, axum::Json(self.to_json())).into_response();
-        let retry_after = match &self {
+        match &self {
+            // The cap is the tightest limit here: its `X-RateLimit-*` and
+            // `Retry-After`, written as the limiters write theirs.
             ApiError::AtCapacity {
                 limit,
                 retry_after_secs,
                 ..
             } => {
-                let h = resp.headers_mut();
-                h.insert("x-ratelimit-limit", (*limit).into());
-                h.insert("x-ratelimit-remaining", 0u32.into());
-                let now = std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .unwrap_or_default()
-                    .as_secs();
-                h.insert("x-ratelimit-reset", (now + retry_after_secs).into());
-                Some(*retry_after_secs)
+                let wait = std::time::Duration::from_secs(*retry_after_secs);
+                let cap = RateInfo {
+                    name: "capacity",
+                    spec: RateSpec {
+                        count: NonZeroU32::new(*limit).unwrap_or(NonZeroU32::MIN),
+                        per: wait,
+                    },
+                    remaining: 0,
+                    reset_in: wait,
+                    retry_after: Some(wait),
+                };
+                cap.apply(resp.headers_mut());
             }
             // Every 429 says when to come back; a limiter's refusal sets
             // its own (see `limits::headers`), which replaces this.
-            ApiError::RateLimit(_) => Some(1),
-            _ => None,
-        };
-        if let Some(secs) = retry_after {
-            resp.headers_mut()
-                .insert(axum::http::header::RETRY_AFTER, secs.into());
+            ApiError::RateLimit(_) => {
+                resp.headers_mut()
+                    .insert(axum::http::header::RETRY_AFTER, 1u64.into());
+            }
+            _ => {}
         }
         resp
     }
