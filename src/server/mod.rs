@@ -43,6 +43,8 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     }
     app.sessions.start_background().await;
     app.limits.spawn_pruner(&app.tasks, app.shutdown.clone());
+    // Before the port is announced: from then on a stop is graceful.
+    let signalled = shutdown_signal()?;
     // Tests and scripts read this line to learn the port (a closed stdout
     // is theirs to mind, not a reason to stop).
     {
@@ -56,7 +58,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     tokio::spawn({
         let shutdown = shutdown.clone();
         async move {
-            wait_for_signal().await;
+            signalled.await;
             shutdown.cancel();
             tracing::info!("shutting down");
         }
@@ -89,14 +91,19 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn wait_for_signal() {
+/// Installs the SIGTERM/SIGINT handlers now (so that a signal arriving any
+/// time after start-up is a graceful stop, never the default kill) and
+/// returns the wait for either.
+fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
     use tokio::signal::unix::{signal, SignalKind};
-    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
-    let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = int.recv() => {}
-    }
+    let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+    let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
+    Ok(async move {
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
+    })
 }
 
 /// Every HTTP connection, kept-alive preview upstream and terminal stream is
