@@ -117,6 +117,50 @@ async fn output_written_a_line_at_a_time_is_coalesced() {
     );
 }
 
+/// A program that prints lines slowly, but faster than anyone reads (a build,
+/// a slow shell loop, a loaded machine), is batched too: once the flood has
+/// lasted a moment, at most about 60 messages a second, however long each
+/// line takes. Without it every line would be a message (over 1000 a second).
+#[tokio::test]
+async fn a_slow_flood_of_lines_is_batched_to_a_few_dozen_messages_a_second() {
+    let server = Server::start().await;
+    let mut ws = server.ws().await;
+    let (sid, _) = ws.create(json!({})).await;
+    ws.run(&sid, "true").await;
+    let lines = 1000;
+    // Each line is followed by a busy loop, so lines come a few hundred
+    // microseconds apart: slow enough for the server to keep up with each.
+    ws.input(
+        &sid,
+        &format!(
+            "i=0; while [ $i -lt {lines} ]; do echo line-$i; j=0; while [ $j -lt 80 ]; do j=$((j+1)); done; i=$((i+1)); done; echo END-$((9*9))\n"
+        ),
+    )
+    .await;
+    let mut messages = 0;
+    let mut text = String::new();
+    let mut first = None;
+    while !text.contains("END-81") {
+        let v = ws.next().await.expect("connection stays open");
+        if v["type"] == "output" {
+            first.get_or_insert_with(std::time::Instant::now);
+            messages += 1;
+            text.push_str(v["data"].as_str().unwrap());
+        }
+    }
+    let lasted = first.unwrap().elapsed();
+    for i in [0, lines / 2, lines - 1] {
+        assert!(text.contains(&format!("line-{i}\r\n")), "line {i} arrives");
+    }
+    // About 25 messages while the flood is young (2 ms waits growing to
+    // 16 ms over its first 128 ms), then one per 16 ms at most.
+    let bound = 30.0 + 100.0 * lasted.as_secs_f64();
+    assert!(
+        (messages as f64) < bound,
+        "{messages} messages for {lines} lines over {lasted:?} (at most {bound:.0})"
+    );
+}
+
 #[tokio::test]
 async fn large_utf8_output_is_never_split_and_is_coalesced() {
     let server = Server::start().await;

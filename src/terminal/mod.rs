@@ -28,7 +28,7 @@ use tokio_util::task::TaskTracker;
 use crate::error::ApiError;
 use crate::runtime::{ContainerRuntime, RuntimeError, ShellSpec};
 use crate::ws::protocol::ServerMessage;
-use coalesce::{Burst, LINGER};
+use coalesce::{Burst, InputPending};
 use replay::Replay;
 use utf8::Utf8Decoder;
 
@@ -134,6 +134,8 @@ pub struct Terminal {
     shell: Mutex<Option<Shell>>,
     size: std::sync::Mutex<(u16, u16)>,
     attached: AtomicUsize,
+    /// Input went to the shell: the output that answers it is never held back.
+    input_pending: InputPending,
     /// Cancelled when the session ends; stops the pump.
     stop: CancellationToken,
     tasks: TaskTracker,
@@ -162,6 +164,7 @@ impl Terminal {
             shell: Mutex::new(None),
             size: std::sync::Mutex::new((80, 24)),
             attached: AtomicUsize::new(0),
+            input_pending: InputPending::default(),
             stop,
             tasks,
         })
@@ -253,6 +256,7 @@ impl Terminal {
         // Never wait for room: the connection must stay responsive. A full
         // queue means the shell has not read megabytes; the client may retry.
         if tx.push(data) {
+            self.input_pending.mark();
             Ok(())
         } else {
             Err(ApiError::RateLimit(
@@ -356,18 +360,23 @@ impl Terminal {
                 Ok(n) => n,
             };
             let first_read = Instant::now();
-            let busy = burst.busy(first_read);
+            let flowing = burst.linger(first_read);
+            let busy = flowing.is_some();
+            // Output that answers input goes out as it comes.
+            let answers_input = self.input_pending.take();
+            let linger = flowing.filter(|_| !answers_input);
+            burst.record(n, first_read);
             // Take whatever else has already arrived, without waiting, so a
             // flood goes out in few large messages rather than many small ones;
             // while output flows fast, also wait a little for more (see
             // `coalesce`).
             let mut ended = false;
             while n < cap {
-                let more = match output.read(&mut buf[n..]).now_or_never() {
-                    Some(result) => result,
-                    None if busy => {
+                let more = match (output.read(&mut buf[n..]).now_or_never(), linger) {
+                    (Some(result), _) => result,
+                    (None, Some(wait)) => {
                         match tokio::time::timeout_at(
-                            (first_read + LINGER).into(),
+                            (first_read + wait).into(),
                             output.read(&mut buf[n..]),
                         )
                         .await
@@ -376,17 +385,19 @@ impl Terminal {
                             Err(_) => break,
                         }
                     }
-                    None => break,
+                    (None, None) => break,
                 };
                 match more {
                     Ok(0) | Err(_) => {
                         ended = true;
                         break;
                     }
-                    Ok(m) => n += m,
+                    Ok(m) => {
+                        burst.record(m, Instant::now());
+                        n += m;
+                    }
                 }
             }
-            burst.record(n, first_read);
             let text = decoder.decode(&buf[..n]);
             if (n == cap || busy) && big.is_none() {
                 big = Some(vec![0u8; READ_CHUNK]);
