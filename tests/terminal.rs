@@ -83,57 +83,20 @@ async fn resize_changes_the_tty_size() {
     assert!(out.contains("43 132"), "{out:?}");
 }
 
-/// A shell loop writes every line with its own `write`: even when the server
-/// keeps up with each one, a flood must not become one message per line.
-#[tokio::test]
-async fn output_written_a_line_at_a_time_is_coalesced() {
-    let server = Server::start().await;
-    let mut ws = server.ws().await;
-    let (sid, _) = ws.create(json!({})).await;
-    ws.run(&sid, "true").await;
-    let lines = 3000;
-    ws.input(
-        &sid,
-        &format!(
-            "i=0; while [ $i -lt {lines} ]; do echo line-$i; i=$((i+1)); done; echo END-$((9*9))\n"
-        ),
-    )
-    .await;
-    let mut messages = 0;
-    let mut text = String::new();
-    while !text.contains("END-81") {
-        let v = ws.next().await.expect("connection stays open");
-        if v["type"] == "output" {
-            messages += 1;
-            text.push_str(v["data"].as_str().unwrap());
-        }
-    }
-    for i in [0, 1, lines / 2, lines - 1] {
-        assert!(text.contains(&format!("line-{i}\r\n")), "line {i} arrives");
-    }
-    assert!(
-        messages < lines / 20,
-        "{messages} messages for {lines} lines written one by one"
-    );
+/// How a shell loop's `line-0` … `line-{lines-1}`, each printed with its own
+/// `write` and followed by a busy loop of `pause` turns, reached the client
+/// (the first, middle and last lines are checked to arrive).
+struct Flood {
+    messages: usize,
+    /// From the first `output` message to the last.
+    lasted: std::time::Duration,
 }
 
-/// A program that prints lines slowly, but faster than anyone reads (a build,
-/// a slow shell loop, a loaded machine), is batched too: once the flood has
-/// lasted a moment, at most about 60 messages a second, however long each
-/// line takes. Without it every line would be a message (over 1000 a second).
-#[tokio::test]
-async fn a_slow_flood_of_lines_is_batched_to_a_few_dozen_messages_a_second() {
-    let server = Server::start().await;
-    let mut ws = server.ws().await;
-    let (sid, _) = ws.create(json!({})).await;
-    ws.run(&sid, "true").await;
-    let lines = 1000;
-    // Each line is followed by a busy loop, so lines come a few hundred
-    // microseconds apart: slow enough for the server to keep up with each.
+async fn print_lines(ws: &mut Ws, sid: &str, lines: usize, pause: usize) -> Flood {
     ws.input(
-        &sid,
+        sid,
         &format!(
-            "i=0; while [ $i -lt {lines} ]; do echo line-$i; j=0; while [ $j -lt 80 ]; do j=$((j+1)); done; i=$((i+1)); done; echo END-$((9*9))\n"
+            "i=0; while [ $i -lt {lines} ]; do echo line-$i; j=0; while [ $j -lt {pause} ]; do j=$((j+1)); done; i=$((i+1)); done; echo END-$((9*9))\n"
         ),
     )
     .await;
@@ -148,10 +111,48 @@ async fn a_slow_flood_of_lines_is_batched_to_a_few_dozen_messages_a_second() {
             text.push_str(v["data"].as_str().unwrap());
         }
     }
-    let lasted = first.unwrap().elapsed();
-    for i in [0, lines / 2, lines - 1] {
+    for i in [0, 1, lines / 2, lines - 1] {
         assert!(text.contains(&format!("line-{i}\r\n")), "line {i} arrives");
     }
+    Flood {
+        messages,
+        lasted: first.unwrap().elapsed(),
+    }
+}
+
+/// A shell loop writes every line with its own `write`: even when the server
+/// keeps up with each one, a flood must not become one message per line.
+#[tokio::test]
+async fn output_written_a_line_at_a_time_is_coalesced() {
+    let server = Server::start().await;
+    let mut ws = server.ws().await;
+    let (sid, _) = ws.create(json!({})).await;
+    ws.run(&sid, "true").await;
+    let lines = 3000;
+    let flood = print_lines(&mut ws, &sid, lines, 0).await;
+    assert!(
+        flood.messages < lines / 20,
+        "{} messages for {lines} lines written one by one",
+        flood.messages
+    );
+}
+
+/// A program that prints lines slowly, but faster than anyone reads (a build,
+/// a slow shell loop, a loaded machine), is batched too: once the flood has
+/// lasted a moment, at most about 60 messages a second, however long each
+/// line takes. Without it every line would be a message (over 1000 a second).
+#[tokio::test]
+async fn a_slow_flood_of_lines_is_batched_to_a_few_dozen_messages_a_second() {
+    let server = Server::start().await;
+    let mut ws = server.ws().await;
+    let (sid, _) = ws.create(json!({})).await;
+    ws.run(&sid, "true").await;
+    let lines = 1000;
+    // A busy loop after each line, so lines come a few hundred microseconds
+    // apart: slow enough for the server to keep up with each.
+    let Flood {
+        messages, lasted, ..
+    } = print_lines(&mut ws, &sid, lines, 80).await;
     // About 25 messages while the flood is young (2 ms waits growing to
     // 16 ms over its first 128 ms), then one per 16 ms at most.
     let bound = 30.0 + 100.0 * lasted.as_secs_f64();
