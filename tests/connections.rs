@@ -104,11 +104,22 @@ fn a_zero_connection_limit_is_refused_at_start_up() {
     assert!(err.contains("--max-connections"), "{err}");
 }
 
+/// Reads a server child's first line from its piped stdout: the one that
+/// says where it listens.
+fn listening_line(child: &mut std::process::Child) -> String {
+    use std::io::{BufRead, BufReader};
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert!(line.starts_with("claude-studio listening on"), "{line}");
+    line
+}
+
 /// A soft open-file limit of 256 (common defaults are 1024) would cap the
 /// server far below `--max-connections`: it raises the limit to the hard one.
 #[test]
 fn the_open_file_limit_is_raised_to_the_hard_limit() {
-    use std::io::{BufRead, BufReader};
     let mut child = std::process::Command::new("sh")
         .arg("-c")
         .arg(format!(
@@ -120,11 +131,7 @@ fn the_open_file_limit_is_raised_to_the_hard_limit() {
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    assert!(line.contains("listening"), "{line}");
+    listening_line(&mut child);
     let limits = std::fs::read_to_string(format!("/proc/{}/limits", child.id())).unwrap();
     let _ = child.kill();
     let _ = child.wait();
@@ -222,7 +229,6 @@ async fn accepted_connections_probe_for_vanished_peers() {
 /// make it ignore SIGTERM: logging that fails is dropped, not a panic.
 #[test]
 fn sigterm_works_when_nobody_reads_the_logs_any_more() {
-    use std::io::{BufRead, BufReader};
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_claude-studio"))
         .args(["--listen", "127.0.0.1:0", "--instance", &unique("t")])
         .args(["--docker-host", "unix:///nonexistent/docker.sock"])
@@ -231,11 +237,7 @@ fn sigterm_works_when_nobody_reads_the_logs_any_more() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    assert!(line.starts_with("claude-studio listening on"), "{line}");
+    let line = listening_line(&mut child);
     // Both pipes closed: every later write fails with EPIPE.
     drop(child.stderr.take());
     let addr = line.trim().rsplit("http://").next().unwrap().to_string();
