@@ -255,8 +255,9 @@ impl Terminal {
         };
         // Never wait for room: the connection must stay responsive. A full
         // queue means the shell has not read megabytes; the client may retry.
+        // Marked first, so that the pump cannot read the echo before it.
+        self.input_pending.mark();
         if tx.push(data) {
-            self.input_pending.mark();
             Ok(())
         } else {
             Err(ApiError::RateLimit(
