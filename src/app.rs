@@ -8,12 +8,13 @@ use std::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::api::metrics::Metrics;
 use crate::auth::Access;
 use crate::config::Settings;
 use crate::limits::Limits;
+use crate::metrics::Metrics;
 use crate::runtime::ContainerRuntime;
 use crate::session::SessionManager;
+use crate::store::SessionStore;
 
 pub struct App {
     pub settings: Arc<Settings>,
@@ -38,18 +39,20 @@ impl App {
     pub fn new(
         settings: Arc<Settings>,
         runtime: Arc<dyn ContainerRuntime>,
+        store: Arc<dyn SessionStore>,
     ) -> Result<AppState, String> {
         let shutdown = CancellationToken::new();
         let tasks = TaskTracker::new();
         let sessions = Arc::new(SessionManager::new(
             Arc::clone(&settings),
             Arc::clone(&runtime),
+            store,
             tasks.clone(),
             shutdown.clone(),
         )?);
         Ok(Arc::new(App {
             access: Access::new(&settings),
-            limits: Arc::new(Limits::new(&settings.rate_limits)),
+            limits: Arc::new(Limits::new(&settings.rate_limits())),
             settings,
             sessions,
             runtime,

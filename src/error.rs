@@ -36,6 +36,14 @@ pub enum ApiError {
     /// `ValidationError` (the contract's name for bad input) with 405.
     #[error("{0}")]
     MethodNotAllowed(String),
+    /// Refused by one of the rate limits: a `RateLimitError` (429) with
+    /// that limit's `X-RateLimit-*` and `Retry-After`.
+    #[error("{}", .0.refusal_message())]
+    Limited(RateInfo),
+    /// A service the server depends on, other than the engine (the state
+    /// store), does not answer: `ServiceUnavailableError` (503, retryable).
+    #[error("{0}")]
+    Unavailable(String),
     /// A cap on what is held at once (sessions per owner, open preview
     /// WebSockets) is reached: a `RateLimitError` (429) whose
     /// `X-RateLimit-*` describe the cap (none left) and whose `Retry-After`
@@ -63,7 +71,10 @@ impl ApiError {
             ApiError::Authentication(_) => "AuthenticationError",
             ApiError::ContainerNotFound(_) => "ContainerNotFoundError",
             ApiError::MessageTooLarge(_) => "MessageTooLarge",
-            ApiError::RateLimit(_) | ApiError::AtCapacity { .. } => "RateLimitError",
+            ApiError::RateLimit(_) | ApiError::Limited(_) | ApiError::AtCapacity { .. } => {
+                "RateLimitError"
+            }
+            ApiError::Unavailable(_) => "ServiceUnavailableError",
             ApiError::ContainerCreation(_) => "ContainerCreationError",
             ApiError::DockerDaemon(_) => "DockerDaemonError",
             ApiError::PreviewUnavailable(_) => "PreviewUnavailableError",
@@ -76,7 +87,10 @@ impl ApiError {
             ApiError::Authentication(_) => StatusCode::UNAUTHORIZED,
             ApiError::ContainerNotFound(_) => StatusCode::NOT_FOUND,
             ApiError::MessageTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
-            ApiError::RateLimit(_) | ApiError::AtCapacity { .. } => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::RateLimit(_) | ApiError::Limited(_) | ApiError::AtCapacity { .. } => {
+                StatusCode::TOO_MANY_REQUESTS
+            }
+            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::ContainerCreation(_) => StatusCode::INTERNAL_SERVER_ERROR,
             ApiError::DockerDaemon(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::PreviewUnavailable(_) => StatusCode::BAD_GATEWAY,
@@ -88,7 +102,9 @@ impl ApiError {
         matches!(
             self,
             ApiError::RateLimit(_)
+                | ApiError::Limited(_)
                 | ApiError::AtCapacity { .. }
+                | ApiError::Unavailable(_)
                 | ApiError::DockerDaemon(_)
                 | ApiError::PreviewUnavailable(_)
         )
@@ -158,6 +174,7 @@ impl IntoResponse for ApiError {
         let status = self.status();
         let mut resp = (status, axum::Json(self.to_json())).into_response();
         match &self {
+            ApiError::Limited(info) => info.apply(resp.headers_mut()),
             // The cap is the tightest limit here: its `X-RateLimit-*` and
             // `Retry-After`, written as the limiters write theirs.
             ApiError::AtCapacity {

@@ -3,33 +3,36 @@
 //!
 //! # Module map
 //!
-//! - [`server`]: binds the listener, accepts and serves connections (a
-//!   bounded number, idle ones timed out), and shuts down gracefully.
-//! - [`api`]: the HTTP surface. `api::front` is the one service every
-//!   request enters (guard, then preview or rate limits and `api::router`,
-//!   which lays out the API's URLs); REST handlers, one file per resource.
-//! - [`ws`]: the WebSocket terminal. `protocol` holds the message enums,
-//!   `connection` drives one socket (reader, writer, heartbeat, flow control),
-//!   `handlers` applies each client message.
-//! - [`session`]: the session table and its life cycle: create, look up by
-//!   owner, remove, expire on inactivity, re-adopt containers after a restart.
-//! - [`terminal`]: one session's TTY shell, its replay buffer, and the fan-out
-//!   of its output to attached connections with bounded queues.
-//! - [`runtime`]: the container engine behind the `ContainerRuntime` trait;
-//!   `runtime::docker` is the Docker implementation, `runtime::spec` fixes the
-//!   hardening every container gets.
-//! - [`preview`]: the live preview reverse proxy (path- and host-based), the
-//!   console-capture script it injects into HTML, and the console reports.
-//! - [`workspace`], [`image`]: validation of client-supplied host paths and
-//!   image references.
-//! - [`auth`]: API tokens and owners, `Host`/`Origin` checks, and signed
-//!   preview access; `auth::guard` admits or refuses every request.
-//! - [`limits`]: the rate limits (governor GCRA, per client IP) and their
-//!   headers; `limits::policy` decides which limits a request counts against.
-//! - [`config`]: settings from flags, `STUDIO_*` variables and a TOML file.
-//! - [`error`]: the one error enum, mapping 1:1 to the documented names.
+//! Layers, top to bottom; a module imports only from layers below it.
 //!
-//! Data flow for a keystroke: WebSocket frame → `ws::connection` →
+//! 1. [`server`]: binds the listener, accepts and serves connections (a
+//!    bounded number, idle ones timed out), and shuts down gracefully.
+//! 2. [`http`]: the front door every request enters: `route` classifies it
+//!    once (resource, session, auth rule, limits), `guard` checks `Host`,
+//!    `Origin` and the token, then the route's handler runs.
+//! 3. The doors: [`api`] (REST handlers, one file per resource), [`ws`]
+//!    (the WebSocket: socket, client, message handlers) and [`preview`] (the
+//!    live preview's reverse proxy and its console reports).
+//! 4. [`ops`]: the operations both doors offer (create, configure preview,
+//!    remove, inspect), each written once.
+//! 5. [`app`]: the shared state handlers get: settings, sessions, runtime,
+//!    access, limits, metrics, tasks.
+//! 6. [`session`]: the session table and its life cycle (create, look up by
+//!    owner, remove, expire, re-adopt after a restart, the warm pool).
+//! 7. [`terminal`]: one session's TTY shell, its replay buffer, and the
+//!    fan-out of its output to attached connections with bounded queues.
+//! 8. [`runtime`]: the container engine behind the `ContainerRuntime` trait
+//!    (`runtime::docker` is the Docker implementation, `runtime::spec` fixes
+//!    the hardening every container gets); [`store`]: the state store
+//!    (what a session keeps across restarts), behind `SessionStore`.
+//! 9. Leaves: [`auth`] (tokens, owners, allowed names and origins, signed
+//!    preview access), [`limits`] (the rate limits: N per window, per client
+//!    IP), [`protocol`] (the messages and checks both doors share),
+//!    [`config`], [`error`] (the one error enum, mapping 1:1 to the
+//!    documented names), [`metrics`], [`hosts`], [`image`], [`workspace`],
+//!    [`clock`].
+//!
+//! Data flow for a keystroke: WebSocket frame → `ws::socket` →
 //! `ws::handlers::input` → `terminal::Terminal::input` → the exec's raw
 //! stream. Output goes back the other way: the terminal's pump task reads the
 //! exec, decodes UTF-8, records the replay, and queues one frame per client.
@@ -37,14 +40,21 @@
 pub mod api;
 pub mod app;
 pub mod auth;
+pub mod clock;
 pub mod config;
 pub mod error;
+pub mod hosts;
+pub mod http;
 pub mod image;
 pub mod limits;
+pub mod metrics;
+pub mod ops;
 pub mod preview;
+pub mod protocol;
 pub mod runtime;
 pub mod server;
 pub mod session;
+pub mod store;
 pub mod terminal;
 pub mod workspace;
 pub mod ws;

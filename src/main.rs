@@ -1,6 +1,7 @@
-use clap::Parser;
+use std::io::IsTerminal;
+use std::path::PathBuf;
 
-use claude_studio::config::{Cli, Settings};
+use claude_studio::config::{command, Fallbacks, Settings};
 
 /// The proxy and the terminal allocate per request and per message; glibc's
 /// allocator showed up at ~8% of a preview profile.
@@ -13,11 +14,24 @@ fn say(msg: std::fmt::Arguments<'_>) {
     let _ = writeln!(std::io::stderr(), "claude-studio: {msg}");
 }
 
+/// The environment beyond `STUDIO_*` that some defaults depend on: read
+/// here, once, and passed down.
+fn fallbacks() -> Fallbacks {
+    let var = |k: &str| std::env::var_os(k).filter(|v| !v.is_empty());
+    Fallbacks {
+        docker_host: var("DOCKER_HOST").and_then(|v| v.into_string().ok()),
+        state_home: var("XDG_STATE_HOME")
+            .map(PathBuf::from)
+            .or_else(|| var("HOME").map(|h| PathBuf::from(h).join(".local/state"))),
+    }
+}
+
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     // Logs go through a queue to a thread of their own: a stderr that is
     // full (a parent that does not read it) or closed never blocks or
-    // breaks the server; lines that do not fit are dropped instead.
+    // breaks the server; lines that do not fit are dropped instead. Colour
+    // only when a person reads them on a terminal.
     let (writer, log_guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
         .lossy(true)
         .thread_name("claude-studio-log")
@@ -27,14 +41,12 @@ async fn main() -> std::process::ExitCode {
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| "claude_studio=info".into()),
         )
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(writer)
         .log_internal_errors(false)
         .init();
-    let mut cli = Cli::parse();
-    if cli.docker_host.is_none() {
-        cli.docker_host = std::env::var("DOCKER_HOST").ok().filter(|h| !h.is_empty());
-    }
-    let settings = match Settings::resolve(cli) {
+    let matches = command().get_matches();
+    let settings = match Settings::resolve(&matches, &fallbacks()) {
         Ok(s) => s,
         Err(e) => {
             say(format_args!("{e}"));

@@ -190,14 +190,14 @@ async fn a_stopped_container_is_reported_alike_and_started_again_on_attach() {
     let exit = ws.expect("exit").await;
     assert_eq!(exit["sessionId"], sid.as_str());
     let status = status_everywhere(&first, &sid).await;
-    assert_eq!(status, ("exited".into(), "exited".into()));
+    assert_eq!(status, ("stopped".into(), "stopped".into()));
     // Sweeps come and go; the session stays.
     let before = first.metric("studio_sweeps_total").await;
     eventually("two more sweeps", || async {
         (first.metric("studio_sweeps_total").await >= before + 2).then_some(())
     })
     .await;
-    assert_eq!(status_everywhere(&first, &sid).await.0, "exited");
+    assert_eq!(status_everywhere(&first, &sid).await.0, "stopped");
 
     ws.send(json!({"type": "attach", "sessionId": sid})).await;
     ws.expect("attached").await;
@@ -218,7 +218,7 @@ async fn a_stopped_container_is_reported_alike_and_started_again_on_attach() {
         (status == 200).then_some(body)
     })
     .await;
-    assert_eq!(info["status"], "exited");
+    assert_eq!(info["status"], "stopped");
     let mut ws = second.ws().await;
     ws.send(json!({"type": "attach", "sessionId": sid})).await;
     ws.expect("attached").await;

@@ -1,13 +1,12 @@
 //! `GET /api/health`: never rate limited, never needs a token, always 200 so
 //! that a load balancer can tell "up but degraded" from "down".
 
-use axum::extract::State;
 use axum::Json;
 use serde_json::{json, Value};
 
-use crate::app::AppState;
+use crate::app::App;
 
-pub async fn health(State(app): State<AppState>) -> Json<Value> {
+pub async fn health(app: &App) -> Json<Value> {
     let connected = app.runtime.ping().await.is_ok();
     Json(json!({
         "status": if connected { "ok" } else { "degraded" },

@@ -1,27 +1,18 @@
 //! `GET /metrics`: Prometheus text exposition of the server's own gauges
 //! and counters.
 
-use std::fmt::Write;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 
-use axum::extract::State;
 use axum::http::header;
-use axum::response::IntoResponse;
+use axum::response::{IntoResponse, Response};
 
-use crate::app::AppState;
+use crate::app::App;
+use crate::metrics::render;
 
-/// Counters updated on hot paths; plain atomics, read only here.
-#[derive(Debug, Default)]
-pub struct Metrics {
-    pub ws_connections: AtomicU64,
-    pub ws_connections_total: AtomicU64,
-    pub ws_messages_total: AtomicU64,
-}
-
-pub async fn metrics(State(app): State<AppState>) -> impl IntoResponse {
+pub async fn metrics(app: &App) -> Response {
     let docker_up = app.runtime.ping().await.is_ok();
     let m = &app.metrics;
-    let rows: [(&str, &str, &str, u64); 9] = [
+    let text = render(&[
         ("studio_up", "gauge", "1 while the server runs.", 1),
         (
             "studio_uptime_seconds",
@@ -71,24 +62,19 @@ pub async fn metrics(State(app): State<AppState>) -> impl IntoResponse {
             "Cleanup sweeps completed since start.",
             app.sessions.sweeps_total(),
         ),
-    ];
-    let mut out = String::new();
-    for (name, kind, help, value) in rows {
-        let _ = writeln!(
-            out,
-            "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
-        );
-    }
-    let msgs = m.ws_messages_total.load(Ordering::Relaxed);
-    let _ = writeln!(
-        out,
-        "# HELP studio_websocket_messages_total Client messages received.\n# TYPE studio_websocket_messages_total counter\nstudio_websocket_messages_total {msgs}"
-    );
+        (
+            "studio_websocket_messages_total",
+            "counter",
+            "Client messages received.",
+            m.ws_messages_total.load(Ordering::Relaxed),
+        ),
+    ]);
     (
         [(
             header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
-        out,
+        text,
     )
+        .into_response()
 }

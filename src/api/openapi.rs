@@ -7,7 +7,7 @@ fn error_response(description: &str) -> Value {
     json!({"description": description, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}})
 }
 
-pub async fn openapi() -> Json<Value> {
+pub fn openapi() -> Json<Value> {
     let session_id = json!({"name": "sessionId", "in": "path", "required": true, "schema": {"type": "string", "pattern": "^session-[A-Za-z0-9_-]{22,64}$"}});
     Json(json!({
         "openapi": "3.0.3",

@@ -2,16 +2,13 @@
 //! checks (`Host`, `Origin`), and signed access to previews.
 //!
 //! - `tokens`: hashed API tokens, constant-time checks, owner fingerprints.
-//! - `owner`: the [`Owner`](crate::session::Owner) extractor handlers use.
-//! - `guard`: the checks in front of every route: head size, `Host`,
-//!   client IP, `Origin`, token (with the authentication limit).
+//! - `owner`: [`Owner`], whose sessions are whose.
 //! - `origin`: the names and origins the server answers to.
 //! - `cors`: `--cors-origin` (CORS is closed without it).
 //! - `preview_token`, `preview_gate`: signed links and cookies that let a
 //!   browser tab open its owner's preview, and nobody else's.
 
 pub mod cors;
-pub mod guard;
 pub mod origin;
 pub mod owner;
 pub mod preview_gate;
@@ -22,6 +19,7 @@ use std::net::SocketAddr;
 
 use crate::config::Settings;
 
+pub use owner::Owner;
 pub use preview_gate::{strip_credentials, PreviewAccess, PreviewGate};
 
 pub struct Access {

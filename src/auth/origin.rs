@@ -96,7 +96,7 @@ impl Names {
         // are names of this server: `anything.localhost` is not the API.
         if name == self.preview_domain
             || (is_subdomain(&name, &self.preview_domain)
-                && crate::preview::host::parse(host, &self.preview_domain).is_some())
+                && crate::hosts::parse(host, &self.preview_domain).is_some())
         {
             return true;
         }

@@ -1,30 +1,16 @@
-//! The caller's [`Owner`], resolved once per request by the guard and read
-//! by handlers as an extractor. A request that reached a handler without
-//! one (a route the guard does not authenticate) is refused, never served
-//! as "nobody".
+//! Who a session belongs to: the fingerprint of the API token that created
+//! it (see `tokens`), or nobody when the server runs without tokens.
 
-use axum::extract::{FromRequestParts, OptionalFromRequestParts};
-use axum::http::request::Parts;
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+pub struct Owner(pub Option<String>);
 
-use crate::error::ApiError;
-use crate::session::Owner;
-
-impl<S: Send + Sync> FromRequestParts<S> for Owner {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
-        parts
-            .extensions
-            .get::<Owner>()
-            .cloned()
-            .ok_or_else(|| ApiError::Authentication("Missing or invalid API token".into()))
+impl Owner {
+    /// The owner as a label value: the fingerprint, or empty for nobody.
+    pub fn label(&self) -> &str {
+        self.0.as_deref().unwrap_or("")
     }
-}
 
-impl<S: Send + Sync> OptionalFromRequestParts<S> for Owner {
-    type Rejection = std::convert::Infallible;
-
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Option<Self>, Self::Rejection> {
-        Ok(parts.extensions.get::<Owner>().cloned())
+    pub fn from_label(s: &str) -> Owner {
+        Owner((!s.is_empty()).then(|| s.to_string()))
     }
 }

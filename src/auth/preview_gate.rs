@@ -12,10 +12,11 @@
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 
+use super::owner::Owner;
 use super::preview_token::{Purpose, COOKIE_TTL};
 use super::Access;
+use crate::clock::now_millis;
 use crate::error::ApiError;
-use crate::session::{now_millis, Owner};
 
 pub const COOKIE: &str = "studio_preview";
 

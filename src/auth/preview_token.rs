@@ -15,7 +15,7 @@ use base64::Engine;
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
 
-use crate::session::Owner;
+use super::owner::Owner;
 
 /// Lifetime of the token in a `previewUrl`: long enough to open the link.
 pub const LINK_TTL: Duration = Duration::from_secs(5 * 60);

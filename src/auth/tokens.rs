@@ -4,7 +4,7 @@
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use crate::session::Owner;
+use super::owner::Owner;
 
 pub struct Tokens {
     digests: Vec<[u8; 32]>,

@@ -1,4 +1,7 @@
-//! Rate limits, as the seed's table and the contract's keys say.
+//! Rate limits, as the seed's table and the contract's keys say. Nothing
+//! here knows about HTTP routes or the error type: a limit answers with the
+//! data for its headers (`RateInfo`), and the doors turn a refusal into a
+//! 429 or a WebSocket error.
 //!
 //! - `spec`: the `N/DURATION` / `off` values and the defaults.
 //! - `window`: one keyed limit, `N` per window, answering with header data;
@@ -6,16 +9,16 @@
 //! - `failures`: the authentication limit (failed token checks).
 //! - `client_ip`: which address a request is counted against.
 //! - `headers`: `X-RateLimit-*`, `Retry-After` and the 429 body.
-//! - `policy`: which limits apply to which HTTP request.
 //! - `size`: the bound on a request's head.
 //!
-//! WebSocket `create` and `configure_preview` are counted by the message
-//! handlers through [`Limits::container`] and [`Limits::preview`].
+//! Which limits an HTTP request counts against is the route's to say
+//! (`crate::http::route`); WebSocket `create` and `configure_preview` are
+//! counted by the message handlers through [`Limits::container`] and
+//! [`Limits::preview`].
 
 pub mod client_ip;
 pub mod failures;
 pub mod headers;
-pub mod policy;
 pub mod size;
 pub mod spec;
 pub mod window;

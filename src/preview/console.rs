@@ -14,9 +14,11 @@ use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use serde::Deserialize;
 use serde_json::Value;
 
+use crate::clock::now_millis;
 use crate::error::ApiError;
-use crate::session::{now_millis, Session};
-use crate::ws::protocol::{fields, ServerMessage};
+use crate::protocol::validate::fields;
+use crate::protocol::ServerMessage;
+use crate::session::Session;
 
 /// Largest report body.
 pub const MAX_REPORT_BYTES: usize = 64 * 1024;

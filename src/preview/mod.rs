@@ -15,7 +15,6 @@ mod console;
 mod csp;
 mod decode;
 mod headers;
-pub mod host;
 mod inject;
 mod proxy;
 mod upstream;
@@ -28,8 +27,8 @@ use axum::response::{IntoResponse, Response};
 
 use crate::app::AppState;
 use crate::error::ApiError;
+use crate::hosts::HostTarget;
 use crate::session::Session;
-use host::HostTarget;
 
 pub use inject::REPORT_PATH;
 pub use upstream::Connections;

@@ -52,7 +52,7 @@ pub async fn forward(p: &Preview, conns: &Connections, t: &Target, mut req: Requ
     let Ok(uri) = Uri::try_from(target) else {
         return ApiError::validation("Malformed preview path").into_response();
     };
-    let host = super::host::request_host(&parts.uri, &parts.headers).map(str::to_string);
+    let host = crate::hosts::request_host(&parts.uri, &parts.headers).map(str::to_string);
     h::strip_hop_by_hop(&mut parts.headers, upgrade);
     // The app behind the preview never sees the API token or our cookie.
     crate::auth::strip_credentials(&p.app.access, &mut parts.headers);

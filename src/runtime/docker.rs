@@ -18,7 +18,7 @@ use bollard::models::{
 };
 use bollard::query_parameters::{
     CreateContainerOptionsBuilder, CreateImageOptionsBuilder, ListContainersOptionsBuilder,
-    RemoveContainerOptionsBuilder, RenameContainerOptionsBuilder,
+    RemoveContainerOptionsBuilder,
 };
 use bollard::Docker;
 use futures_util::StreamExt;
@@ -29,7 +29,7 @@ use super::hijack;
 use super::network;
 use super::spec::{self, ContainerSpec, ShellSpec};
 use super::{
-    ContainerRuntime, ContainerState, ManagedContainer, PortDialer, PullProgress, RuntimeError,
+    ContainerRuntime, ContainerStatus, ManagedContainer, PortDialer, PullProgress, RuntimeError,
     ShellIo,
 };
 
@@ -65,6 +65,19 @@ pub(super) fn map_err(e: BollardError) -> RuntimeError {
         BollardError::DockerResponseServerError { message, .. } => RuntimeError::Engine(message),
         BollardError::JsonDataError { message, .. } => RuntimeError::Engine(message),
         other => RuntimeError::Unavailable(other.to_string()),
+    }
+}
+
+/// Docker's state words, in the runtime's terms.
+fn status_of(word: Option<&str>) -> ContainerStatus {
+    match word.unwrap_or_default() {
+        "running" => ContainerStatus::Running,
+        "paused" => ContainerStatus::Paused,
+        "restarting" => ContainerStatus::Restarting,
+        "created" => ContainerStatus::Created,
+        "removing" => ContainerStatus::Removing,
+        // exited, dead, and whatever a later engine adds
+        _ => ContainerStatus::Stopped,
     }
 }
 
@@ -303,10 +316,11 @@ impl ContainerRuntime for DockerRuntime {
         let docker = self.client().await?;
         let network_id = self.ensure_network(&docker).await?;
         let body = self.create_body(spec, &network_id);
-        let opts = spec
-            .name
-            .as_deref()
-            .map(|n| CreateContainerOptionsBuilder::default().name(n).build());
+        let opts = Some(
+            CreateContainerOptionsBuilder::default()
+                .name(&spec.name)
+                .build(),
+        );
         let created = match docker.create_container(opts.clone(), body).await {
             Ok(c) => c,
             Err(BollardError::DockerResponseServerError {
@@ -349,15 +363,6 @@ impl ContainerRuntime for DockerRuntime {
         }
     }
 
-    async fn rename_container(&self, id: &str, name: &str) -> Result<(), RuntimeError> {
-        let docker = self.client().await?;
-        let opts = RenameContainerOptionsBuilder::default().name(name).build();
-        docker
-            .rename_container(id, opts)
-            .await
-            .map_err(|e| self.fail(e))
-    }
-
     async fn remove_container(&self, id: &str) -> Result<(), RuntimeError> {
         let docker = self.client().await?;
         let opts = RemoveContainerOptionsBuilder::default()
@@ -378,18 +383,14 @@ impl ContainerRuntime for DockerRuntime {
         }
     }
 
-    async fn container_state(&self, id: &str) -> Result<Option<ContainerState>, RuntimeError> {
+    async fn container_status(&self, id: &str) -> Result<Option<ContainerStatus>, RuntimeError> {
         let Some(info) = self.inspect(id).await? else {
             return Ok(None);
         };
         let state = info.state.unwrap_or_default();
-        Ok(Some(ContainerState {
-            running: state.running.unwrap_or(false),
-            status: state
-                .status
-                .map(|s| s.to_string())
-                .unwrap_or_else(|| "unknown".into()),
-        }))
+        Ok(Some(status_of(
+            state.status.map(|s| s.to_string()).as_deref(),
+        )))
     }
 
     async fn port_dialer(&self, id: &str) -> Result<Option<Arc<dyn PortDialer>>, RuntimeError> {
@@ -429,15 +430,7 @@ impl ContainerRuntime for DockerRuntime {
             .filter_map(|c| {
                 Some(ManagedContainer {
                     id: c.id?,
-                    name: c
-                        .names
-                        .and_then(|n| n.into_iter().next())
-                        .map(|n| n.trim_start_matches('/').to_string())
-                        .unwrap_or_default(),
-                    status: c
-                        .state
-                        .map(|s| s.to_string())
-                        .unwrap_or_else(|| "unknown".into()),
+                    status: status_of(c.state.map(|s| s.to_string()).as_deref()),
                     labels: c.labels.unwrap_or_default(),
                     created: c.created.unwrap_or(0),
                 })

@@ -46,30 +46,48 @@ pub struct PullProgress {
     pub total: Option<i64>,
 }
 
+/// A container's state, in terms any engine can map to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ContainerStatus {
+    /// Made, never started.
+    Created,
+    Running,
+    Paused,
+    Restarting,
+    /// Ended (exited, or dead); it may be started again.
+    Stopped,
+    /// Being removed.
+    Removing,
+}
+
+impl ContainerStatus {
+    /// Holds a session's work: adopted after a restart (a stopped one is
+    /// started again on its next use).
+    pub fn holds_a_session(self) -> bool {
+        matches!(
+            self,
+            ContainerStatus::Running
+                | ContainerStatus::Stopped
+                | ContainerStatus::Paused
+                | ContainerStatus::Restarting
+        )
+    }
+}
+
 /// A container that carries our labels, as listed by the engine.
 #[derive(Debug, Clone)]
 pub struct ManagedContainer {
     pub id: String,
-    /// Without Docker's leading '/'.
-    pub name: String,
     pub labels: HashMap<String, String>,
-    /// The engine's word for its state: `running`, `exited`, `created`, …
-    pub status: String,
+    pub status: ContainerStatus,
     /// Unix seconds.
     pub created: i64,
 }
 
 impl ManagedContainer {
     pub fn is_running(&self) -> bool {
-        self.status == "running"
+        self.status == ContainerStatus::Running
     }
-}
-
-/// What the engine says about one container now.
-#[derive(Debug, Clone)]
-pub struct ContainerState {
-    pub running: bool,
-    pub status: String,
 }
 
 /// Opens connections to a container's own TCP ports (the preview's upstream).
@@ -105,13 +123,12 @@ pub trait ContainerRuntime: Send + Sync + 'static {
     ) -> Result<(), RuntimeError>;
     /// Creates and starts a container; on failure nothing is left behind.
     async fn create_container(&self, spec: &ContainerSpec) -> Result<String, RuntimeError>;
-    async fn rename_container(&self, id: &str, name: &str) -> Result<(), RuntimeError>;
     /// Starts a stopped container again; a running one is left as it is.
     async fn start_container(&self, id: &str) -> Result<(), RuntimeError>;
     /// Removes a container and its anonymous volumes; a missing one is success.
     async fn remove_container(&self, id: &str) -> Result<(), RuntimeError>;
     /// `None` when the container no longer exists.
-    async fn container_state(&self, id: &str) -> Result<Option<ContainerState>, RuntimeError>;
+    async fn container_status(&self, id: &str) -> Result<Option<ContainerStatus>, RuntimeError>;
     /// How to reach the container's ports; `None` when it is not running.
     async fn port_dialer(&self, id: &str) -> Result<Option<Arc<dyn PortDialer>>, RuntimeError>;
     /// Containers labelled as ours for `instance`.

@@ -12,12 +12,9 @@ pub const LABEL_OWNER: &str = "studio.owner";
 pub const LABEL_IMAGE: &str = "studio.image";
 pub const LABEL_CREATED: &str = "studio.created";
 pub const LABEL_INSTANCE: &str = "studio.instance";
-/// Set on warm-pool containers. Labels cannot change after creation, so a
-/// pool container's state lives in its name: `studio-pool-SESSIONID` while
-/// it waits, `studio-live-SESSIONID[.OWNER]` once handed out.
+/// Set on warm-pool containers, which are made before anyone owns them:
+/// one is a session only once the state store records its owner.
 pub const LABEL_POOL: &str = "studio.pool";
-pub const POOL_NAME_PREFIX: &str = "studio-pool-";
-pub const LIVE_NAME_PREFIX: &str = "studio-live-";
 
 /// The uid:gid every session process runs as.
 pub const USER: &str = "1000:1000";
@@ -30,8 +27,8 @@ pub const WORKSPACE_SIZE: &str = "size=512m";
 
 #[derive(Debug, Clone)]
 pub struct ContainerSpec {
-    /// The container's name; `None` lets the engine pick one.
-    pub name: Option<String>,
+    /// The container's name (`studio-SESSIONID`), fixed for its life.
+    pub name: String,
     pub image: String,
     pub labels: BTreeMap<String, String>,
     /// `KEY=value` pairs for every process in the container.

@@ -18,7 +18,7 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::api::front::Front;
+use crate::http::Front;
 
 pub struct Listener {
     pub listener: TcpListener,

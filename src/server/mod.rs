@@ -15,6 +15,7 @@ use crate::app::App;
 use crate::config::Settings;
 use crate::runtime::docker::DockerRuntime;
 use crate::runtime::ContainerRuntime;
+use crate::store::{FileStore, SessionStore};
 
 /// From the signal to the end of `run`: in-flight requests, WebSocket
 /// goodbyes and tasks get this long. It leaves room in the contract's 10 s
@@ -28,7 +29,11 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         DockerRuntime::new(settings.docker_host.as_deref(), &settings.network)
             .map_err(anyhow::Error::msg)?,
     );
-    let app = App::new(Arc::clone(&settings), Arc::clone(&runtime)).map_err(anyhow::Error::msg)?;
+    let store: Arc<dyn SessionStore> = Arc::new(
+        FileStore::open(&settings.instance_state_dir()).map_err(|e| anyhow::anyhow!("{e}"))?,
+    );
+    let app =
+        App::new(Arc::clone(&settings), Arc::clone(&runtime), store).map_err(anyhow::Error::msg)?;
 
     let listener = TcpListener::bind(settings.listen)
         .await
@@ -67,7 +72,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     let accepting = app.tasks.spawn(
         listener::Listener {
             listener,
-            front: crate::api::front(Arc::clone(&app)),
+            front: crate::http::Front::new(Arc::clone(&app)),
             limit: Arc::new(Semaphore::new(settings.max_connections)),
             idle_timeout: settings.connection_idle_timeout,
             tasks: app.tasks.clone(),

@@ -6,15 +6,18 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
+use std::collections::HashMap;
+
 use super::id::{is_well_formed, new_session_id};
-use super::manager::SessionManager;
-use super::now_millis;
+use super::manager::{not_restored_yet, SessionManager};
 use super::pool::Pooled;
-use super::record::parse_live_name;
-use super::Owner;
+use crate::auth::Owner;
+use crate::clock::{now_millis, now_secs};
+use crate::error::ApiError;
 use crate::image::ImageRef;
 use crate::runtime::spec::{LABEL_CREATED, LABEL_IMAGE, LABEL_OWNER, LABEL_POOL, LABEL_SESSION};
 use crate::runtime::{ManagedContainer, RuntimeError};
+use crate::store::SessionRecord;
 
 /// A stopped labelled container younger than this may be another server's
 /// container being started; older ones are removed.
@@ -23,12 +26,21 @@ const POOL_RETRY_MIN: Duration = Duration::from_millis(500);
 const POOL_RETRY_MAX: Duration = Duration::from_secs(30);
 
 impl SessionManager {
-    /// Re-adopts this instance's session containers after a restart.
+    /// Re-adopts this instance's session containers after a restart, with
+    /// what the state store recorded of each (owner, preview port); records
+    /// whose container is gone are dropped.
     pub async fn adopt(&self) -> Result<usize, RuntimeError> {
         let list = self.runtime.list_managed(&self.settings.instance).await?;
+        let mut records: HashMap<String, SessionRecord> = match self.store.list().await {
+            Ok(r) => r.into_iter().map(|r| (r.session_id.clone(), r)).collect(),
+            // Without the records a pooled session's owner is unknown:
+            // adopting now could remove it as an unused pool container.
+            Err(e) => return Err(RuntimeError::Unavailable(e.to_string())),
+        };
         let mut adopted = 0;
         for c in list {
             let sid = c.labels.get(LABEL_SESSION).cloned().unwrap_or_default();
+            let record = records.remove(&sid);
             // Containers this server is making or has made are not leftovers,
             // even if listed before they started. Pending is checked first: it
             // is cleared only after the session (or pool entry) exists.
@@ -43,42 +55,55 @@ impl SessionManager {
             // back; so is a paused or restarting one, which holds the user's
             // work just the same. One that never ran is a create that failed
             // half-way.
-            let stopped_session = matches!(c.status.as_str(), "exited" | "paused" | "restarting");
-            if !(c.is_running() || stopped_session) || !is_well_formed(&sid) {
+            if !c.status.holds_a_session() || !is_well_formed(&sid) {
                 self.remove_orphan(&c.id).await;
                 continue;
             }
             let label = |k: &str| c.labels.get(k).cloned().unwrap_or_default();
-            let recorded = parse_live_name(&c.name, &sid);
-            let owner = if c.labels.contains_key(LABEL_POOL) {
-                // A pool container is a session only if it had been handed out.
-                match &recorded {
-                    Some((owner, _)) => owner.clone(),
-                    None => {
-                        self.remove_orphan(&c.id).await;
-                        continue;
-                    }
+            let record = record.filter(|r| r.container_id == c.id);
+            let owner = match (&record, c.labels.contains_key(LABEL_POOL)) {
+                (Some(r), _) => Owner(r.owner.clone()),
+                // A pool container is a session only if it had been handed
+                // out, which its record says.
+                (None, true) => {
+                    self.remove_orphan(&c.id).await;
+                    continue;
                 }
-            } else {
-                Owner::from_label(&label(LABEL_OWNER))
+                (None, false) => Owner::from_label(&label(LABEL_OWNER)),
             };
             let created = label(LABEL_CREATED).parse().unwrap_or(c.created);
             // A pooled session's client env was given to its shells, not its
             // container, and is not kept across a restart.
             let terminal = self.new_terminal(&sid, &c.id, Vec::new());
+            let image = record
+                .as_ref()
+                .map_or_else(|| label(LABEL_IMAGE), |r| r.image.clone());
+            let port = record.as_ref().and_then(|r| r.preview_port);
             let session = self.insert(
-                sid.clone(),
-                c.id.clone(),
-                label(LABEL_IMAGE),
-                owner,
-                created,
+                SessionRecord {
+                    session_id: sid.clone(),
+                    container_id: c.id.clone(),
+                    owner: owner.0,
+                    image,
+                    created,
+                    preview_port: port,
+                },
                 terminal,
             );
-            if let Some(port) = recorded.and_then(|(_, port)| port) {
-                session.set_preview_port(port);
+            if record.is_none() {
+                // Made just before a crash, or by a server without records:
+                // recorded now, so the next start finds it the same way.
+                if let Err(e) = self.store.put(&session.record()).await {
+                    tracing::warn!(session = %sid, error = %e, "could not record a re-adopted session");
+                }
             }
             tracing::info!(session = %sid, container = %c.id, "session re-adopted");
             adopted += 1;
+        }
+        for stale in records.into_keys() {
+            if !self.is_pending(&stale) && !self.sessions.read().unwrap().contains_key(&stale) {
+                let _ = self.store.remove(&stale).await;
+            }
         }
         Ok(adopted)
     }
@@ -261,7 +286,7 @@ impl SessionManager {
                 .await?;
         }
         let id = new_session_id();
-        let created = (now_millis() / 1000) as i64;
+        let created = now_secs();
         let spec = self.container_spec(
             &id,
             image,
@@ -288,6 +313,31 @@ impl SessionManager {
         };
         self.pool.put(&image.normalized, pooled);
         Ok(())
+    }
+
+    /// Restores the previous run's sessions now if that has not happened
+    /// yet (the engine was down at start and the background retry has not
+    /// come round): a client that finds the engine back need not wait for it.
+    pub async fn ensure_restored(&self) -> Result<(), ApiError> {
+        if self.is_restored() {
+            return Ok(());
+        }
+        let _one_at_a_time = self.adopting.lock().await;
+        if self.is_restored() {
+            return Ok(());
+        }
+        match self.adopt().await {
+            Ok(n) => {
+                tracing::info!(adopted = n, "start-up adoption done");
+                self.restored
+                    .store(true, std::sync::atomic::Ordering::Release);
+                Ok(())
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, "adoption waits for the engine");
+                Err(not_restored_yet())
+            }
+        }
     }
 
     /// Removes the containers still waiting in the pool (at shutdown).

@@ -1,61 +1,36 @@
 //! The session table and every change to it.
 //!
-//! A session enters the table only once its container runs, and leaves it
-//! only once its container is gone (or, for expiry, once removal has been
-//! tried; a failed removal is remembered and retried by the sweep). So a
-//! client never sees a session without a container, and no container outlives
-//! its session for longer than one sweep.
+//! A session enters the table only once its container runs and its record
+//! is in the state store, and leaves it only once its container is gone
+//! (or, for expiry, once removal has been tried; a failed removal is
+//! remembered and retried by the sweep). So a client never sees a session
+//! without a container, and no container outlives its session for longer
+//! than one sweep.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use super::id::new_session_id;
-use super::pool::{Pooled, WarmPool};
-use super::record::{live_name, pool_name};
-use super::{now_millis, Owner, Session};
+use super::pool::WarmPool;
+use super::Session;
+use crate::auth::Owner;
+use crate::clock::{now_millis, now_secs};
 use crate::config::Settings;
 use crate::error::ApiError;
-use crate::image::{ImagePolicy, ImageRef};
-use crate::runtime::spec::{
-    LABEL_CREATED, LABEL_IMAGE, LABEL_INSTANCE, LABEL_OWNER, LABEL_POOL, LABEL_SESSION,
-};
-use crate::runtime::{ContainerRuntime, ContainerSpec, PullProgress, RuntimeError};
+use crate::image::ImagePolicy;
+use crate::runtime::ContainerRuntime;
+use crate::store::{SessionRecord, SessionStore};
 use crate::terminal::Terminal;
 use crate::workspace::WorkspaceRoots;
-
-const MAX_ENV_VARS: usize = 64;
-const MAX_ENV_KEY: usize = 128;
-const MAX_ENV_VALUE: usize = 8 * 1024;
-/// When a client at its session limit is told to try again: a session frees
-/// up only when one is removed or expires.
-const SESSION_CAP_RETRY_SECS: u64 = 10;
-
-#[derive(Debug, Clone, Default)]
-pub struct CreateRequest {
-    pub image: Option<String>,
-    pub workspace_dir: Option<String>,
-    pub env: BTreeMap<String, String>,
-    pub cols: Option<u16>,
-    pub rows: Option<u16>,
-}
-
-impl CreateRequest {
-    /// The terminal size asked for; a missing dimension takes the default.
-    fn size(&self) -> Option<(u16, u16)> {
-        (self.cols.is_some() || self.rows.is_some())
-            .then(|| (self.cols.unwrap_or(80), self.rows.unwrap_or(24)))
-    }
-}
 
 pub struct SessionManager {
     pub(super) settings: Arc<Settings>,
     pub(super) runtime: Arc<dyn ContainerRuntime>,
-    images: ImagePolicy,
-    roots: WorkspaceRoots,
+    pub(super) store: Arc<dyn SessionStore>,
+    pub(super) images: ImagePolicy,
+    pub(super) roots: WorkspaceRoots,
     pub(super) sessions: RwLock<HashMap<String, Arc<Session>>>,
     /// Containers whose removal failed; the sweep tries again.
     pub(super) orphans: Mutex<HashSet<String>>,
@@ -63,7 +38,7 @@ pub struct SessionManager {
     /// sweep; still so at the next one, they are orphans (see `sweep`).
     pub(super) suspects: Mutex<HashSet<String>>,
     /// Creates in flight per owner (see `reserve_slot`).
-    creating: Mutex<HashMap<Owner, usize>>,
+    pub(super) creating: Mutex<HashMap<Owner, usize>>,
     /// Unix seconds at start-up: labelled containers older than this that we
     /// did not adopt are leftovers, not another server's live sessions.
     pub(super) started: i64,
@@ -80,13 +55,13 @@ pub struct SessionManager {
     /// then an unknown session may be one not restored yet.
     pub(super) restored: std::sync::atomic::AtomicBool,
     /// Held by the one adoption that runs at a time.
-    adopting: tokio::sync::Mutex<()>,
+    pub(super) adopting: tokio::sync::Mutex<()>,
     pub(super) shutdown: CancellationToken,
 }
 
 /// While the sessions of a previous run are not restored yet (the engine was
 /// unreachable at start), a session the table lacks may still exist.
-fn not_restored_yet() -> ApiError {
+pub(super) fn not_restored_yet() -> ApiError {
     ApiError::DockerDaemon(
         "Docker daemon is not responding yet: sessions from before the restart are not restored; \
          try again shortly"
@@ -94,57 +69,11 @@ fn not_restored_yet() -> ApiError {
     )
 }
 
-pub fn validate_env(env: &BTreeMap<String, String>) -> Result<Vec<String>, ApiError> {
-    if env.len() > MAX_ENV_VARS {
-        return Err(ApiError::validation(format!(
-            "env has {} variables; at most {MAX_ENV_VARS} are allowed",
-            env.len()
-        )));
-    }
-    env.iter()
-        .map(|(k, v)| {
-            let valid_key = !k.is_empty()
-                && k.len() <= MAX_ENV_KEY
-                && !k.starts_with(|c: char| c.is_ascii_digit())
-                && k.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
-            if !valid_key {
-                let shown: String = k.chars().take(MAX_ENV_KEY).collect();
-                return Err(ApiError::validation(format!(
-                    "Invalid env variable name '{shown}': use letters, digits and '_', not starting with a digit"
-                )));
-            }
-            if v.len() > MAX_ENV_VALUE || v.contains('\0') {
-                return Err(ApiError::validation(format!(
-                    "Invalid value for env variable '{k}': at most {MAX_ENV_VALUE} bytes and no NUL"
-                )));
-            }
-            Ok(format!("{k}={v}"))
-        })
-        .collect()
-}
-
-/// Releases a create's place when the create ends, however it ends.
-struct CreatingSlot<'a> {
-    manager: &'a SessionManager,
-    owner: Owner,
-}
-
-impl Drop for CreatingSlot<'_> {
-    fn drop(&mut self) {
-        let mut creating = self.manager.creating.lock().unwrap();
-        if let Some(n) = creating.get_mut(&self.owner) {
-            *n -= 1;
-            if *n == 0 {
-                creating.remove(&self.owner);
-            }
-        }
-    }
-}
-
 impl SessionManager {
     pub fn new(
         settings: Arc<Settings>,
         runtime: Arc<dyn ContainerRuntime>,
+        store: Arc<dyn SessionStore>,
         tasks: TaskTracker,
         shutdown: CancellationToken,
     ) -> Result<SessionManager, String> {
@@ -153,11 +82,12 @@ impl SessionManager {
             roots: WorkspaceRoots::new(&settings.workspace_roots)?,
             settings,
             runtime,
+            store,
             sessions: RwLock::new(HashMap::new()),
             orphans: Mutex::new(HashSet::new()),
             suspects: Mutex::new(HashSet::new()),
             creating: Mutex::new(HashMap::new()),
-            started: (now_millis() / 1000) as i64,
+            started: now_secs(),
             tasks,
             shutdown,
             pool: WarmPool::default(),
@@ -167,10 +97,6 @@ impl SessionManager {
             restored: Default::default(),
             adopting: Default::default(),
         })
-    }
-
-    pub fn runtime(&self) -> &Arc<dyn ContainerRuntime> {
-        &self.runtime
     }
 
     pub(super) fn new_terminal(
@@ -190,119 +116,6 @@ impl SessionManager {
         )
     }
 
-    /// Validates the request, makes sure the image is there (pulling it with
-    /// progress), and starts a hardened container.
-    pub async fn create(
-        &self,
-        req: CreateRequest,
-        owner: &Owner,
-        progress: &mut (dyn FnMut(PullProgress) + Send),
-    ) -> Result<Arc<Session>, ApiError> {
-        // The owner's session limit counts sessions not restored yet too.
-        self.ensure_restored().await?;
-        let _slot = self.reserve_slot(owner)?;
-        let requested = req.image.as_deref().unwrap_or(&self.settings.default_image);
-        let image = ImageRef::parse(requested).map_err(ApiError::Validation)?;
-        if !self.images.allows(&image) {
-            return Err(ApiError::validation(format!(
-                "Image '{}' is not allowed on this server",
-                image.raw
-            )));
-        }
-        let workspace = req
-            .workspace_dir
-            .as_deref()
-            .map(|d| self.roots.resolve(d))
-            .transpose()?;
-        let client_env = validate_env(&req.env)?;
-
-        let named = |e: RuntimeError| match e {
-            RuntimeError::ImageNotFound(_) => {
-                ApiError::creation(RuntimeError::ImageNotFound(image.raw.clone()))
-            }
-            other => ApiError::creation(other),
-        };
-        if workspace.is_none() {
-            if let Some(pooled) = self.pool.take(&image.normalized) {
-                // The container says whose it is before anyone is told it
-                // exists: a restart right after (or an engine that failed
-                // the rename) must never take a handed-out session for an
-                // unused pool container and remove it. A pooled container
-                // that cannot be claimed (removed behind our back, engine
-                // down) is dropped, and the request goes the cold way.
-                let name = live_name(&pooled.session_id, owner, None);
-                match self
-                    .runtime
-                    .rename_container(&pooled.container_id, &name)
-                    .await
-                {
-                    Ok(()) => {
-                        return Ok(self.hand_out(pooled, &image, owner, client_env, &req).await)
-                    }
-                    Err(e) => {
-                        tracing::warn!(container = %pooled.container_id, error = %e, "could not claim a pooled container; discarding it");
-                        self.discard_pooled(pooled);
-                    }
-                }
-            }
-        }
-        if !self
-            .runtime
-            .image_present(&image.normalized)
-            .await
-            .map_err(named)?
-        {
-            self.runtime
-                .pull_image(&image.normalized, progress)
-                .await
-                .map_err(named)?;
-        }
-
-        let id = new_session_id();
-        let created = (now_millis() / 1000) as i64;
-        let spec = self.container_spec(&id, &image, owner, client_env, workspace, created, false);
-        let _pending = self.pending(&id);
-        let container_id = self.runtime.create_container(&spec).await.map_err(named)?;
-        let terminal = self.new_terminal(&id, &container_id, Vec::new());
-        let session = self.insert(
-            id,
-            container_id,
-            image.raw,
-            owner.clone(),
-            created,
-            terminal,
-        );
-        if let Some((c, r)) = req.size() {
-            session.terminal.set_size(c, r);
-        }
-        tracing::info!(session = %session.id, container = %session.container_id, image = %session.image, "session created");
-        Ok(session)
-    }
-
-    /// Holds one of `owner`'s `--max-sessions-per-owner` places while a
-    /// session is being created, so concurrent creates cannot overshoot.
-    fn reserve_slot(&self, owner: &Owner) -> Result<CreatingSlot<'_>, ApiError> {
-        let mut creating = self.creating.lock().unwrap();
-        let pending = creating.get(owner).copied().unwrap_or(0);
-        let max = self.settings.max_sessions_per_owner;
-        let held = self.list(owner).len() + pending;
-        if held >= max {
-            return Err(ApiError::AtCapacity {
-                message: format!(
-                    "Session limit reached: {held} of {max} sessions in use; \
-                     remove one (DELETE /api/containers/:sessionId) first"
-                ),
-                limit: u32::try_from(max).unwrap_or(u32::MAX),
-                retry_after_secs: SESSION_CAP_RETRY_SECS,
-            });
-        }
-        *creating.entry(owner.clone()).or_default() += 1;
-        Ok(CreatingSlot {
-            manager: self,
-            owner: owner.clone(),
-        })
-    }
-
     /// Marks `id` as being created until the guard drops.
     pub(super) fn pending(&self, id: &str) -> PendingGuard<'_> {
         self.pending.lock().unwrap().insert(id.to_string());
@@ -316,145 +129,32 @@ impl SessionManager {
         self.pending.lock().unwrap().contains(id)
     }
 
-    /// The one place a session container's spec is made, for the cold path
-    /// and the warm pool alike, so both get identical hardening.
-    #[allow(clippy::too_many_arguments)]
-    pub(super) fn container_spec(
-        &self,
-        id: &str,
-        image: &ImageRef,
-        owner: &Owner,
-        client_env: Vec<String>,
-        workspace: Option<std::path::PathBuf>,
-        created: i64,
-        pooled: bool,
-    ) -> ContainerSpec {
-        let mut labels = BTreeMap::from([
-            (LABEL_SESSION.to_string(), id.to_string()),
-            (LABEL_OWNER.to_string(), owner.label().to_string()),
-            (LABEL_IMAGE.to_string(), image.raw.clone()),
-            (LABEL_CREATED.to_string(), created.to_string()),
-            (LABEL_INSTANCE.to_string(), self.settings.instance.clone()),
-        ]);
-        if pooled {
-            labels.insert(LABEL_POOL.to_string(), "1".to_string());
-        }
-        let mut env = ContainerSpec::base_env();
-        env.extend(client_env);
-        ContainerSpec {
-            name: pooled.then(|| pool_name(id)),
-            image: image.normalized.clone(),
-            labels,
-            env,
-            workspace,
-            limits: self.settings.limits.clone(),
-            network: self.settings.network.clone(),
-        }
+    /// Sets the port the session's preview forwards to, and records it in
+    /// the state store before returning, so that a restart right after
+    /// keeps it. Of two concurrent changes the later one is what is stored.
+    pub async fn set_preview_port(&self, session: &Session, port: u16) -> Result<(), ApiError> {
+        let _order = session.record_lock.lock().await;
+        *session.preview_port.lock().unwrap() = Some(port);
+        self.store.put(&session.record()).await.map_err(|e| {
+            tracing::warn!(session = %session.id, error = %e, "could not record the preview port");
+            ApiError::DockerDaemon(
+                "The preview port could not be recorded; try again shortly".into(),
+            )
+        })
     }
 
-    /// Turns a pooled container into the caller's session. The rename that
-    /// records the owner runs in the background: it is only needed if the
-    /// server restarts, and it must not delay the shell.
-    async fn hand_out(
-        &self,
-        pooled: Pooled,
-        image: &ImageRef,
-        owner: &Owner,
-        client_env: Vec<String>,
-        req: &CreateRequest,
-    ) -> Arc<Session> {
-        let created = (now_millis() / 1000) as i64;
-        // The pooled shell started without the client's env; one that needs
-        // it gets a fresh shell (still in the warm container).
-        let terminal = if client_env.is_empty() {
-            pooled.terminal
-        } else {
-            pooled.terminal.close("Session restarted").await;
-            self.new_terminal(&pooled.session_id, &pooled.container_id, client_env)
-        };
-        if let Some((c, r)) = req.size() {
-            if let Err(e) = terminal.resize(c, r).await {
-                tracing::debug!(error = %e, "resizing a pooled shell failed");
-            }
-        }
-        let session = self.insert(
-            pooled.session_id.clone(),
-            pooled.container_id.clone(),
-            image.raw.clone(),
-            owner.clone(),
-            created,
-            terminal,
-        );
-        tracing::info!(session = %session.id, container = %session.container_id, image = %session.image, "session created from the warm pool");
-        session
-    }
-
-    /// A pooled container that will not be handed out: its shell closed and
-    /// the container removed, in the background (a failure is left to the
-    /// sweep, which removes containers no session owns).
-    fn discard_pooled(&self, pooled: Pooled) {
-        let runtime = Arc::clone(&self.runtime);
-        self.tasks.spawn(async move {
-            pooled.terminal.close("Session removed").await;
-            if let Err(e) = runtime.remove_container(&pooled.container_id).await {
-                tracing::debug!(container = %pooled.container_id, error = %e, "could not remove a discarded pooled container");
-            }
-        });
-    }
-
-    /// Sets the port the session's preview forwards to, and records it on
-    /// the container so that it survives a server restart.
-    pub fn set_preview_port(&self, session: &Arc<Session>, port: u16) {
-        session.set_preview_port(port);
-        self.record(session);
-    }
-
-    /// Writes what the session must keep across a restart into its
-    /// container's name (see `record`), in the background: it is only read
-    /// at the next start, and must not delay the caller.
-    fn record(&self, session: &Arc<Session>) {
-        let runtime = Arc::clone(&self.runtime);
-        let session = Arc::clone(session);
-        let shutdown = self.shutdown.clone();
-        self.tasks.spawn(async move {
-            let _order = session.record_lock.lock().await;
-            // Tried again (the latest state each time) until it lands or the
-            // session ends: an engine hiccup must not lose the preview port.
-            let mut wait = Duration::from_secs(1);
-            loop {
-                let name = live_name(&session.id, &session.owner, session.preview_port());
-                let Err(e) = runtime.rename_container(&session.container_id, &name).await else {
-                    return;
-                };
-                tracing::warn!(session = %session.id, error = %e, "could not record the session on its container; retrying in {wait:?}");
-                tokio::select! {
-                    _ = tokio::time::sleep(wait) => {}
-                    _ = session.ended.cancelled() => return,
-                    _ = shutdown.cancelled() => return,
-                }
-                wait = (wait * 2).min(Duration::from_secs(30));
-            }
-        });
-    }
-
-    pub(super) fn insert(
-        &self,
-        id: String,
-        container_id: String,
-        image: String,
-        owner: Owner,
-        created: i64,
-        terminal: Arc<Terminal>,
-    ) -> Arc<Session> {
+    /// Puts a session with what `record` says of it into the table.
+    pub(super) fn insert(&self, record: SessionRecord, terminal: Arc<Terminal>) -> Arc<Session> {
+        let id = record.session_id;
         let session = Arc::new(Session {
             terminal,
             id: id.clone(),
-            container_id,
-            image,
-            owner,
-            created,
+            container_id: record.container_id,
+            image: record.image,
+            owner: Owner(record.owner),
+            created: record.created,
             last_activity_ms: now_millis().into(),
-            preview_port: Mutex::new(None),
+            preview_port: Mutex::new(record.preview_port),
             record_lock: Default::default(),
             ended: CancellationToken::new(),
             preview_tunnels: Arc::new(tokio::sync::Semaphore::new(super::PREVIEW_TUNNELS)),
@@ -485,31 +185,6 @@ impl SessionManager {
     /// Whether the sessions of a previous run have been re-adopted.
     pub fn is_restored(&self) -> bool {
         self.restored.load(std::sync::atomic::Ordering::Acquire)
-    }
-
-    /// Restores the previous run's sessions now if that has not happened
-    /// yet (the engine was down at start and the background retry has not
-    /// come round): a client that finds the engine back need not wait for it.
-    pub async fn ensure_restored(&self) -> Result<(), ApiError> {
-        if self.is_restored() {
-            return Ok(());
-        }
-        let _one_at_a_time = self.adopting.lock().await;
-        if self.is_restored() {
-            return Ok(());
-        }
-        match self.adopt().await {
-            Ok(n) => {
-                tracing::info!(adopted = n, "start-up adoption done");
-                self.restored
-                    .store(true, std::sync::atomic::Ordering::Release);
-                Ok(())
-            }
-            Err(e) => {
-                tracing::debug!(error = %e, "adoption waits for the engine");
-                Err(not_restored_yet())
-            }
-        }
     }
 
     /// `list`, once the previous run's sessions are restored.
@@ -579,6 +254,8 @@ impl SessionManager {
         Ok(())
     }
 
+    /// Takes a session whose container is gone (or going) out of the table
+    /// and the store, and tells its clients why.
     pub(super) async fn forget(&self, session: &Arc<Session>, reason: &'static str) {
         let removed = {
             let mut map = self.sessions.write().unwrap();
@@ -590,6 +267,11 @@ impl SessionManager {
         if removed {
             session.ended.cancel();
             session.terminal.close(reason).await;
+            // A record left behind (the store failing now) is dropped at the
+            // next start, when no container answers to it.
+            if let Err(e) = self.store.remove(&session.id).await {
+                tracing::warn!(session = %session.id, error = %e, "could not forget the session's record");
+            }
         }
     }
 
@@ -612,32 +294,5 @@ pub(super) struct PendingGuard<'a> {
 impl Drop for PendingGuard<'_> {
     fn drop(&mut self) {
         self.set.lock().unwrap().remove(&self.id);
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn env_is_checked() {
-        let ok = BTreeMap::from([
-            ("NODE_ENV".to_string(), "dev".to_string()),
-            ("_X1".to_string(), "".to_string()),
-        ]);
-        assert_eq!(validate_env(&ok).unwrap(), vec!["NODE_ENV=dev", "_X1="]);
-        for bad in ["1X", "A-B", "", "A=B", "A B"] {
-            let e =
-                validate_env(&BTreeMap::from([(bad.to_string(), "v".to_string())])).unwrap_err();
-            assert_eq!(e.name(), "ValidationError", "{bad}");
-        }
-        let nul = BTreeMap::from([("A".to_string(), "a\0b".to_string())]);
-        assert!(validate_env(&nul).is_err());
-        let many: BTreeMap<String, String> =
-            (0..65).map(|i| (format!("V{i}"), String::new())).collect();
-        assert!(validate_env(&many)
-            .unwrap_err()
-            .to_string()
-            .contains("at most 64"));
     }
 }

@@ -1,45 +1,35 @@
 //! Sessions: one container, its terminal, its preview port and its owner.
-//! `manager` keeps the table and owns their life cycle (create, look up,
-//! remove, expire, re-adopt after a restart); `id` makes the ids.
+//!
+//! - `manager`: the session table (look up by owner, insert, forget).
+//! - `create`: the create pipeline (checks, warm pool, pull, container).
+//! - `maintenance`: re-adoption after a restart, the periodic sweep, and
+//!   refilling the warm pool.
+//! - `pool`: the warm pool's containers.
+//! - `id`: session ids.
+//!
+//! What a session must keep across a restart (its owner, its preview port)
+//! lives in the state store (`crate::store`), never in the engine: a
+//! container's labels cannot change, and a pod cannot be renamed.
 
+mod create;
 pub mod id;
 mod maintenance;
 mod manager;
 mod pool;
-mod record;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{SystemTime, UNIX_EPOCH};
 
-use serde::Serialize;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
+use crate::auth::Owner;
+use crate::clock::now_millis;
+use crate::runtime::ContainerStatus;
+use crate::store::SessionRecord;
 use crate::terminal::Terminal;
 
-pub use manager::{CreateRequest, SessionManager};
-
-/// Who a session belongs to: the fingerprint of the API token that created
-/// it, or nobody when the server runs without tokens.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
-pub struct Owner(pub Option<String>);
-
-impl Owner {
-    pub fn label(&self) -> &str {
-        self.0.as_deref().unwrap_or("")
-    }
-    pub fn from_label(s: &str) -> Owner {
-        Owner((!s.is_empty()).then(|| s.to_string()))
-    }
-}
-
-pub fn now_millis() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
+pub use manager::SessionManager;
 
 pub struct Session {
     pub id: String,
@@ -51,8 +41,8 @@ pub struct Session {
     pub terminal: Arc<Terminal>,
     last_activity_ms: AtomicU64,
     preview_port: Mutex<Option<u16>>,
-    /// Held while the container's name is being rewritten (see `record`),
-    /// so that of two renames the later one writes the latest state.
+    /// Held while the session's record is written, so that of two writes
+    /// the later one holds the latest state.
     record_lock: tokio::sync::Mutex<()>,
     /// Cancelled when the session is removed or expires: what still runs
     /// for it (preview WebSocket tunnels) ends with it.
@@ -66,16 +56,30 @@ pub struct Session {
 pub const PREVIEW_TUNNELS: usize = 32;
 
 /// The REST view of a session.
-#[derive(Debug, Serialize)]
+#[derive(Debug, serde::Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SessionInfo {
     pub session_id: String,
     pub container_id: String,
-    pub status: String,
+    pub status: &'static str,
     pub image: String,
     pub created_at: i64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub preview_port: Option<u16>,
+}
+
+/// A container's state in the API's words, whatever the engine calls it:
+/// `running`, `stopped`, `paused`, `restarting`, `starting`, or `removed`
+/// (the container is gone).
+pub fn status_word(status: Option<ContainerStatus>) -> &'static str {
+    match status {
+        Some(ContainerStatus::Running) => "running",
+        Some(ContainerStatus::Paused) => "paused",
+        Some(ContainerStatus::Restarting) => "restarting",
+        Some(ContainerStatus::Created) => "starting",
+        Some(ContainerStatus::Stopped) => "stopped",
+        Some(ContainerStatus::Removing) | None => "removed",
+    }
 }
 
 impl Session {
@@ -96,15 +100,23 @@ impl Session {
         *self.preview_port.lock().unwrap()
     }
 
-    fn set_preview_port(&self, port: u16) {
-        *self.preview_port.lock().unwrap() = Some(port);
+    /// What the state store keeps of this session.
+    pub fn record(&self) -> SessionRecord {
+        SessionRecord {
+            session_id: self.id.clone(),
+            container_id: self.container_id.clone(),
+            owner: self.owner.0.clone(),
+            image: self.image.clone(),
+            created: self.created,
+            preview_port: self.preview_port(),
+        }
     }
 
-    pub fn info(&self, status: &str) -> SessionInfo {
+    pub fn info(&self, status: Option<ContainerStatus>) -> SessionInfo {
         SessionInfo {
             session_id: self.id.clone(),
             container_id: self.container_id.clone(),
-            status: status.to_string(),
+            status: status_word(status),
             image: self.image.clone(),
             created_at: self.created,
             preview_port: self.preview_port(),

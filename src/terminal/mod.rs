@@ -26,8 +26,8 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::error::ApiError;
+use crate::protocol::ServerMessage;
 use crate::runtime::{ContainerRuntime, RuntimeError, ShellSpec};
-use crate::ws::protocol::ServerMessage;
 use coalesce::{Burst, InputPending};
 use replay::Replay;
 use utf8::Utf8Decoder;

@@ -3,13 +3,13 @@
 
 use std::sync::Arc;
 
-use super::connection::Connection;
-use super::protocol::{
-    Attach, ClientMessage, ConfigurePreview, Create, Input, Resize, ServerMessage,
-};
+use super::client::Connection;
 use crate::error::ApiError;
+use crate::ops;
+use crate::protocol::client::{Attach, ConfigurePreview, Create, Input, Resize};
+use crate::protocol::{ClientMessage, ServerMessage};
 use crate::runtime::PullProgress;
-use crate::session::{CreateRequest, Session};
+use crate::session::Session;
 use crate::terminal::AttachMode;
 
 pub async fn handle(conn: &Arc<Connection>, msg: ClientMessage) {
@@ -20,7 +20,7 @@ pub async fn handle(conn: &Arc<Connection>, msg: ClientMessage) {
         }
         ClientMessage::Create(c) => {
             if let Err(refused) = conn.app.limits.container(conn.ip, None) {
-                conn.send_error(&refused.error(), None).await;
+                conn.send_error(&ApiError::Limited(refused), None).await;
                 return;
             }
             // Creating may pull an image for minutes; the connection keeps
@@ -51,24 +51,11 @@ pub async fn handle(conn: &Arc<Connection>, msg: ClientMessage) {
 
 type Outcome = Result<(), (ApiError, Option<String>)>;
 
-async fn create(conn: &Arc<Connection>, c: Create) -> Result<(), ApiError> {
-    let existing = c
-        .session_id
-        .as_deref()
-        .and_then(|id| conn.app.sessions.get(id, &conn.owner).ok());
-    if let Some(session) = existing {
-        return joined(conn, &session).await;
-    }
-    let req = CreateRequest {
-        image: c.image,
-        workspace_dir: c.workspace_dir,
-        env: c.env.unwrap_or_default(),
-        cols: c.cols,
-        rows: c.rows,
-    };
-    // Progress goes out as it comes; a full queue drops a progress line rather than stall the pull.
+async fn create(conn: &Arc<Connection>, req: Create) -> Result<(), ApiError> {
+    // Progress goes out as it comes; a full queue drops a progress line
+    // rather than stall the pull.
     let tx = conn.subscriber().tx;
-    let mut progress = move |p: PullProgress| {
+    let progress = move |p: PullProgress| {
         let msg = ServerMessage::Progress {
             stage: "pull",
             message: &p.message,
@@ -77,11 +64,7 @@ async fn create(conn: &Arc<Connection>, c: Create) -> Result<(), ApiError> {
         };
         let _ = tx.try_send(msg.to_text().into());
     };
-    let session = conn
-        .app
-        .sessions
-        .create(req, &conn.owner, &mut progress)
-        .await?;
+    let session = ops::create(&conn.app, &conn.owner, req, Box::new(progress)).await?;
     joined(conn, &session).await
 }
 
@@ -144,12 +127,12 @@ async fn configure_preview(conn: &Arc<Connection>, m: ConfigurePreview) -> Resul
     conn.app
         .limits
         .preview(conn.ip)
-        .map_err(|refused| refused.error())?;
-    let configured = crate::api::preview::configure(&conn.app, &conn.owner, &m.session_id, m.port)?;
+        .map_err(ApiError::Limited)?;
+    let c = ops::configure_preview(&conn.app, &conn.owner, &m.session_id, m.port).await?;
     conn.send(&ServerMessage::PreviewConfigured {
         session_id: &m.session_id,
-        preview_url: &configured.preview_url,
-        target_url: &configured.target_url,
+        preview_url: &c.preview_url,
+        target_url: &c.target_url,
     })
     .await;
     Ok(())

@@ -33,6 +33,14 @@ pub fn unique(prefix: &str) -> String {
     )
 }
 
+/// Where a test server of `instance` keeps its state store (shared by the
+/// servers of one instance, as a restart's are).
+pub fn state_root(instance: &str) -> std::path::PathBuf {
+    std::env::temp_dir()
+        .join("studio-test-state")
+        .join(instance)
+}
+
 pub struct Server {
     child: Option<Child>,
     pub addr: SocketAddr,
@@ -77,6 +85,8 @@ impl ServerBuilder {
             .arg(&self.instance)
             .arg("--default-image")
             .arg(test_image())
+            .arg("--state-dir")
+            .arg(state_root(&self.instance))
             .args(&self.args)
             .env("RUST_LOG", "claude_studio=debug")
             .stdout(Stdio::piped())
@@ -203,6 +213,11 @@ impl Server {
         self.cleanup = false;
     }
 
+    /// The sessions the state store holds, by id.
+    pub fn recorded(&self) -> std::collections::HashMap<String, Value> {
+        recorded_sessions(&self.instance)
+    }
+
     /// The server's process id, while it runs.
     pub fn pid(&self) -> Option<u32> {
         self.child.as_ref().and_then(|c| c.id())
@@ -248,8 +263,25 @@ impl Drop for Server {
         }
         if self.cleanup {
             remove_instance_containers(&self.instance);
+            let _ = std::fs::remove_dir_all(state_root(&self.instance));
         }
     }
+}
+
+/// The session records of a label scope's state store, by session id.
+pub fn recorded_sessions(instance: &str) -> std::collections::HashMap<String, Value> {
+    let dir = state_root(instance)
+        .join("instances")
+        .join(instance)
+        .join("sessions");
+    std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| e.path().extension().is_some_and(|x| x == "json"))
+        .filter_map(|e| serde_json::from_slice::<Value>(&std::fs::read(e.path()).ok()?).ok())
+        .map(|v| (v["sessionId"].as_str().unwrap_or_default().to_string(), v))
+        .collect()
 }
 
 /// Containers of a label scope, as the engine lists them.

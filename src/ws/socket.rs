@@ -1,115 +1,29 @@
-//! One WebSocket client: a reader that parses and applies its messages, and
-//! a writer that drains its bounded outgoing queue, pings it, and sends
-//! `reconnect` when the server stops or the client falls too far behind.
+//! One WebSocket client's socket: a reader that parses each message and
+//! hands it to the handlers, and a writer that drains the bounded outgoing
+//! queue, pings the client, and sends `reconnect` when the server stops or
+//! the client falls too far behind.
 
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 
-use axum::extract::ws::rejection::WebSocketUpgradeRejection;
-use axum::extract::ws::{close_code, CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
-use axum::extract::State;
-use axum::response::{IntoResponse, Response};
-use axum::Json;
+use axum::extract::ws::{close_code, CloseFrame, Message, Utf8Bytes, WebSocket};
 use futures_util::stream::SplitSink;
 use futures_util::{SinkExt, StreamExt};
-use serde_json::json;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
+use super::client::Connection;
 use super::handlers;
-use super::protocol::{ClientMessage, ServerMessage, MAX_MESSAGE_BYTES};
 use crate::app::AppState;
+use crate::auth::Owner;
 use crate::error::ApiError;
 use crate::limits::ClientIp;
-use crate::session::Owner;
-use crate::terminal::{Kick, Subscriber, READ_CHUNK, RECONNECT_DELAY_MS};
+use crate::protocol::{ClientMessage, ServerMessage, MAX_MESSAGE_BYTES};
+use crate::terminal::{Kick, READ_CHUNK, RECONNECT_DELAY_MS};
 
-/// Frames up to this size are read (and answered with `MessageTooLarge` when
-/// over [`MAX_MESSAGE_BYTES`]); larger ones close the connection.
-const HARD_FRAME_LIMIT: usize = 8 * MAX_MESSAGE_BYTES;
 /// Outgoing queue length. Output frames carry at most [`READ_CHUNK`] bytes
 /// of terminal text, so this bounds a connection's unsent output at 1 MiB.
 pub const OUT_QUEUE: usize = MAX_MESSAGE_BYTES / READ_CHUNK;
-const READ_BUFFER: usize = 4 * 1024;
-
-pub async fn upgrade(
-    State(app): State<AppState>,
-    owner: Option<Owner>,
-    ip: ClientIp,
-    ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
-) -> Response {
-    let ws = match ws {
-        Ok(ws) => ws,
-        Err(_) => {
-            return Json(json!({
-                "service": "claude-studio",
-                "version": env!("CARGO_PKG_VERSION"),
-                "websocket": "Connect with a WebSocket client to / or /ws",
-                "health": "/api/health",
-            }))
-            .into_response()
-        }
-    };
-    // Resolved by the access guard; an upgrade it did not authenticate is refused.
-    let Some(owner) = owner else {
-        return ApiError::Authentication("Missing or invalid API token".into()).into_response();
-    };
-    let tasks = app.tasks.clone();
-    // tungstenite preallocates its read buffer (128 KiB by default) for every
-    // connection; client messages are small, and big ones still get room.
-    ws.read_buffer_size(READ_BUFFER)
-        .max_message_size(HARD_FRAME_LIMIT)
-        .max_frame_size(HARD_FRAME_LIMIT)
-        .on_upgrade(move |socket| tasks.track_future(serve(socket, app, owner, ip)))
-}
-
-/// What the message handlers know of their connection.
-pub struct Connection {
-    pub app: AppState,
-    pub id: u64,
-    pub owner: Owner,
-    /// What the per-IP limits on `create` and `configure_preview` count against.
-    pub ip: ClientIp,
-    tx: mpsc::Sender<Utf8Bytes>,
-    kick: Kick,
-    /// The session `input`/`resize` use when they name none: the one this
-    /// connection created or attached to last.
-    current: Mutex<Option<String>>,
-}
-
-impl Connection {
-    pub fn subscriber(&self) -> Subscriber {
-        Subscriber {
-            conn_id: self.id,
-            tx: self.tx.clone(),
-            kick: self.kick.clone(),
-        }
-    }
-
-    pub async fn send(&self, msg: &ServerMessage<'_>) {
-        let _ = self.tx.send(msg.to_text().into()).await;
-    }
-
-    pub async fn send_error(&self, err: &ApiError, session_id: Option<&str>) {
-        let _ = self
-            .tx
-            .send(err.to_ws_json(session_id).to_string().into())
-            .await;
-    }
-
-    pub fn set_current(&self, session_id: &str) {
-        *self.current.lock().unwrap() = Some(session_id.to_string());
-    }
-
-    /// The named session, or this connection's current one.
-    pub fn session_or_current(&self, named: Option<String>) -> Result<String, ApiError> {
-        named
-            .or_else(|| self.current.lock().unwrap().clone())
-            .ok_or_else(|| {
-                ApiError::validation("sessionId is required: this connection has no session yet")
-            })
-    }
-}
 
 /// How the reading half ended.
 enum ReadEnd {
@@ -179,7 +93,7 @@ async fn send_frame(
     }
 }
 
-async fn serve(socket: WebSocket, app: AppState, owner: Owner, ip: ClientIp) {
+pub async fn serve(socket: WebSocket, app: AppState, owner: Owner, ip: ClientIp) {
     let (tx, mut rx) = mpsc::channel::<Utf8Bytes>(OUT_QUEUE);
     let conn = Arc::new(Connection {
         id: app.next_conn_id(),

@@ -1,6 +1,7 @@
-//! Host-based previews: `PORT-SESSIONID.PREVIEW_DOMAIN[:LISTENPORT]` names a
-//! port of a session's container, on an origin of its own. Only a session id
-//! and a port come out of a host name; never an address.
+//! Host names: which ones name a host-based preview
+//! (`PORT-SESSIONID.PREVIEW_DOMAIN[:LISTENPORT]`, a port of a session's
+//! container on an origin of its own), and the host a request is for. Only a
+//! session id and a port come out of a host name; never an address.
 
 use axum::http::{header, HeaderMap, Uri};
 

@@ -1,32 +1,37 @@
-//! The WebSocket protocol's values: one enum of what clients send, one of
-//! what the server sends. Parsing is strict: a wrong type or an unknown field
-//! is a `ValidationError` that names the field, so a typo never silently
-//! becomes a default.
+//! What WebSocket clients send. Parsing is strict: a wrong type or an
+//! unknown field is a `ValidationError` that names the field, so a typo
+//! never silently becomes a default.
 
 use std::collections::BTreeMap;
 
-use serde::de::DeserializeOwned;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::Value;
 
+use super::validate::{check_dims, fields, json_type, optional_dims};
 use crate::error::ApiError;
 
-/// Frames larger than this are answered with `MessageTooLarge`.
-pub const MAX_MESSAGE_BYTES: usize = 1024 * 1024;
-/// Terminal sizes outside 1..=1000 are refused.
-pub const MAX_TERMINAL_DIM: u16 = 1000;
-
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+/// A new session, as both doors ask for it: the REST body and the
+/// WebSocket `create` message have the same fields.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct Create {
     pub image: Option<String>,
     pub workspace_dir: Option<String>,
-    /// As over REST: an existing session of the caller's is joined instead
-    /// of creating another (a safe retry); other ids are ignored.
+    /// An existing session of the caller's: it is returned (REST) or
+    /// joined (WebSocket) instead of creating another, a safe retry. Ids
+    /// are never chosen by clients; another id is ignored.
     pub session_id: Option<String>,
+    /// The first shell's size.
     pub cols: Option<u16>,
     pub rows: Option<u16>,
     pub env: Option<BTreeMap<String, String>>,
+}
+
+impl Create {
+    /// Checks what can be checked without the engine.
+    pub fn check(&self) -> Result<(), ApiError> {
+        optional_dims(self.cols, self.rows).map(|_| ())
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -67,32 +72,8 @@ pub enum ClientMessage {
     Ping,
 }
 
-/// Deserializes `value` (the message without its `type`) into `T`, with an
-/// error that names the offending field.
-/// `what` names the thing parsed, e.g. `'create' message` or `request body`.
-pub fn fields<T: DeserializeOwned>(what: &str, value: Value) -> Result<T, ApiError> {
-    serde_path_to_error::deserialize(value).map_err(|e| {
-        let path = e.path().to_string();
-        let inner = e.into_inner();
-        let detail = inner.to_string();
-        if path == "." || path.is_empty() {
-            ApiError::validation(format!("Invalid {what}: {detail}"))
-        } else {
-            ApiError::validation(format!("Invalid {what}: field '{path}': {detail}"))
-        }
-    })
-}
-
-pub fn check_dims(cols: u16, rows: u16) -> Result<(), ApiError> {
-    for (name, v) in [("cols", cols), ("rows", rows)] {
-        if v == 0 || v > MAX_TERMINAL_DIM {
-            return Err(ApiError::validation(format!(
-                "{name} must be between 1 and {MAX_TERMINAL_DIM}, got {v}"
-            )));
-        }
-    }
-    Ok(())
-}
+/// The message types, as the `Unknown message type` error lists them.
+const TYPES: &str = "create, input, attach, resize, configure_preview, ping";
 
 impl ClientMessage {
     pub fn parse(text: &str) -> Result<ClientMessage, ApiError> {
@@ -115,8 +96,12 @@ impl ClientMessage {
         };
         let rest = Value::Object(map);
         let what = format!("'{kind}' message");
-        let msg = match kind.as_str() {
-            "create" => ClientMessage::Create(fields(&what, rest)?),
+        Ok(match kind.as_str() {
+            "create" => {
+                let c: Create = fields(&what, rest)?;
+                c.check()?;
+                ClientMessage::Create(c)
+            }
             "input" => ClientMessage::Input(fields(&what, rest)?),
             "attach" => ClientMessage::Attach(fields(&what, rest)?),
             "resize" => {
@@ -130,92 +115,22 @@ impl ClientMessage {
             other => {
                 let shown: String = other.chars().take(64).collect();
                 return Err(ApiError::validation(format!(
-                    "Unknown message type '{shown}'; expected one of create, input, attach, resize, configure_preview, ping"
+                    "Unknown message type '{shown}'; expected one of {TYPES}"
                 )));
             }
-        };
-        if let ClientMessage::Create(c) = &msg {
-            if let (Some(cols), Some(rows)) = (c.cols, c.rows) {
-                check_dims(cols, rows)?;
-            } else if c.cols.is_some() || c.rows.is_some() {
-                check_dims(c.cols.unwrap_or(80), c.rows.unwrap_or(24))?;
-            }
+        })
+    }
+
+    /// The session the message names, if it names one: messages for one
+    /// session are applied in order, apart from other sessions' messages.
+    pub fn session_id(&self) -> Option<&str> {
+        match self {
+            ClientMessage::Input(m) => m.session_id.as_deref(),
+            ClientMessage::Attach(m) => Some(&m.session_id),
+            ClientMessage::Resize(m) => m.session_id.as_deref(),
+            ClientMessage::ConfigurePreview(m) => Some(&m.session_id),
+            ClientMessage::Create(_) | ClientMessage::Ping => None,
         }
-        Ok(msg)
-    }
-}
-
-pub fn json_type(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
-}
-
-#[derive(Debug, Clone, Serialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
-pub enum ServerMessage<'a> {
-    #[serde(rename_all = "camelCase")]
-    ContainerCreated {
-        session_id: &'a str,
-        container_id: &'a str,
-        status: &'a str,
-    },
-    #[serde(rename_all = "camelCase")]
-    Attached {
-        session_id: &'a str,
-        container_id: &'a str,
-        status: &'a str,
-    },
-    #[serde(rename_all = "camelCase")]
-    Output {
-        session_id: &'a str,
-        data: &'a str,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        replay: Option<bool>,
-    },
-    #[serde(rename_all = "camelCase")]
-    Exit {
-        session_id: &'a str,
-        code: Option<i64>,
-        signal: Option<&'a str>,
-    },
-    Pong,
-    #[serde(rename_all = "camelCase")]
-    Progress {
-        stage: &'a str,
-        message: &'a str,
-        current: Option<i64>,
-        total: Option<i64>,
-    },
-    Reconnect {
-        reason: &'a str,
-        delay: u64,
-    },
-    #[serde(rename_all = "camelCase")]
-    PreviewConfigured {
-        session_id: &'a str,
-        preview_url: &'a str,
-        target_url: &'a str,
-    },
-    /// A console call, uncaught error or unhandled rejection in a preview page.
-    #[serde(rename_all = "camelCase")]
-    Console {
-        session_id: &'a str,
-        level: &'a str,
-        args: &'a [Value],
-        url: &'a str,
-        timestamp: u64,
-    },
-}
-
-impl ServerMessage<'_> {
-    pub fn to_text(&self) -> String {
-        serde_json::to_string(self).expect("server messages always serialize")
     }
 }
 
@@ -277,6 +192,7 @@ mod tests {
         assert!(err(r#"{"type":"input","sessionId":"s"}"#).contains("data"));
         assert!(err(r#"{"type":"attach","sessionId":42}"#).contains("field 'sessionId'"));
         assert!(err(r#"{"type":"create","imgae":"x"}"#).contains("imgae"));
+        assert!(err(r#"{"type":"create","cols":0}"#).contains("cols"));
         assert!(
             err(r#"{"type":"resize","sessionId":"s","cols":0,"rows":10}"#)
                 .contains("cols must be between 1 and 1000")
@@ -292,58 +208,6 @@ mod tests {
         assert!(
             err(r#"{"type":"configure_preview","sessionId":"s","port":3000,"host":"evil"}"#)
                 .contains("host")
-        );
-    }
-
-    #[test]
-    fn server_messages_have_the_documented_shapes() {
-        let out = ServerMessage::Output {
-            session_id: "s",
-            data: "hi",
-            replay: None,
-        }
-        .to_text();
-        assert_eq!(out, r#"{"type":"output","sessionId":"s","data":"hi"}"#);
-        let exit = ServerMessage::Exit {
-            session_id: "s",
-            code: Some(0),
-            signal: None,
-        }
-        .to_text();
-        assert_eq!(
-            exit,
-            r#"{"type":"exit","sessionId":"s","code":0,"signal":null}"#
-        );
-        let created = ServerMessage::ContainerCreated {
-            session_id: "s",
-            container_id: "c",
-            status: "running",
-        }
-        .to_text();
-        assert_eq!(
-            created,
-            r#"{"type":"container_created","sessionId":"s","containerId":"c","status":"running"}"#
-        );
-        assert_eq!(ServerMessage::Pong.to_text(), r#"{"type":"pong"}"#);
-        let args = [Value::from("hi"), Value::from(1)];
-        let console = ServerMessage::Console {
-            session_id: "s",
-            level: "warn",
-            args: &args,
-            url: "http://x/",
-            timestamp: 5,
-        };
-        assert_eq!(
-            console.to_text(),
-            r#"{"type":"console","sessionId":"s","level":"warn","args":["hi",1],"url":"http://x/","timestamp":5}"#
-        );
-        assert_eq!(
-            ServerMessage::Reconnect {
-                reason: "Session expired",
-                delay: 1000
-            }
-            .to_text(),
-            r#"{"type":"reconnect","reason":"Session expired","delay":1000}"#
         );
     }
 }

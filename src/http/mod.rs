@@ -1,0 +1,189 @@
+//! The front door: the one service every HTTP request enters.
+//!
+//! In order: the head's size and `Host` (`guard::check_head`), a CORS
+//! preflight, the request's [`Route`] (`route::classify`, once), the
+//! route's authentication rule (`guard::admit`), its rate limits
+//! (`limits::check`), then its handler. One plain service and one `match`
+//! instead of a router and a stack of middleware layers, so that the hot
+//! path (preview requests, a page's every asset) pays for no routing or
+//! boxing it does not need, and no route can be served without a rule.
+
+pub mod guard;
+mod limits;
+pub mod route;
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::extract::{ConnectInfo, FromRequestParts, Request};
+use axum::http::{header, HeaderValue};
+use axum::response::{IntoResponse, Response};
+
+use crate::api;
+use crate::app::AppState;
+use crate::auth::Owner;
+use crate::error::ApiError;
+use crate::preview::{Connections, PreviewState};
+pub use route::Route;
+
+/// One connection's view of the server.
+#[derive(Clone)]
+pub struct Front {
+    app: AppState,
+    preview: PreviewState,
+    peer: Option<SocketAddr>,
+    /// This connection's kept-alive connections to preview upstreams.
+    conns: Arc<Connections>,
+}
+
+/// Whether the request asks for a WebSocket.
+pub fn is_websocket_upgrade(headers: &axum::http::HeaderMap) -> bool {
+    headers
+        .get(header::UPGRADE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("websocket"))
+}
+
+impl Front {
+    pub fn new(app: AppState) -> Front {
+        Front {
+            conns: Arc::new(Connections::new(app.tasks.clone(), None)),
+            preview: crate::preview::Preview::new(Arc::clone(&app)),
+            app,
+            peer: None,
+        }
+    }
+
+    /// The view of one accepted connection, which knows its peer and keeps
+    /// its own upstream connections for the preview.
+    pub fn for_connection(&self, peer: SocketAddr) -> Front {
+        Front {
+            peer: Some(peer),
+            conns: Arc::new(Connections::new(self.app.tasks.clone(), Some(peer.ip()))),
+            ..self.clone()
+        }
+    }
+
+    /// Serves one request of this connection.
+    pub async fn call(self, req: Request) -> Result<Response, Infallible> {
+        Ok(self.handle(req).await)
+    }
+
+    async fn handle(self, mut req: Request) -> Response {
+        let app = &self.app;
+        if let Err(refusal) = guard::check_head(app, &req) {
+            return refusal;
+        }
+        if let Some(preflight) = app.access.cors.preflight(req.method(), req.headers()) {
+            return preflight;
+        }
+        let upgrade = is_websocket_upgrade(req.headers());
+        let preview_host = crate::hosts::request_host(req.uri(), req.headers())
+            .and_then(|h| crate::hosts::parse(h, &app.settings.preview_domain));
+        let route = route::classify(req.method(), req.uri().path(), upgrade, preview_host);
+        let admitted = match guard::admit(app, &req, &route, self.peer) {
+            Ok(a) => a,
+            Err(refusal) => return refusal,
+        };
+        req.extensions_mut().insert(admitted.ip);
+        if let Some(peer) = self.peer {
+            req.extensions_mut().insert(ConnectInfo(peer));
+        }
+        let mut resp = match limits::check(&app.limits, route.limit(), admitted.ip) {
+            Err(refused) => refused,
+            Ok(limit) => {
+                let mut resp = self.dispatch(route, admitted.owner.clone(), req).await;
+                // A refusal at a cap describes the cap itself, the tightest
+                // limit there.
+                if let Some(info) =
+                    limit.filter(|_| !resp.headers().contains_key("x-ratelimit-limit"))
+                {
+                    info.apply(resp.headers_mut());
+                }
+                resp
+            }
+        };
+        admitted.finish(app, &mut resp);
+        resp
+    }
+
+    async fn dispatch(&self, route: Route, owner: Option<Owner>, req: Request) -> Response {
+        let app = &*self.app;
+        // Routes whose rule is a token get the caller from the guard; one
+        // that reached here without (a rule and a handler that disagree) is
+        // refused, never served as nobody.
+        let owner = || {
+            owner
+                .clone()
+                .ok_or_else(|| ApiError::Authentication("Missing or invalid API token".into()))
+        };
+        let result: Result<Response, ApiError> = match route {
+            Route::Health => Ok(api::health::health(app).await.into_response()),
+            Route::OpenApi => Ok(api::openapi::openapi().into_response()),
+            Route::Metrics => Ok(api::metrics::metrics(app).await),
+            Route::Banner => Ok(banner()),
+            Route::Terminal => match owner() {
+                Ok(o) => return self.terminal(o, req).await,
+                Err(e) => Err(e),
+            },
+            Route::ListSessions => async { api::containers::list(app, &owner()?).await }
+                .await
+                .map(IntoResponse::into_response),
+            Route::CreateSession => async { api::containers::create(app, &owner()?, req).await }
+                .await
+                .map(IntoResponse::into_response),
+            Route::GetSession(id) => async { api::containers::get(app, &owner()?, &id).await }
+                .await
+                .map(IntoResponse::into_response),
+            Route::RemoveSession(id) => {
+                async { api::containers::remove(app, &owner()?, &id).await }
+                    .await
+                    .map(IntoResponse::into_response)
+            }
+            Route::ConfigurePreview => async { api::preview::configure(app, &owner()?, req).await }
+                .await
+                .map(IntoResponse::into_response),
+            Route::PathPreview => {
+                return crate::preview::serve_path(&self.preview, &self.conns, req).await
+            }
+            Route::HostPreview(target) => {
+                return crate::preview::serve_host(&self.preview, &self.conns, target, req).await
+            }
+            Route::MethodNotAllowed { allow, .. } => {
+                let mut resp =
+                    api::method_not_allowed(req.method(), req.uri().path()).into_response();
+                resp.headers_mut()
+                    .insert(header::ALLOW, HeaderValue::from_static(allow));
+                return resp;
+            }
+            Route::NotFound { .. } => Err(api::not_found(req.uri().path())),
+        };
+        result.unwrap_or_else(IntoResponse::into_response)
+    }
+
+    /// The terminal's WebSocket upgrade.
+    async fn terminal(&self, owner: Owner, req: Request) -> Response {
+        let ip = req
+            .extensions()
+            .get::<crate::limits::ClientIp>()
+            .copied()
+            .expect("the front door resolves the client IP");
+        let (mut parts, _) = req.into_parts();
+        match axum::extract::ws::WebSocketUpgrade::from_request_parts(&mut parts, &()).await {
+            Ok(ws) => crate::ws::upgrade(Arc::clone(&self.app), owner, ip, ws),
+            Err(rejection) => rejection.into_response(),
+        }
+    }
+}
+
+/// `GET /` and `/ws` without an upgrade: what this server is.
+fn banner() -> Response {
+    axum::Json(serde_json::json!({
+        "service": "claude-studio",
+        "version": env!("CARGO_PKG_VERSION"),
+        "websocket": "Connect with a WebSocket client to / or /ws",
+        "health": "/api/health",
+    }))
+    .into_response()
+}

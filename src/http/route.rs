@@ -1,0 +1,375 @@
+//! Every request is classified once, here, into a [`Route`]: which resource
+//! it is for, which session, which authentication rule and which rate
+//! limits apply. The guard, the limits and the dispatch all read the same
+//! value, so they cannot disagree about a path; a route without an
+//! authentication rule or a limit does not compile (the matches below are
+//! exhaustive), and adding a route is one edit to this file plus its
+//! handler.
+
+use axum::http::Method;
+
+use crate::hosts::HostTarget;
+
+/// What a request is for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Route {
+    /// `GET /api/health`.
+    Health,
+    /// `GET /api/openapi.json`.
+    OpenApi,
+    /// `GET /metrics`.
+    Metrics,
+    /// `GET /` or `/ws` without an upgrade: what this server is.
+    Banner,
+    /// A WebSocket upgrade on `/` or `/ws`: the terminal protocol.
+    Terminal,
+    /// `GET /api/containers`.
+    ListSessions,
+    /// `POST /api/containers`.
+    CreateSession,
+    /// `GET /api/containers/:sessionId`.
+    GetSession(String),
+    /// `DELETE /api/containers/:sessionId`.
+    RemoveSession(String),
+    /// `POST /api/preview/configure`.
+    ConfigurePreview,
+    /// Anything under `/preview/`: the session is named in the path (the
+    /// proxy reads the rest itself).
+    PathPreview,
+    /// Any request for a preview host name (`PORT-SESSION.domain`),
+    /// whatever its path: it never reaches the API.
+    HostPreview(HostTarget),
+    /// A known path asked with a method it does not take; `Allow` lists
+    /// the ones it does.
+    MethodNotAllowed { allow: &'static str, api: bool },
+    /// No such path.
+    NotFound { api: bool },
+}
+
+/// Who may use a route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Auth {
+    /// Anyone.
+    Public,
+    /// With API tokens configured, a valid token (bearer header; `?token=`
+    /// or the token subprotocol on a WebSocket upgrade).
+    Token,
+    /// The preview checks the session's owner itself (`auth::preview_gate`);
+    /// a bearer token it carries must still be a valid one.
+    Preview,
+}
+
+/// Which rate limits a route counts against (see the README's table).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Limit<'a> {
+    None,
+    /// The general API limit, per IP.
+    General,
+    /// General, then container operations per IP and session (per IP when
+    /// there is no session yet).
+    Container(Option<&'a str>),
+    /// General, then preview configuration, per IP.
+    Preview,
+    /// WebSocket connections, per IP.
+    WebSocket,
+}
+
+impl Route {
+    pub fn auth(&self) -> Auth {
+        match self {
+            Route::Health | Route::OpenApi | Route::Banner => Auth::Public,
+            Route::Metrics
+            | Route::Terminal
+            | Route::ListSessions
+            | Route::CreateSession
+            | Route::GetSession(_)
+            | Route::RemoveSession(_)
+            | Route::ConfigurePreview
+            // Unknown paths say nothing to a caller without a token.
+            | Route::MethodNotAllowed { .. }
+            | Route::NotFound { .. } => Auth::Token,
+            Route::PathPreview | Route::HostPreview(_) => Auth::Preview,
+        }
+    }
+
+    pub fn limit(&self) -> Limit<'_> {
+        match self {
+            Route::Health | Route::Banner | Route::Metrics => Limit::None,
+            Route::PathPreview | Route::HostPreview(_) => Limit::None,
+            Route::OpenApi | Route::ListSessions | Route::GetSession(_) => Limit::General,
+            Route::CreateSession => Limit::Container(None),
+            Route::RemoveSession(id) => Limit::Container(Some(id)),
+            Route::ConfigurePreview => Limit::Preview,
+            Route::Terminal => Limit::WebSocket,
+            Route::MethodNotAllowed { api, .. } | Route::NotFound { api } => {
+                if *api {
+                    Limit::General
+                } else {
+                    Limit::None
+                }
+            }
+        }
+    }
+
+    /// Whether the route is the terminal's WebSocket.
+    pub fn is_terminal(&self) -> bool {
+        matches!(self, Route::Terminal)
+    }
+}
+
+/// One path segment, percent-decoded; `None` when it does not decode to
+/// text (the dispatch answers that as a bad request).
+fn segment(s: &str) -> Option<String> {
+    percent_encoding::percent_decode_str(s)
+        .decode_utf8()
+        .ok()
+        .map(|c| c.into_owned())
+}
+
+/// Classifies a request by its method, path, whether it asks for a
+/// WebSocket upgrade, and the preview its host names (if any).
+pub fn classify(
+    method: &Method,
+    path: &str,
+    upgrade: bool,
+    preview_host: Option<HostTarget>,
+) -> Route {
+    if let Some(target) = preview_host {
+        return Route::HostPreview(target);
+    }
+    if path.starts_with("/preview/") {
+        return Route::PathPreview;
+    }
+    let get = method == Method::GET || method == Method::HEAD;
+    let post = method == Method::POST;
+    let api = path == "/api" || path.starts_with("/api/");
+    let wrong = |allow| Route::MethodNotAllowed { allow, api };
+    match path {
+        "/" | "/ws" if get && upgrade => Route::Terminal,
+        "/" | "/ws" if get => Route::Banner,
+        "/" | "/ws" => wrong("GET,HEAD"),
+        "/api/health" if get => Route::Health,
+        "/api/openapi.json" if get => Route::OpenApi,
+        "/metrics" if get => Route::Metrics,
+        "/api/health" | "/api/openapi.json" | "/metrics" => wrong("GET,HEAD"),
+        "/api/containers" if get => Route::ListSessions,
+        "/api/containers" if post => Route::CreateSession,
+        "/api/containers" => wrong("GET,HEAD,POST"),
+        "/api/preview/configure" if post => Route::ConfigurePreview,
+        "/api/preview/configure" => wrong("POST"),
+        _ => {
+            let id = path
+                .strip_prefix("/api/containers/")
+                .filter(|id| !id.is_empty() && !id.contains('/'));
+            match id.and_then(segment) {
+                Some(id) if get => Route::GetSession(id),
+                Some(id) if method == Method::DELETE => Route::RemoveSession(id),
+                Some(_) => wrong("DELETE,GET,HEAD"),
+                None => Route::NotFound { api },
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SID: &str = "session-AAAAAAAAAAAAAAAAAAAAAA";
+
+    /// For every route: a request that reaches it, the route it is, and the
+    /// rule and limits the README documents for it.
+    fn table() -> Vec<(Method, String, bool, Route, Auth, Limit<'static>)> {
+        let id = || SID.to_string();
+        let host = HostTarget {
+            port: 3000,
+            session_label: SID.into(),
+        };
+        vec![
+            (
+                Method::GET,
+                "/api/health".into(),
+                false,
+                Route::Health,
+                Auth::Public,
+                Limit::None,
+            ),
+            (
+                Method::GET,
+                "/api/openapi.json".into(),
+                false,
+                Route::OpenApi,
+                Auth::Public,
+                Limit::General,
+            ),
+            (
+                Method::GET,
+                "/metrics".into(),
+                false,
+                Route::Metrics,
+                Auth::Token,
+                Limit::None,
+            ),
+            (
+                Method::GET,
+                "/".into(),
+                false,
+                Route::Banner,
+                Auth::Public,
+                Limit::None,
+            ),
+            (
+                Method::GET,
+                "/ws".into(),
+                true,
+                Route::Terminal,
+                Auth::Token,
+                Limit::WebSocket,
+            ),
+            (
+                Method::GET,
+                "/api/containers".into(),
+                false,
+                Route::ListSessions,
+                Auth::Token,
+                Limit::General,
+            ),
+            (
+                Method::POST,
+                "/api/containers".into(),
+                false,
+                Route::CreateSession,
+                Auth::Token,
+                Limit::Container(None),
+            ),
+            (
+                Method::GET,
+                format!("/api/containers/{SID}"),
+                false,
+                Route::GetSession(id()),
+                Auth::Token,
+                Limit::General,
+            ),
+            (
+                Method::DELETE,
+                format!("/api/containers/{SID}"),
+                false,
+                Route::RemoveSession(id()),
+                Auth::Token,
+                Limit::Container(Some(SID)),
+            ),
+            (
+                Method::POST,
+                "/api/preview/configure".into(),
+                false,
+                Route::ConfigurePreview,
+                Auth::Token,
+                Limit::Preview,
+            ),
+            (
+                Method::PUT,
+                format!("/preview/{SID}/x"),
+                false,
+                Route::PathPreview,
+                Auth::Preview,
+                Limit::None,
+            ),
+            (
+                Method::POST,
+                "/api/containers".into(),
+                false,
+                Route::HostPreview(host),
+                Auth::Preview,
+                Limit::None,
+            ),
+            (
+                Method::PATCH,
+                "/api/containers".into(),
+                false,
+                Route::MethodNotAllowed {
+                    allow: "GET,HEAD,POST",
+                    api: true,
+                },
+                Auth::Token,
+                Limit::General,
+            ),
+            (
+                Method::GET,
+                "/api/nothing".into(),
+                false,
+                Route::NotFound { api: true },
+                Auth::Token,
+                Limit::General,
+            ),
+        ]
+    }
+
+    /// The row of `table` for each kind of route. Exhaustive: a new route
+    /// does not compile until it has a row, and the test below fails until
+    /// that row is in the table and classifies to it.
+    fn row(r: &Route) -> usize {
+        match r {
+            Route::Health => 0,
+            Route::OpenApi => 1,
+            Route::Metrics => 2,
+            Route::Banner => 3,
+            Route::Terminal => 4,
+            Route::ListSessions => 5,
+            Route::CreateSession => 6,
+            Route::GetSession(_) => 7,
+            Route::RemoveSession(_) => 8,
+            Route::ConfigurePreview => 9,
+            Route::PathPreview => 10,
+            Route::HostPreview(_) => 11,
+            Route::MethodNotAllowed { .. } => 12,
+            Route::NotFound { .. } => 13,
+        }
+    }
+
+    #[test]
+    fn every_route_has_its_documented_rule_and_limits() {
+        let table = table();
+        for (i, (method, path, upgrade, route, auth, limit)) in table.into_iter().enumerate() {
+            let host = match &route {
+                Route::HostPreview(h) => Some(h.clone()),
+                _ => None,
+            };
+            let got = classify(&method, &path, upgrade, host);
+            assert_eq!(got, route, "{method} {path}");
+            assert_eq!(row(&got), i, "{method} {path} is not in its row");
+            assert_eq!(got.auth(), auth, "{method} {path}");
+            assert_eq!(got.limit(), limit, "{method} {path}");
+        }
+    }
+
+    #[test]
+    fn paths_that_look_close_are_not_routes() {
+        for path in [
+            "/api/containers/",
+            "/api/containers/a/b",
+            "/api/containersx",
+            "/preview",
+            "/wsx",
+        ] {
+            assert!(
+                matches!(
+                    classify(&Method::GET, path, false, None),
+                    Route::NotFound { .. }
+                ),
+                "{path}"
+            );
+        }
+        assert_eq!(
+            classify(&Method::GET, "/nothing", false, None).limit(),
+            Limit::None
+        );
+        assert_eq!(
+            classify(&Method::GET, "/api/containers/session-%41", false, None),
+            Route::GetSession("session-A".into())
+        );
+        assert!(matches!(
+            classify(&Method::POST, "/ws", true, None),
+            Route::MethodNotAllowed { .. }
+        ));
+    }
+}

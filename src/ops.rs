@@ -1,0 +1,128 @@
+//! The operations both doors offer, each written once: the REST handlers
+//! (`api`) and the WebSocket handlers (`ws`) parse their input, call these,
+//! and render the result in their own form.
+
+use std::sync::Arc;
+
+use crate::app::App;
+use crate::auth::Owner;
+use crate::error::ApiError;
+use crate::protocol::client::Create;
+use crate::runtime::PullProgress;
+use crate::session::{Session, SessionInfo};
+
+/// Creates a session, or returns the caller's existing one when the request
+/// names it (a safe retry). Runs to the end even if the caller goes away
+/// meanwhile: a create cut short half-way would leave a container no
+/// session knows, outside the owner's session limit. A session whose client
+/// left is listed, and expires like any idle one.
+pub async fn create(
+    app: &App,
+    owner: &Owner,
+    req: Create,
+    mut progress: Box<dyn FnMut(PullProgress) + Send>,
+) -> Result<Arc<Session>, ApiError> {
+    if let Some(existing) = req
+        .session_id
+        .as_deref()
+        .and_then(|id| app.sessions.get(id, owner).ok())
+    {
+        return Ok(existing);
+    }
+    req.check()?;
+    let sessions = Arc::clone(&app.sessions);
+    let owner = owner.clone();
+    app.tasks
+        .spawn(async move { sessions.create(req, &owner, &mut *progress).await })
+        .await
+        .map_err(|e| ApiError::ContainerCreation(format!("Session creation failed: {e}")))?
+}
+
+/// Removes a session and its container; like `create`, runs to its end if
+/// the caller hangs up: never a session left pointing at a container
+/// already removed.
+pub async fn remove(app: &App, owner: &Owner, session_id: &str) -> Result<(), ApiError> {
+    let sessions = Arc::clone(&app.sessions);
+    let (owner, id) = (owner.clone(), session_id.to_string());
+    app.tasks
+        .spawn(async move { sessions.remove(&id, &owner).await })
+        .await
+        .map_err(|e| ApiError::DockerDaemon(format!("Removing the session failed: {e}")))?
+}
+
+/// One session with its container's state as the engine reports it now.
+pub async fn session_info(
+    app: &App,
+    owner: &Owner,
+    session_id: &str,
+) -> Result<SessionInfo, ApiError> {
+    let session = app.sessions.get(session_id, owner)?;
+    match app
+        .runtime
+        .container_status(&session.container_id)
+        .await
+        .map_err(ApiError::engine)?
+    {
+        Some(status) => Ok(session.info(Some(status))),
+        // Removed behind our back: the next sweep drops the session too.
+        None => Err(ApiError::ContainerNotFound(format!(
+            "Container of session '{session_id}' no longer exists"
+        ))),
+    }
+}
+
+/// The caller's sessions, each with its container's state (one engine call
+/// for all of them).
+pub async fn list_sessions(app: &App, owner: &Owner) -> Result<Vec<SessionInfo>, ApiError> {
+    let sessions = app.sessions.list_restored(owner).await?;
+    if sessions.is_empty() {
+        return Ok(Vec::new());
+    }
+    let states: std::collections::HashMap<String, crate::runtime::ContainerStatus> = app
+        .runtime
+        .list_managed(&app.settings.instance)
+        .await
+        .map_err(ApiError::engine)?
+        .into_iter()
+        .map(|c| (c.id, c.status))
+        .collect();
+    Ok(sessions
+        .iter()
+        .map(|s| s.info(states.get(&s.container_id).copied()))
+        .collect())
+}
+
+/// Where a session's preview now points.
+pub struct PreviewConfigured {
+    pub session_id: String,
+    pub preview_url: String,
+    pub target_url: String,
+}
+
+/// Points the session's preview at `port` of its own container (clients
+/// name a port, never a host or URL) and records it.
+pub async fn configure_preview(
+    app: &App,
+    owner: &Owner,
+    session_id: &str,
+    port: u16,
+) -> Result<PreviewConfigured, ApiError> {
+    if port == 0 {
+        return Err(ApiError::validation(
+            "port must be between 1 and 65535, got 0",
+        ));
+    }
+    let session = app.sessions.get(session_id, owner)?;
+    app.sessions.set_preview_port(&session, port).await?;
+    let base = format!("/preview/{}", session.id);
+    Ok(PreviewConfigured {
+        // With auth on, the link carries a short-lived token a browser tab
+        // exchanges for a cookie (see auth::preview_gate).
+        preview_url: app
+            .access
+            .preview_gate()
+            .preview_url(&base, &session.id, owner),
+        target_url: format!("http://localhost:{port}"),
+        session_id: session.id.clone(),
+    })
+}

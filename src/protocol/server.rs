@@ -1,0 +1,124 @@
+//! What the server sends over WebSocket (and, for events, over REST too).
+
+use serde::Serialize;
+use serde_json::Value;
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ServerMessage<'a> {
+    #[serde(rename_all = "camelCase")]
+    ContainerCreated {
+        session_id: &'a str,
+        container_id: &'a str,
+        status: &'a str,
+    },
+    #[serde(rename_all = "camelCase")]
+    Attached {
+        session_id: &'a str,
+        container_id: &'a str,
+        status: &'a str,
+    },
+    #[serde(rename_all = "camelCase")]
+    Output {
+        session_id: &'a str,
+        data: &'a str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        replay: Option<bool>,
+    },
+    #[serde(rename_all = "camelCase")]
+    Exit {
+        session_id: &'a str,
+        code: Option<i64>,
+        signal: Option<&'a str>,
+    },
+    Pong,
+    #[serde(rename_all = "camelCase")]
+    Progress {
+        stage: &'a str,
+        message: &'a str,
+        current: Option<i64>,
+        total: Option<i64>,
+    },
+    Reconnect {
+        reason: &'a str,
+        delay: u64,
+    },
+    #[serde(rename_all = "camelCase")]
+    PreviewConfigured {
+        session_id: &'a str,
+        preview_url: &'a str,
+        target_url: &'a str,
+    },
+    /// A console call, uncaught error or unhandled rejection in a preview page.
+    #[serde(rename_all = "camelCase")]
+    Console {
+        session_id: &'a str,
+        level: &'a str,
+        args: &'a [Value],
+        url: &'a str,
+        timestamp: u64,
+    },
+}
+
+impl ServerMessage<'_> {
+    pub fn to_text(&self) -> String {
+        serde_json::to_string(self).expect("server messages always serialize")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn server_messages_have_the_documented_shapes() {
+        let out = ServerMessage::Output {
+            session_id: "s",
+            data: "hi",
+            replay: None,
+        }
+        .to_text();
+        assert_eq!(out, r#"{"type":"output","sessionId":"s","data":"hi"}"#);
+        let exit = ServerMessage::Exit {
+            session_id: "s",
+            code: Some(0),
+            signal: None,
+        }
+        .to_text();
+        assert_eq!(
+            exit,
+            r#"{"type":"exit","sessionId":"s","code":0,"signal":null}"#
+        );
+        let created = ServerMessage::ContainerCreated {
+            session_id: "s",
+            container_id: "c",
+            status: "running",
+        }
+        .to_text();
+        assert_eq!(
+            created,
+            r#"{"type":"container_created","sessionId":"s","containerId":"c","status":"running"}"#
+        );
+        assert_eq!(ServerMessage::Pong.to_text(), r#"{"type":"pong"}"#);
+        let args = [Value::from("hi"), Value::from(1)];
+        let console = ServerMessage::Console {
+            session_id: "s",
+            level: "warn",
+            args: &args,
+            url: "http://x/",
+            timestamp: 5,
+        };
+        assert_eq!(
+            console.to_text(),
+            r#"{"type":"console","sessionId":"s","level":"warn","args":["hi",1],"url":"http://x/","timestamp":5}"#
+        );
+        assert_eq!(
+            ServerMessage::Reconnect {
+                reason: "Session expired",
+                delay: 1000
+            }
+            .to_text(),
+            r#"{"type":"reconnect","reason":"Session expired","delay":1000}"#
+        );
+    }
+}

@@ -1,0 +1,260 @@
+//! The create pipeline: checks, then a warm container if one is waiting,
+//! else the image (pulled with progress when missing) and a fresh hardened
+//! container; the session is recorded in the state store before anyone is
+//! told it exists.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use super::id::new_session_id;
+use super::manager::SessionManager;
+use super::pool::Pooled;
+use super::Session;
+use crate::auth::Owner;
+use crate::clock::now_secs;
+use crate::error::ApiError;
+use crate::image::ImageRef;
+use crate::protocol::client::Create;
+use crate::protocol::validate::{env_pairs, optional_dims};
+use crate::runtime::spec::{
+    LABEL_CREATED, LABEL_IMAGE, LABEL_INSTANCE, LABEL_OWNER, LABEL_POOL, LABEL_SESSION,
+};
+use crate::runtime::{ContainerSpec, PullProgress, RuntimeError};
+use crate::store::SessionRecord;
+
+/// When a client at its session limit is told to try again: a session frees
+/// up only when one is removed or expires.
+const SESSION_CAP_RETRY_SECS: u64 = 10;
+
+/// Releases a create's place when the create ends, however it ends.
+struct CreatingSlot<'a> {
+    manager: &'a SessionManager,
+    owner: Owner,
+}
+
+impl Drop for CreatingSlot<'_> {
+    fn drop(&mut self) {
+        let mut creating = self.manager.creating.lock().unwrap();
+        if let Some(n) = creating.get_mut(&self.owner) {
+            *n -= 1;
+            if *n == 0 {
+                creating.remove(&self.owner);
+            }
+        }
+    }
+}
+
+impl SessionManager {
+    /// Validates the request, makes sure the image is there (pulling it with
+    /// progress), and starts a hardened container.
+    pub async fn create(
+        &self,
+        req: Create,
+        owner: &Owner,
+        progress: &mut (dyn FnMut(PullProgress) + Send),
+    ) -> Result<Arc<Session>, ApiError> {
+        let size = optional_dims(req.cols, req.rows)?;
+        // The owner's session limit counts sessions not restored yet too.
+        self.ensure_restored().await?;
+        let _slot = self.reserve_slot(owner)?;
+        let requested = req.image.as_deref().unwrap_or(&self.settings.default_image);
+        let image = ImageRef::parse(requested).map_err(ApiError::Validation)?;
+        if !self.images.allows(&image) {
+            return Err(ApiError::validation(format!(
+                "Image '{}' is not allowed on this server",
+                image.raw
+            )));
+        }
+        let workspace = req
+            .workspace_dir
+            .as_deref()
+            .map(|d| self.roots.resolve(d))
+            .transpose()?;
+        let client_env = env_pairs(&req.env.unwrap_or_default())?;
+
+        let named = |e: RuntimeError| match e {
+            RuntimeError::ImageNotFound(_) => {
+                ApiError::creation(RuntimeError::ImageNotFound(image.raw.clone()))
+            }
+            other => ApiError::creation(other),
+        };
+        if workspace.is_none() {
+            if let Some(pooled) = self.pool.take(&image.normalized) {
+                match self
+                    .hand_out(pooled, &image, owner, client_env.clone(), size)
+                    .await
+                {
+                    Ok(session) => return Ok(session),
+                    Err(pooled) => self.discard_pooled(pooled),
+                }
+            }
+        }
+        if !self
+            .runtime
+            .image_present(&image.normalized)
+            .await
+            .map_err(named)?
+        {
+            self.runtime
+                .pull_image(&image.normalized, progress)
+                .await
+                .map_err(named)?;
+        }
+
+        let id = new_session_id();
+        let created = now_secs();
+        let spec = self.container_spec(&id, &image, owner, client_env, workspace, created, false);
+        let _pending = self.pending(&id);
+        let container_id = self.runtime.create_container(&spec).await.map_err(named)?;
+        let terminal = self.new_terminal(&id, &container_id, Vec::new());
+        if let Some((c, r)) = size {
+            terminal.set_size(c, r);
+        }
+        let session = self.insert(
+            SessionRecord {
+                session_id: id,
+                container_id,
+                owner: owner.0.clone(),
+                image: image.raw,
+                created,
+                preview_port: None,
+            },
+            terminal,
+        );
+        // The labels already say whose it is, so a lost record loses
+        // nothing; still, the record is what a restart reads first.
+        if let Err(e) = self.store.put(&session.record()).await {
+            tracing::warn!(session = %session.id, error = %e, "could not record the new session");
+        }
+        tracing::info!(session = %session.id, container = %session.container_id, image = %session.image, "session created");
+        Ok(session)
+    }
+
+    /// Holds one of `owner`'s `--max-sessions-per-owner` places while a
+    /// session is being created, so concurrent creates cannot overshoot.
+    fn reserve_slot(&self, owner: &Owner) -> Result<CreatingSlot<'_>, ApiError> {
+        let mut creating = self.creating.lock().unwrap();
+        let pending = creating.get(owner).copied().unwrap_or(0);
+        let max = self.settings.max_sessions_per_owner;
+        let held = self.list(owner).len() + pending;
+        if held >= max {
+            return Err(ApiError::AtCapacity {
+                message: format!(
+                    "Session limit reached: {held} of {max} sessions in use; \
+                     remove one (DELETE /api/containers/:sessionId) first"
+                ),
+                limit: u32::try_from(max).unwrap_or(u32::MAX),
+                retry_after_secs: SESSION_CAP_RETRY_SECS,
+            });
+        }
+        *creating.entry(owner.clone()).or_default() += 1;
+        Ok(CreatingSlot {
+            manager: self,
+            owner: owner.clone(),
+        })
+    }
+
+    /// The one place a session container's spec is made, for the cold path
+    /// and the warm pool alike, so both get identical hardening.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn container_spec(
+        &self,
+        id: &str,
+        image: &ImageRef,
+        owner: &Owner,
+        client_env: Vec<String>,
+        workspace: Option<std::path::PathBuf>,
+        created: i64,
+        pooled: bool,
+    ) -> ContainerSpec {
+        let mut labels = BTreeMap::from([
+            (LABEL_SESSION.to_string(), id.to_string()),
+            (LABEL_OWNER.to_string(), owner.label().to_string()),
+            (LABEL_IMAGE.to_string(), image.raw.clone()),
+            (LABEL_CREATED.to_string(), created.to_string()),
+            (LABEL_INSTANCE.to_string(), self.settings.instance.clone()),
+        ]);
+        if pooled {
+            labels.insert(LABEL_POOL.to_string(), "1".to_string());
+        }
+        let mut env = ContainerSpec::base_env();
+        env.extend(client_env);
+        ContainerSpec {
+            name: format!("studio-{id}"),
+            image: image.normalized.clone(),
+            labels,
+            env,
+            workspace,
+            limits: self.settings.container_limits(),
+            network: self.settings.network.clone(),
+        }
+    }
+
+    /// Turns a pooled container into the caller's session, if it still runs.
+    /// Its record (which
+    /// names the owner: the container's labels say nobody) is written before
+    /// anyone is told it exists: a restart right after must never take a
+    /// handed-out session for an unused pool container and remove it. One
+    /// that cannot be recorded goes back to the caller as `Err`, to be
+    /// discarded; the request then takes the cold path.
+    async fn hand_out(
+        &self,
+        pooled: Pooled,
+        image: &ImageRef,
+        owner: &Owner,
+        client_env: Vec<String>,
+        size: Option<(u16, u16)>,
+    ) -> Result<Arc<Session>, Pooled> {
+        // Removed or stopped behind our back while it waited (its shell may
+        // not have noticed yet): never handed out.
+        match self.runtime.container_status(&pooled.container_id).await {
+            Ok(Some(crate::runtime::ContainerStatus::Running)) => {}
+            other => {
+                tracing::warn!(container = %pooled.container_id, state = ?other, "a pooled container is not running; discarding it");
+                return Err(pooled);
+            }
+        }
+        let created = now_secs();
+        let record = SessionRecord {
+            session_id: pooled.session_id.clone(),
+            container_id: pooled.container_id.clone(),
+            owner: owner.0.clone(),
+            image: image.raw.clone(),
+            created,
+            preview_port: None,
+        };
+        if let Err(e) = self.store.put(&record).await {
+            tracing::warn!(container = %pooled.container_id, error = %e, "could not record a pooled container's owner; discarding it");
+            return Err(pooled);
+        }
+        // The pooled shell started without the client's env; one that needs
+        // it gets a fresh shell (still in the warm container).
+        let terminal = if client_env.is_empty() {
+            pooled.terminal
+        } else {
+            pooled.terminal.close("Session restarted").await;
+            self.new_terminal(&pooled.session_id, &pooled.container_id, client_env)
+        };
+        if let Some((c, r)) = size {
+            if let Err(e) = terminal.resize(c, r).await {
+                tracing::debug!(error = %e, "resizing a pooled shell failed");
+            }
+        }
+        let session = self.insert(record, terminal);
+        tracing::info!(session = %session.id, container = %session.container_id, image = %session.image, "session created from the warm pool");
+        Ok(session)
+    }
+
+    /// A pooled container that will not be handed out: its shell closed and
+    /// the container removed, in the background (a failure is left to the
+    /// sweep, which removes containers no session owns).
+    fn discard_pooled(&self, pooled: Pooled) {
+        let runtime = Arc::clone(&self.runtime);
+        self.tasks.spawn(async move {
+            pooled.terminal.close("Session removed").await;
+            if let Err(e) = runtime.remove_container(&pooled.container_id).await {
+                tracing::debug!(container = %pooled.container_id, error = %e, "could not remove a discarded pooled container");
+            }
+        });
+    }
+}

@@ -1,0 +1,62 @@
+//! What the message handlers know of their connection: who it is, where its
+//! outgoing messages go, and which session it uses by default.
+
+use std::sync::Mutex;
+
+use axum::extract::ws::Utf8Bytes;
+use tokio::sync::mpsc;
+
+use crate::app::AppState;
+use crate::auth::Owner;
+use crate::error::ApiError;
+use crate::limits::ClientIp;
+use crate::protocol::ServerMessage;
+use crate::terminal::{Kick, Subscriber};
+
+/// What the message handlers know of their connection.
+pub struct Connection {
+    pub app: AppState,
+    pub id: u64,
+    pub owner: Owner,
+    /// What the per-IP limits on `create` and `configure_preview` count against.
+    pub ip: ClientIp,
+    pub(super) tx: mpsc::Sender<Utf8Bytes>,
+    pub(super) kick: Kick,
+    /// The session `input`/`resize` use when they name none: the one this
+    /// connection created or attached to last.
+    pub(super) current: Mutex<Option<String>>,
+}
+
+impl Connection {
+    pub fn subscriber(&self) -> Subscriber {
+        Subscriber {
+            conn_id: self.id,
+            tx: self.tx.clone(),
+            kick: self.kick.clone(),
+        }
+    }
+
+    pub async fn send(&self, msg: &ServerMessage<'_>) {
+        let _ = self.tx.send(msg.to_text().into()).await;
+    }
+
+    pub async fn send_error(&self, err: &ApiError, session_id: Option<&str>) {
+        let _ = self
+            .tx
+            .send(err.to_ws_json(session_id).to_string().into())
+            .await;
+    }
+
+    pub fn set_current(&self, session_id: &str) {
+        *self.current.lock().unwrap() = Some(session_id.to_string());
+    }
+
+    /// The named session, or this connection's current one.
+    pub fn session_or_current(&self, named: Option<String>) -> Result<String, ApiError> {
+        named
+            .or_else(|| self.current.lock().unwrap().clone())
+            .ok_or_else(|| {
+                ApiError::validation("sessionId is required: this connection has no session yet")
+            })
+    }
+}
