@@ -238,3 +238,36 @@ async fn a_hung_engine_is_reported_promptly_and_survived() {
     assert_eq!(status, 200, "{list}");
     assert_eq!(list[0]["sessionId"], sid.as_str());
 }
+
+/// A hung engine holds up only the session whose message needs it: the
+/// connection goes on answering its other messages meanwhile.
+#[tokio::test]
+async fn a_hung_engine_call_does_not_stall_the_connection() {
+    let proxy = ChaosProxy::start(true);
+    let server = through(&proxy).start().await;
+    let mut ws = server.ws().await;
+    let (sid, _) = ws.create(serde_json::json!({})).await;
+    ws.run(&sid, "true").await;
+
+    proxy.set_hung(true);
+    // Resizing asks the engine, which never answers (until the call times out).
+    ws.send(serde_json::json!({"type": "resize", "sessionId": sid, "cols": 90, "rows": 30}))
+        .await;
+    ws.send(serde_json::json!({"type": "ping"})).await;
+    let started = std::time::Instant::now();
+    loop {
+        let m = ws.next().await.expect("connection open");
+        match m["type"].as_str() {
+            Some("pong") => break,
+            // The resize failing first would mean the ping waited behind it.
+            Some("error") => panic!("the resize finished before the ping was answered: {m}"),
+            _ => {}
+        }
+    }
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(5),
+        "the ping took {:?}",
+        started.elapsed()
+    );
+    proxy.set_hung(false);
+}

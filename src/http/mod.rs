@@ -16,7 +16,7 @@ use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use axum::extract::{ConnectInfo, FromRequestParts, Request};
+use axum::extract::{FromRequestParts, Request};
 use axum::http::{header, HeaderValue};
 use axum::response::{IntoResponse, Response};
 
@@ -24,6 +24,7 @@ use crate::api;
 use crate::app::AppState;
 use crate::auth::Owner;
 use crate::error::ApiError;
+use crate::limits::ClientIp;
 use crate::preview::{Connections, PreviewState};
 pub use route::Route;
 
@@ -70,7 +71,7 @@ impl Front {
         Ok(self.handle(req).await)
     }
 
-    async fn handle(self, mut req: Request) -> Response {
+    async fn handle(self, req: Request) -> Response {
         let app = &self.app;
         if let Err(refusal) = guard::check_head(app, &req) {
             return refusal;
@@ -86,14 +87,12 @@ impl Front {
             Ok(a) => a,
             Err(refusal) => return refusal,
         };
-        req.extensions_mut().insert(admitted.ip);
-        if let Some(peer) = self.peer {
-            req.extensions_mut().insert(ConnectInfo(peer));
-        }
         let mut resp = match limits::check(&app.limits, route.limit(), admitted.ip) {
             Err(refused) => refused,
             Ok(limit) => {
-                let mut resp = self.dispatch(route, admitted.owner.clone(), req).await;
+                let mut resp = self
+                    .dispatch(route, admitted.owner.clone(), admitted.ip, req)
+                    .await;
                 // A refusal at a cap describes the cap itself, the tightest
                 // limit there.
                 if let Some(info) =
@@ -108,7 +107,13 @@ impl Front {
         resp
     }
 
-    async fn dispatch(&self, route: Route, owner: Option<Owner>, req: Request) -> Response {
+    async fn dispatch(
+        &self,
+        route: Route,
+        owner: Option<Owner>,
+        ip: ClientIp,
+        req: Request,
+    ) -> Response {
         let app = &*self.app;
         // Routes whose rule is a token get the caller from the guard; one
         // that reached here without (a rule and a handler that disagree) is
@@ -124,7 +129,7 @@ impl Front {
             Route::Metrics => Ok(api::metrics::metrics(app).await),
             Route::Banner => Ok(banner()),
             Route::Terminal => match owner() {
-                Ok(o) => return self.terminal(o, req).await,
+                Ok(o) => return self.terminal(o, ip, req).await,
                 Err(e) => Err(e),
             },
             Route::ListSessions => async { api::containers::list(app, &owner()?).await }
@@ -163,12 +168,7 @@ impl Front {
     }
 
     /// The terminal's WebSocket upgrade.
-    async fn terminal(&self, owner: Owner, req: Request) -> Response {
-        let ip = req
-            .extensions()
-            .get::<crate::limits::ClientIp>()
-            .copied()
-            .expect("the front door resolves the client IP");
+    async fn terminal(&self, owner: Owner, ip: ClientIp, req: Request) -> Response {
         let (mut parts, _) = req.into_parts();
         match axum::extract::ws::WebSocketUpgrade::from_request_parts(&mut parts, &()).await {
             Ok(ws) => crate::ws::upgrade(Arc::clone(&self.app), owner, ip, ws),

@@ -12,6 +12,21 @@ use crate::runtime::PullProgress;
 use crate::session::Session;
 use crate::terminal::AttachMode;
 
+/// The session whose lane applies `msg` (see `lanes`), or `None` for a
+/// message of the connection itself (`ping`, `create`). A message that
+/// relies on the connection's current session gets that session's id
+/// written in now, so a later `attach` cannot change where it goes.
+pub fn lane_of(conn: &Connection, msg: &mut ClientMessage) -> Result<Option<String>, ApiError> {
+    let implicit = match msg {
+        ClientMessage::Input(m) => &mut m.session_id,
+        ClientMessage::Resize(m) => &mut m.session_id,
+        _ => return Ok(msg.session_id().map(str::to_string)),
+    };
+    let id = conn.session_or_current(implicit.take())?;
+    *implicit = Some(id.clone());
+    Ok(Some(id))
+}
+
 pub async fn handle(conn: &Arc<Connection>, msg: ClientMessage) {
     let result = match msg {
         ClientMessage::Ping => {

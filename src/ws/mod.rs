@@ -1,10 +1,12 @@
 //! The WebSocket door: `socket` drives one client's socket (reader, writer,
 //! heartbeat, flow control), `client` is what the handlers know of that
-//! client, and `handlers` applies each message, through the same operations
+//! client, `lanes` applies each session's messages in order off the reader,
+//! and `handlers` applies each message, through the same operations
 //! (`crate::ops`) as the REST handlers.
 
 mod client;
 mod handlers;
+mod lanes;
 mod socket;
 
 use axum::extract::ws::WebSocketUpgrade;

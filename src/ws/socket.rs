@@ -14,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::client::Connection;
 use super::handlers;
+use super::lanes::Lanes;
 use crate::app::AppState;
 use crate::auth::Owner;
 use crate::error::ApiError;
@@ -182,6 +183,7 @@ pub async fn serve(socket: WebSocket, app: AppState, owner: Owner, ip: ClientIp)
         .await;
     };
 
+    let lanes = Arc::new(Lanes::default());
     let reader = async {
         let read = async {
             loop {
@@ -203,7 +205,17 @@ pub async fn serve(socket: WebSocket, app: AppState, owner: Owner, ip: ClientIp)
                         conn.send_error(&err, None).await;
                     }
                     Message::Text(text) => match ClientMessage::parse(&text) {
-                        Ok(m) => handlers::handle(&conn, m).await,
+                        // A session's messages go to its lane; the reader
+                        // never waits on the engine.
+                        Ok(mut m) => match handlers::lane_of(&conn, &mut m) {
+                            Ok(Some(session)) => {
+                                if let Err(e) = lanes.send(&conn, &stop, &session, m, text.len()) {
+                                    conn.send_error(&e, Some(&session)).await;
+                                }
+                            }
+                            Ok(None) => handlers::handle(&conn, m).await,
+                            Err(e) => conn.send_error(&e, None).await,
+                        },
                         Err(e) => conn.send_error(&e, None).await,
                     },
                     Message::Binary(_) => {
