@@ -197,7 +197,8 @@ export class Studio {
 
     // ---- socket -------------------------------------------------------------
     this.socket = new StudioSocket({ url: wsUrl(), token: getToken, probe }, intent);
-    if (this.sessionId) this.makePreview(this.sessionId);
+    if (this.sessionId) this.makePreview(this.sessionId, false);
+    else this.previewSlot.appendChild(h('div', { className: 'pane-hint' }, h('p', null, 'The preview is available once the session runs.')));
     this.wire();
 
     const onMq = () => this.layout();
@@ -255,12 +256,12 @@ export class Studio {
 
   private _preview: PreviewPane | null = null;
 
-  private makePreview(sessionId: string): PreviewPane {
+  private makePreview(sessionId: string, autoPick: boolean): PreviewPane {
     const p = new PreviewPane(sessionId, {
       configure: (port) => {
         if (!this.socket.configurePreview(port)) toast('Not connected: the preview port is set once the connection is back.', { level: 'warn' });
       },
-    });
+    }, autoPick);
     clear(this.previewSlot);
     this.previewSlot.appendChild(p.el);
     this._preview = p;
@@ -274,7 +275,7 @@ export class Studio {
     s.on('container_created', (m) => {
       this.sessionId = m.sessionId;
       this.titleSid.textContent = m.sessionId;
-      this.makePreview(m.sessionId);
+      this.makePreview(m.sessionId, true);
       this.everReady = true;
       this.setState('running');
       this.hooks.onCreated(m.sessionId);
@@ -310,6 +311,7 @@ export class Studio {
   }
 
   private async loadInfo(sessionId: string): Promise<void> {
+    let saved = false;
     try {
       const list = await api.containers();
       const info = list.find((c) => c.sessionId === sessionId) ?? null;
@@ -319,6 +321,7 @@ export class Studio {
       if (info.ports?.length) this._preview?.setPorts(info.ports);
       // The preview chosen before (another tab, a reload): show it again.
       if (info.previewPort && this._preview && this._preview.port === null) {
+        saved = true;
         const port = info.previewPort;
         const go = () => this._preview?.port === null && this._preview.request(port);
         if (this.socket.state.kind === 'ready') go();
@@ -335,6 +338,8 @@ export class Studio {
       if (!(e instanceof ApiError && e.status === 401)) {
         toast('Could not read the session details: ' + describeError(e), { level: 'warn' });
       }
+    } finally {
+      if (!saved) this._preview?.enableAutoPick();
     }
   }
 
@@ -446,9 +451,17 @@ export class Studio {
     this.renderOverlay();
   }
 
+  private overlayFor: StudioState | null = null;
+
   private renderOverlay(): void {
     const s = this._state;
     const o = this.overlay;
+    if (this.overlayFor === s && s !== 'pulling') {
+      // Same state (a countdown tick): update the words, keep the buttons.
+      for (const el of o.querySelectorAll('.live-text')) el.textContent = this.statusText.textContent;
+      return;
+    }
+    this.overlayFor = s;
     clear(o);
     o.className = 'overlay overlay-' + s;
     o.hidden = false;
@@ -457,9 +470,17 @@ export class Studio {
       b.addEventListener('click', () => this.hooks.goHome());
       return b;
     };
-    if (s === 'connecting' || s === 'starting' || (s === 'reconnecting' && !this.everReady)) {
+    if (s === 'connecting' || s === 'starting') {
       o.classList.add('overlay-soft');
-      o.appendChild(h('div', { className: 'overlay-card' }, h('span', { className: 'spinner', 'aria-hidden': 'true' }), h('span', null, this.statusText.textContent)));
+      o.appendChild(h('div', { className: 'overlay-card' }, h('span', { className: 'spinner', 'aria-hidden': 'true' }), h('span', { className: 'live-text' }, this.statusText.textContent)));
+    } else if (s === 'reconnecting' && !this.everReady) {
+      // Never connected: say why, and offer the way back.
+      o.classList.add('overlay-soft');
+      const now = h('button', { type: 'button', className: 'btn btn-sm' }, 'Try now');
+      now.addEventListener('click', () => this.socket.restart());
+      o.appendChild(h('div', { className: 'overlay-card overlay-col' },
+        h('span', null, h('span', { className: 'spinner inline', 'aria-hidden': 'true' }), ' ', h('span', { className: 'live-text' }, this.statusText.textContent)),
+        h('span', { className: 'overlay-actions' }, now, backBtn())));
     } else if (s === 'pulling') {
       o.classList.add('overlay-soft');
       const p = this.pull;
@@ -473,7 +494,7 @@ export class Studio {
       o.classList.add('overlay-banner');
       const now = h('button', { type: 'button', className: 'btn btn-sm' }, 'Reconnect now');
       now.addEventListener('click', () => this.socket.restart());
-      o.appendChild(h('div', { className: 'banner' }, h('span', { className: 'spinner', 'aria-hidden': 'true' }), h('span', null, this.statusText.textContent), now));
+      o.appendChild(h('div', { className: 'banner' }, h('span', { className: 'spinner', 'aria-hidden': 'true' }), h('span', { className: 'live-text' }, this.statusText.textContent), now));
     } else if (s === 'exited') {
       o.classList.add('overlay-banner');
       const b = h('button', { type: 'button', className: 'btn btn-primary btn-sm', 'data-testid': 'new-shell' }, 'Start a new shell');

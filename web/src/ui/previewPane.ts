@@ -36,11 +36,15 @@ export class PreviewPane {
   private _port: number | null = null;
   private requestedPort: number | null = null;
   private readonly openPorts = new Set<number>();
+  /** Off until the session's saved preview port is known (see enableAutoPick). */
+  private autoPick: boolean;
 
   constructor(
     private readonly sessionId: string,
     private readonly actions: PreviewActions,
+    autoPick = true,
   ) {
+    this.autoPick = autoPick;
     this.portInput = h('input', {
       id: 'preview-port',
       'data-testid': 'preview-port',
@@ -164,12 +168,22 @@ export class PreviewPane {
     this.openPorts.add(port);
     this.renderPorts();
     // Nothing chosen yet: take the first port that opens.
-    if (this._port === null && this.requestedPort === null) this.request(port);
+    if (this._port === null && this.requestedPort === null) {
+      if (this.autoPick) this.request(port);
+    }
     // The chosen port came (back) up: show it.
     else if (port === this._port) this.reload();
   }
 
-  portClosed(port: number): void {
+  /** From now on a port that opens is previewed if none is chosen; one
+   *  that is already open is taken now. */
+  enableAutoPick(): void {
+    this.autoPick = true;
+    const first = this.openPorts.values().next();
+    if (!first.done && this._port === null && this.requestedPort === null) this.request(first.value);
+  }
+
+    portClosed(port: number): void {
     this.openPorts.delete(port);
     this.renderPorts();
   }

@@ -15,6 +15,7 @@ export function askToken(reason?: string): Promise<string> {
     const input = h('input', {
       id: 'token-input',
       'data-testid': 'token-input',
+      className: 'input',
       type: 'password',
       name: 'token',
       autocomplete: 'current-password',
