@@ -2,16 +2,17 @@
 //! Docker Engine API (bollard for create/start, a hijacked exec for the TTY,
 //! as the server does it) and through the `docker run -d` CLI.
 
-use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
 use bollard::exec::CreateExecOptions;
-use bollard::models::{ContainerCreateBody, HostConfig};
+use bollard::models::ContainerCreateBody;
 use bollard::query_parameters::{ListContainersOptionsBuilder, RemoveContainerOptionsBuilder};
 use bollard::Docker;
-use claude_studio::runtime::{hijack, network};
+use claude_studio::config::Settings;
+use claude_studio::runtime::docker::container_body;
+use claude_studio::runtime::{hijack, network, ContainerSpec};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::client::MarkerScan;
@@ -91,24 +92,8 @@ pub struct Engine {
     pub docker: Docker,
     image: String,
     label: String,
-    /// tmpfs mounts and their options, copied from a server-made container
-    /// by [`Engine::match_server`] so that the baselines run in the same kind
-    /// of container (the options decide, e.g., whether /tmp is writable).
-    tmpfs: Arc<RwLock<HashMap<String, String>>>,
     /// The id of the server's network (found or made as the server does).
     network: String,
-}
-
-/// The server's tmpfs options at the time of writing; replaced at run time.
-fn default_tmpfs() -> HashMap<String, String> {
-    let opts = |extra: &str, size: &str| {
-        format!("rw,nosuid,nodev,exec,{extra},uid=1000,gid=1000,size={size}")
-    };
-    HashMap::from([
-        ("/tmp".to_string(), opts("mode=1777", "256m")),
-        ("/home/studio".to_string(), opts("mode=0755", "128m")),
-        ("/workspace".to_string(), opts("mode=0755", "512m")),
-    ])
 }
 
 impl Engine {
@@ -124,13 +109,13 @@ impl Engine {
             docker,
             image: image.to_string(),
             label: label.to_string(),
-            tmpfs: Arc::new(RwLock::new(default_tmpfs())),
             network,
         })
     }
 
-    /// Takes the tmpfs options of a container the server made, and returns
-    /// the hardening fields in which the baseline's HostConfig differs from it.
+    /// The hardening fields in which the baseline's HostConfig differs from
+    /// that of a container the server made (none, as both come from
+    /// `container_body`; checked all the same).
     pub async fn match_server(&self, container: &str) -> Result<Vec<String>> {
         let theirs = self
             .docker
@@ -138,9 +123,6 @@ impl Engine {
             .await?
             .host_config
             .unwrap_or_default();
-        if let Some(t) = theirs.tmpfs.clone() {
-            *self.tmpfs.write().unwrap() = t;
-        }
         let ours = self.body().host_config.unwrap_or_default();
         let mut diff = Vec::new();
         let mut check = |name: &str, a: String, b: String| {
@@ -201,41 +183,19 @@ impl Engine {
         Ok(diff)
     }
 
-    /// The server's HostConfig, field by field (see src/runtime/docker.rs).
+    /// The server's own container body (`runtime::docker::container_body`),
+    /// with the default limits and a label of the benchmark's.
     fn body(&self) -> ContainerCreateBody {
-        let tmpfs = self.tmpfs.read().unwrap().clone();
-        let memory = 512i64 << 20;
-        ContainerCreateBody {
-            image: Some(self.image.clone()),
-            entrypoint: Some(vec!["/bin/sh".into(), "-c".into(), KEEPALIVE.into()]),
-            user: Some("1000:1000".into()),
-            working_dir: Some("/workspace".into()),
-            env: Some(vec![
-                "TERM=xterm-256color".into(),
-                "HOME=/home/studio".into(),
-                "LANG=C.UTF-8".into(),
-            ]),
-            labels: Some(HashMap::from([(
-                "studio.bench".to_string(),
-                self.label.clone(),
-            )])),
-            host_config: Some(HostConfig {
-                readonly_rootfs: Some(true),
-                memory: Some(memory),
-                memory_swap: Some(memory),
-                nano_cpus: Some(1_000_000_000),
-                pids_limit: Some(256),
-                cap_drop: Some(vec!["ALL".into()]),
-                security_opt: Some(vec!["no-new-privileges".into()]),
-                privileged: Some(false),
-                init: Some(true),
-                tmpfs: Some(tmpfs),
-                network_mode: Some(self.network.clone()),
-                ipc_mode: Some("private".into()),
-                ..Default::default()
-            }),
-            ..Default::default()
-        }
+        let spec = ContainerSpec {
+            name: String::new(),
+            image: self.image.clone(),
+            labels: BTreeMap::from([("studio.bench".to_string(), self.label.clone())]),
+            env: ContainerSpec::base_env(),
+            workspace: None,
+            limits: Settings::default().container_limits(),
+            network: NETWORK.to_string(),
+        };
+        container_body(&spec, &self.network)
     }
 
     /// How long an image inspect takes (the server does one per create).
@@ -295,9 +255,14 @@ impl Engine {
 
     /// `docker run -d` with the same flags; returns the CLI's wall time.
     pub async fn docker_run(&self) -> Result<(String, Duration)> {
-        let tmpfs: Vec<String> = (self.tmpfs.read().unwrap().iter())
-            .flat_map(|(k, v)| ["--tmpfs".to_string(), format!("{k}:{v}")])
-            .collect();
+        let tmpfs: Vec<String> = (self
+            .body()
+            .host_config
+            .and_then(|h| h.tmpfs)
+            .unwrap_or_default()
+            .iter())
+        .flat_map(|(k, v)| ["--tmpfs".to_string(), format!("{k}:{v}")])
+        .collect();
         let t = Instant::now();
         let out = tokio::process::Command::new("docker")
             .args([

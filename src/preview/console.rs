@@ -113,7 +113,7 @@ async fn accept(session: &Session, req: Request) -> Result<(), ApiError> {
         timestamp: now_millis(),
     }
     .to_text();
-    session.terminal.broadcast_text(frame).await;
+    session.terminal.broadcast(frame.into()).await;
     Ok(())
 }
 

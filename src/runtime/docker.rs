@@ -181,74 +181,77 @@ impl DockerRuntime {
         *id = Some(found.clone());
         Ok(found)
     }
+}
 
-    fn create_body(&self, spec: &ContainerSpec, network_id: &str) -> ContainerCreateBody {
-        let mut tmpfs = HashMap::from([
-            // Owned by the session user: runc keeps the image's mountpoint mode
-            // (often root 0755), so `mode=` alone would leave /tmp unwritable.
-            // `exec`, because Docker mounts tmpfs noexec by default and dev tools
-            // run binaries from /tmp, the home and the workspace.
-            (
-                "/tmp".to_string(),
-                format!(
-                    "rw,nosuid,nodev,exec,mode=1777,uid=1000,gid=1000,{}",
-                    spec::TMP_SIZE
-                ),
+/// The Engine API body of a session container: `spec` with the hardening
+/// every container gets, on network `network_id`. Public so that the
+/// benchmarks' baseline makes exactly the same container.
+pub fn container_body(spec: &ContainerSpec, network_id: &str) -> ContainerCreateBody {
+    let mut tmpfs = HashMap::from([
+        // Owned by the session user: runc keeps the image's mountpoint mode
+        // (often root 0755), so `mode=` alone would leave /tmp unwritable.
+        // `exec`, because Docker mounts tmpfs noexec by default and dev tools
+        // run binaries from /tmp, the home and the workspace.
+        (
+            "/tmp".to_string(),
+            format!(
+                "rw,nosuid,nodev,exec,mode=1777,uid=1000,gid=1000,{}",
+                spec::TMP_SIZE
             ),
-            (
-                spec::HOME.to_string(),
+        ),
+        (
+            spec::HOME.to_string(),
+            format!(
+                "rw,nosuid,nodev,exec,mode=0755,uid=1000,gid=1000,{}",
+                spec::HOME_SIZE
+            ),
+        ),
+    ]);
+    let mounts = match &spec.workspace {
+        Some(dir) => vec![Mount {
+            target: Some(spec::WORKDIR.into()),
+            source: Some(dir.to_string_lossy().into_owned()),
+            typ: Some(MountType::BIND),
+            read_only: Some(false),
+            ..Default::default()
+        }],
+        None => {
+            tmpfs.insert(
+                spec::WORKDIR.to_string(),
                 format!(
                     "rw,nosuid,nodev,exec,mode=0755,uid=1000,gid=1000,{}",
-                    spec::HOME_SIZE
+                    spec::WORKSPACE_SIZE
                 ),
-            ),
-        ]);
-        let mounts = match &spec.workspace {
-            Some(dir) => vec![Mount {
-                target: Some(spec::WORKDIR.into()),
-                source: Some(dir.to_string_lossy().into_owned()),
-                typ: Some(MountType::BIND),
-                read_only: Some(false),
-                ..Default::default()
-            }],
-            None => {
-                tmpfs.insert(
-                    spec::WORKDIR.to_string(),
-                    format!(
-                        "rw,nosuid,nodev,exec,mode=0755,uid=1000,gid=1000,{}",
-                        spec::WORKSPACE_SIZE
-                    ),
-                );
-                Vec::new()
-            }
-        };
-        let memory = spec.limits.memory_bytes as i64;
-        let host = HostConfig {
-            readonly_rootfs: Some(true),
-            memory: Some(memory),
-            memory_swap: Some(memory),
-            nano_cpus: Some(spec.limits.nano_cpus),
-            pids_limit: Some(spec.limits.pids),
-            cap_drop: Some(vec!["ALL".into()]),
-            security_opt: Some(vec!["no-new-privileges".into()]),
-            privileged: Some(false),
-            init: Some(true),
-            tmpfs: Some(tmpfs),
-            mounts: Some(mounts),
-            network_mode: Some(network_id.to_string()),
-            ipc_mode: Some("private".into()),
-            ..Default::default()
-        };
-        ContainerCreateBody {
-            image: Some(spec.image.clone()),
-            entrypoint: Some(ContainerSpec::keepalive_cmd()),
-            user: Some(spec::USER.into()),
-            working_dir: Some(spec::WORKDIR.into()),
-            env: Some(spec.env.clone()),
-            labels: Some(spec.labels.clone().into_iter().collect()),
-            host_config: Some(host),
-            ..Default::default()
+            );
+            Vec::new()
         }
+    };
+    let memory = spec.limits.memory_bytes as i64;
+    let host = HostConfig {
+        readonly_rootfs: Some(true),
+        memory: Some(memory),
+        memory_swap: Some(memory),
+        nano_cpus: Some(spec.limits.nano_cpus),
+        pids_limit: Some(spec.limits.pids),
+        cap_drop: Some(vec!["ALL".into()]),
+        security_opt: Some(vec!["no-new-privileges".into()]),
+        privileged: Some(false),
+        init: Some(true),
+        tmpfs: Some(tmpfs),
+        mounts: Some(mounts),
+        network_mode: Some(network_id.to_string()),
+        ipc_mode: Some("private".into()),
+        ..Default::default()
+    };
+    ContainerCreateBody {
+        image: Some(spec.image.clone()),
+        entrypoint: Some(ContainerSpec::keepalive_cmd()),
+        user: Some(spec::USER.into()),
+        working_dir: Some(spec::WORKDIR.into()),
+        env: Some(spec.env.clone()),
+        labels: Some(spec.labels.clone().into_iter().collect()),
+        host_config: Some(host),
+        ..Default::default()
     }
 }
 
@@ -315,7 +318,7 @@ impl ContainerRuntime for DockerRuntime {
     async fn create_container(&self, spec: &ContainerSpec) -> Result<String, RuntimeError> {
         let docker = self.client().await?;
         let network_id = self.ensure_network(&docker).await?;
-        let body = self.create_body(spec, &network_id);
+        let body = container_body(spec, &network_id);
         let opts = Some(
             CreateContainerOptionsBuilder::default()
                 .name(&spec.name)
@@ -331,7 +334,7 @@ impl ContainerRuntime for DockerRuntime {
                 // again, once.
                 *self.network_id.lock().await = None;
                 let network_id = self.ensure_network(&docker).await?;
-                let body = self.create_body(spec, &network_id);
+                let body = container_body(spec, &network_id);
                 docker
                     .create_container(opts, body)
                     .await

@@ -5,6 +5,7 @@
 
 pub mod dial;
 pub mod docker;
+pub mod exit;
 pub mod hijack;
 pub mod network;
 pub mod spec;
