@@ -29,8 +29,8 @@
 //!    preview access), [`limits`] (the rate limits: N per window, per client
 //!    IP), [`protocol`] (the messages and checks both doors share),
 //!    [`config`], [`error`] (the one error enum, mapping 1:1 to the
-//!    documented names), [`metrics`], [`hosts`], [`image`], [`workspace`],
-//!    [`clock`].
+//!    documented names), [`metrics`], [`hosts`], [`mime`], [`image`],
+//!    [`workspace`], [`clock`].
 //!
 //! Data flow for a keystroke: WebSocket frame → `ws::socket` →
 //! `ws::handlers::input` → `terminal::Terminal::input` → the exec's raw
@@ -48,6 +48,7 @@ pub mod http;
 pub mod image;
 pub mod limits;
 pub mod metrics;
+pub mod mime;
 pub mod ops;
 pub mod preview;
 pub mod protocol;

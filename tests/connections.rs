@@ -265,3 +265,26 @@ fn sigterm_works_when_nobody_reads_the_logs_any_more() {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// Logs written to a file or a pipe carry no terminal colour codes.
+#[test]
+fn logs_are_plain_text_unless_written_to_a_terminal() {
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_claude-studio"))
+        .args(["--listen", "127.0.0.1:0", "--instance", &unique("t")])
+        .args(["--docker-host", "unix:///nonexistent/docker.sock"])
+        .env("RUST_LOG", "claude_studio=debug")
+        .env_remove("NO_COLOR")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    listening_line(&mut child);
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let out = child.wait_with_output().unwrap();
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(log.contains("Docker engine unreachable"), "{log}");
+    assert!(
+        !log.contains('\u{1b}'),
+        "colour codes in a piped log: {log:?}"
+    );
+}

@@ -114,6 +114,8 @@ async fn bad_create_requests_are_validation_errors() {
         .start()
         .await;
     let cases = [
+        // JSON announced, nothing sent: not "all defaults".
+        ("", "empty"),
         ("{", "Malformed JSON"),
         ("[1]", "JSON object"),
         (r#"{"image": 5}"#, "image"),
@@ -310,6 +312,12 @@ async fn a_create_whose_client_hangs_up_still_ends_as_a_listed_session() {
         .expect("the container is created")
         .unwrap()
         .unwrap();
+    // The case under test: the client is gone before the server answered.
+    let mut early = [0u8; 64];
+    match tcp.try_read(&mut early) {
+        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+        other => panic!("the server answered before the hang-up ({other:?}): nothing tested"),
+    }
     drop(tcp);
     // The create runs to its end: one session, listed, owning that container,
     // and no other container.
@@ -325,4 +333,19 @@ async fn a_create_whose_client_hangs_up_still_ends_as_a_listed_session() {
     let (status, _) = server.delete(&format!("/api/containers/{sid}")).await;
     assert_eq!(status, 200);
     assert!(instance_containers(&server.instance).is_empty());
+}
+
+/// No body and no JSON content type means "all defaults".
+#[tokio::test]
+async fn a_create_without_a_body_takes_the_defaults() {
+    let server = Server::start().await;
+    let r = server
+        .http
+        .post(server.url("/api/containers"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(body["image"], test_image().as_str(), "{body}");
 }

@@ -12,8 +12,12 @@ pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
 /// Reads a JSON object body into `T`: strict (unknown fields are refused,
 /// wrong types name the field), failing with `ValidationError` /
-/// `MessageTooLarge`. An empty body reads as `{}`.
+/// `MessageTooLarge`. A request with no body and no JSON content type means
+/// "all defaults" (`{}`); one that says `Content-Type: application/json`
+/// must carry a JSON object, so an empty one is a `ValidationError`. A body
+/// sent without a content type (`curl -d`) is read as JSON all the same.
 pub async fn json<T: DeserializeOwned>(req: Request) -> Result<T, ApiError> {
+    let says_json = crate::mime::has_media_type(req.headers(), "application/json");
     // Refused before reading a byte, whatever the client sends after.
     let announced = req
         .headers()
@@ -34,7 +38,7 @@ pub async fn json<T: DeserializeOwned>(req: Request) -> Result<T, ApiError> {
                 ApiError::validation(format!("The request body could not be read: {e}"))
             }
         })?;
-    parse(&bytes)
+    parse(&bytes, says_json)
 }
 
 fn too_large() -> ApiError {
@@ -43,11 +47,18 @@ fn too_large() -> ApiError {
     ))
 }
 
-fn parse<T: DeserializeOwned>(bytes: &Bytes) -> Result<T, ApiError> {
+fn parse<T: DeserializeOwned>(bytes: &Bytes, says_json: bool) -> Result<T, ApiError> {
     if bytes.len() > MAX_BODY_BYTES {
         return Err(too_large());
     }
-    let value: serde_json::Value = if bytes.iter().all(|b| b.is_ascii_whitespace()) {
+    let empty = bytes.iter().all(|b| b.is_ascii_whitespace());
+    if empty && says_json {
+        return Err(ApiError::validation(
+            "The body is empty but Content-Type says JSON: send a JSON object (e.g. {}), \
+             or no body and no Content-Type for the defaults",
+        ));
+    }
+    let value: serde_json::Value = if empty {
         serde_json::Value::Object(Default::default())
     } else {
         serde_json::from_slice(bytes)
@@ -57,4 +68,37 @@ fn parse<T: DeserializeOwned>(bytes: &Bytes) -> Result<T, ApiError> {
         return Err(ApiError::validation("Request body must be a JSON object"));
     }
     fields("request body", value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, serde::Deserialize, PartialEq)]
+    #[serde(deny_unknown_fields)]
+    struct Body {
+        image: Option<String>,
+    }
+
+    #[test]
+    fn an_empty_body_means_defaults_only_without_a_json_content_type() {
+        let empty = Bytes::new();
+        assert_eq!(parse::<Body>(&empty, false).unwrap(), Body { image: None });
+        let e = parse::<Body>(&empty, true).unwrap_err();
+        assert_eq!(e.name(), "ValidationError");
+        assert!(e.to_string().contains("empty"), "{e}");
+        assert!(parse::<Body>(&Bytes::from_static(b"  \n"), true).is_err());
+        assert_eq!(
+            parse::<Body>(&Bytes::from_static(br#"{"image":"x"}"#), false).unwrap(),
+            Body {
+                image: Some("x".into())
+            }
+        );
+        for bad in [&b"nope"[..], b"[1]", b"\"x\""] {
+            assert_eq!(
+                parse::<Body>(&Bytes::from(bad), true).unwrap_err().name(),
+                "ValidationError"
+            );
+        }
+    }
 }

@@ -85,7 +85,7 @@ pub async fn report(
 async fn accept(session: &Session, req: Request) -> Result<(), ApiError> {
     // Requiring JSON keeps other sites from posting here with a plain form:
     // a cross-origin JSON POST needs a preflight, which is never granted.
-    if !super::headers::has_media_type(req.headers(), "application/json") {
+    if !crate::mime::has_media_type(req.headers(), "application/json") {
         return Err(ApiError::validation(
             "Console reports must be sent as application/json",
         ));

@@ -278,15 +278,6 @@ pub fn rewrite_set_cookie(value: &str, prefix: &str) -> String {
     out.join("; ")
 }
 
-/// Whether `Content-Type` names `media_type` (parameters such as charset ignored).
-pub fn has_media_type(headers: &HeaderMap, media_type: &str) -> bool {
-    headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .is_some_and(|v| v.trim().eq_ignore_ascii_case(media_type))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

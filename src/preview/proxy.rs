@@ -248,7 +248,7 @@ fn rewrite_location_and_cookies(
 }
 
 fn is_html(headers: &HeaderMap) -> bool {
-    h::has_media_type(headers, "text/html")
+    crate::mime::has_media_type(headers, "text/html")
 }
 
 fn new_nonce() -> String {
