@@ -32,6 +32,10 @@ pub enum ApiError {
     /// port configured, container stopped). Not in the seed's list: 502.
     #[error("{0}")]
     PreviewUnavailable(String),
+    /// The preview's upstream took the whole request and did not answer in
+    /// time: `PreviewUnavailableError` with 504.
+    #[error("{0}")]
+    PreviewTimeout(String),
     /// A known path asked with a method it does not take: a
     /// `ValidationError` (the contract's name for bad input) with 405.
     #[error("{0}")]
@@ -77,7 +81,9 @@ impl ApiError {
             ApiError::Unavailable(_) => "ServiceUnavailableError",
             ApiError::ContainerCreation(_) => "ContainerCreationError",
             ApiError::DockerDaemon(_) => "DockerDaemonError",
-            ApiError::PreviewUnavailable(_) => "PreviewUnavailableError",
+            ApiError::PreviewUnavailable(_) | ApiError::PreviewTimeout(_) => {
+                "PreviewUnavailableError"
+            }
         }
     }
 
@@ -94,6 +100,7 @@ impl ApiError {
             ApiError::ContainerCreation(_) => StatusCode::INTERNAL_SERVER_ERROR,
             ApiError::DockerDaemon(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::PreviewUnavailable(_) => StatusCode::BAD_GATEWAY,
+            ApiError::PreviewTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
             ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
         }
     }
@@ -107,6 +114,7 @@ impl ApiError {
                 | ApiError::Unavailable(_)
                 | ApiError::DockerDaemon(_)
                 | ApiError::PreviewUnavailable(_)
+                | ApiError::PreviewTimeout(_)
         )
     }
 

@@ -867,3 +867,120 @@ async fn pages_that_cannot_be_rewritten_are_502s_and_bombs_are_stopped() {
     // The connection and the preview still work.
     assert_eq!(p.get("/small").await.status(), 200);
 }
+
+/// Configuring the port the preview already has is a no-op that costs
+/// nothing later, and the latest port is what is recorded the moment the
+/// answer comes, so a restart right after restores it.
+#[tokio::test]
+async fn the_latest_preview_port_is_recorded_before_the_answer() {
+    let mut p = Preview::start().await;
+    let configure = |port: u16| {
+        let body = json!({"sessionId": p.sid, "port": port}).to_string();
+        let server = &p.server;
+        async move { server.post("/api/preview/configure", &body).await }
+    };
+    for _ in 0..2 {
+        let (status, body) = configure(PORT).await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(p.server.recorded()[&p.sid]["previewPort"], PORT);
+    }
+    let (status, _) = configure(9999).await;
+    assert_eq!(status, 200);
+    assert_eq!(p.server.recorded()[&p.sid]["previewPort"], 9999);
+    let (status, _) = configure(PORT).await;
+    assert_eq!(status, 200);
+    assert_eq!(p.server.recorded()[&p.sid]["previewPort"], PORT);
+    // Killed at once (no graceful stop): the record is already there.
+    p.server.keep_containers();
+    p.server.kill().await;
+    let second = Server::builder().instance(&p.server.instance).start().await;
+    let info = eventually("re-adoption", || async {
+        let (status, info) = second.get(&format!("/api/containers/{}", p.sid)).await;
+        (status == 200).then_some(info)
+    })
+    .await;
+    assert_eq!(info["previewPort"], PORT);
+}
+
+/// What the app sends that it must not, or that the preview must read
+/// right: the server's own cookie names, a page that does not say it is
+/// HTML, a page in UTF-16, and a request body the browser broke.
+#[tokio::test]
+async fn app_responses_and_client_bodies_are_read_the_way_browsers_and_the_contract_need() {
+    let p = Preview::start().await;
+    // The app cannot set (or shadow) the preview's own cookie.
+    let r = p.get("/evil-cookie").await;
+    let cookies: Vec<String> = r
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_string())
+        .collect();
+    assert_eq!(cookies.len(), 1, "{cookies:?}");
+    assert!(cookies[0].starts_with("mine=1"), "{cookies:?}");
+
+    // No Content-Type, HTML inside: browsers show it as HTML, so it gets
+    // the console script like any page.
+    let r = p.get("/no-type").await;
+    assert_eq!(r.status(), 200);
+    let page = r.text().await.unwrap();
+    assert_eq!(page.matches("<script nonce=").count(), 1, "{page}");
+
+    // UTF-16 (declared, or only a byte order mark): untouched, byte for byte.
+    let expected: Vec<u8> = [0xFF, 0xFE]
+        .into_iter()
+        .chain(
+            "<!doctype html>\n<html><head><title>upstream</title></head><body><h1>hello preview</h1><a href=\"/next\">next</a></body></html>\n"
+                .encode_utf16()
+                .flat_map(|u| u.to_le_bytes()),
+        )
+        .collect();
+    for path in ["/utf16.html", "/bom16.html"] {
+        let r = p.get(path).await;
+        assert_eq!(r.status(), 200, "{path}");
+        assert_eq!(r.bytes().await.unwrap().to_vec(), expected, "{path}");
+    }
+
+    // A chunk size no one can send: the client's error, in the error shape.
+    let request = format!(
+        "POST /preview/{}/echo HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: chunked\r\n\r\nfffffffffffffffff\r\nx\r\n",
+        p.sid
+    );
+    let (head, body) = raw(p.server.addr, &request).await;
+    assert!(head.starts_with("HTTP/1.1 400"), "{head}");
+    let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(body["error"], "ValidationError", "{body}");
+}
+
+/// An app that takes the request and never answers gets `--preview-timeout`,
+/// then a 504 the browser can retry (HTML for a page, JSON otherwise).
+#[tokio::test]
+async fn an_app_that_never_answers_gets_a_504_after_the_preview_timeout() {
+    let p = Preview::start_with(
+        Server::builder()
+            .args(["--preview-timeout", "1s"])
+            .start()
+            .await,
+    )
+    .await;
+    let started = std::time::Instant::now();
+    let r = p.get("/hang").await;
+    assert_eq!(r.status(), 504);
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(body["error"], "PreviewUnavailableError");
+    assert_eq!(body["retryable"], true);
+    assert!(
+        started.elapsed() >= std::time::Duration::from_secs(1),
+        "{:?}",
+        started.elapsed()
+    );
+    let r = p
+        .http
+        .get(p.url("/hang"))
+        .header("accept", "text/html")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 504);
+    assert!(r.text().await.unwrap().contains("retries"));
+}

@@ -20,6 +20,12 @@ use crate::error::ApiError;
 
 pub const COOKIE: &str = "studio_preview";
 
+/// Whether a cookie name is the server's own (or could pass for it): such
+/// cookies never reach the browser from the previewed app.
+pub fn is_reserved_cookie(name: &str) -> bool {
+    name.len() >= COOKIE.len() && name[..COOKIE.len()].eq_ignore_ascii_case(COOKIE)
+}
+
 #[derive(Debug, PartialEq, Eq)]
 pub enum PreviewAccess {
     /// Forward the request.

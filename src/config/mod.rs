@@ -77,6 +77,8 @@ settings! {
     max_connections: usize = one("max-connections", "STUDIO_MAX_CONNECTIONS", parse::number::<usize>, 1024);
     /// A connection that has not sent a complete request head within this is closed, and a request body that stalls this long fails [default: 30s].
     connection_idle_timeout: Duration = one("connection-idle-timeout", "STUDIO_CONNECTION_IDLE_TIMEOUT", parse::duration, Duration::from_secs(30));
+    /// How long a previewed app may take to start answering a request it has received whole; then 504 [default: 2m].
+    preview_timeout: Duration = one("preview-timeout", "STUDIO_PREVIEW_TIMEOUT", parse::duration, Duration::from_secs(120));
     /// Pre-started hardened containers kept ready per pooled image; 0 turns the pool off [default: 0].
     warm_pool: usize = one("warm-pool", "STUDIO_WARM_POOL", parse::number::<usize>, 0);
     /// Image to keep a warm pool of (repeatable) [default: the default image].

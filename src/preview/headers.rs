@@ -256,6 +256,16 @@ fn self_path<'a>(rest: &'a str, upstream_hosts: &[String]) -> Option<&'a str> {
 /// Rewrites a `Set-Cookie`: `Path` moves under the prefix and `Domain` is
 /// dropped, so the cookie stays with this preview and never leaks to the API
 /// or another preview.
+/// The name of the cookie a `Set-Cookie` value sets.
+pub fn cookie_name(set_cookie: &str) -> &str {
+    set_cookie
+        .split(';')
+        .next()
+        .and_then(|pair| pair.split('=').next())
+        .unwrap_or_default()
+        .trim()
+}
+
 pub fn rewrite_set_cookie(value: &str, prefix: &str) -> String {
     let mut parts = value.split(';');
     let mut out = vec![parts.next().unwrap_or("").trim().to_string()];

@@ -34,6 +34,7 @@ static SCRIPT_PARTS: LazyLock<(&str, &str)> = LazyLock::new(|| {
 static HEAD: LazyLock<Selector> = LazyLock::new(|| "head".parse().unwrap());
 static BODY: LazyLock<Selector> = LazyLock::new(|| "body".parse().unwrap());
 static META: LazyLock<Selector> = LazyLock::new(|| "meta[http-equiv]".parse().unwrap());
+static ANY: LazyLock<Selector> = LazyLock::new(|| "*".parse().unwrap());
 
 /// The `<script>` element for one response. `prefix` is `/preview/ID` on a
 /// path preview and empty on a host-based one.
@@ -95,7 +96,9 @@ fn rewriter(
     body_seen: Arc<AtomicBool>,
 ) -> HtmlRewriter<'static, Sink> {
     let injected = Arc::new(AtomicBool::new(false));
-    let (in_head, in_body, tag2) = (Arc::clone(&injected), injected, tag.clone());
+    let (in_head, in_body, in_other) = (Arc::clone(&injected), Arc::clone(&injected), injected);
+    let (tag2, tag3) = (tag.clone(), tag.clone());
+    let other_seen = Arc::clone(&body_seen);
     let settings = Settings::new_send()
         .append_element_content_handler(on(&HEAD, move |el| {
             if !in_head.swap(true, Ordering::Relaxed) {
@@ -109,6 +112,17 @@ fn rewriter(
                 el.before(&tag2, ContentType::Html);
             }
             body_seen.store(true, Ordering::Relaxed);
+            Ok(())
+        }))
+        // A page with neither (`<h1>hi</h1>`, `<html><p>…`): before its
+        // first element of content, where the parser opens the head for
+        // it. Nothing after that can be a `<meta>` CSP a browser heeds.
+        .append_element_content_handler(on(&ANY, move |el| {
+            let structural = matches!(el.tag_name().as_str(), "html" | "head" | "body");
+            if !structural && !in_other.swap(true, Ordering::Relaxed) {
+                el.before(&tag3, ContentType::Html);
+                other_seen.store(true, Ordering::Relaxed);
+            }
             Ok(())
         }))
         .append_element_content_handler(on(&META, move |el| {
@@ -136,6 +150,8 @@ struct State<B> {
     /// Decoded bytes past `<body>`, sent as they are after `out`.
     rest: Option<Bytes>,
     ended: bool,
+    /// Whether the page's first bytes have been looked at.
+    started: bool,
 }
 
 fn bad(e: impl std::fmt::Display) -> std::io::Error {
@@ -154,6 +170,14 @@ impl<B> State<B> {
 
     /// Called only once `ready` has drained everything.
     fn write(&mut self, decoded: Bytes) -> std::io::Result<()> {
+        if !self.started && !decoded.is_empty() {
+            self.started = true;
+            // A UTF-16 page (byte order mark): not for an HTML rewriter that
+            // reads ASCII, nor for a UTF-8 script. It passes untouched.
+            if super::sniff::not_ascii_compatible(None, &decoded) {
+                self.rewriter = None;
+            }
+        }
         let Some(r) = self.rewriter.as_mut() else {
             self.rest = Some(decoded).filter(|d| !d.is_empty());
             return Ok(());
@@ -206,6 +230,7 @@ where
         out,
         rest: None,
         ended: false,
+        started: false,
     };
     let stream = futures_util::stream::unfold(Some(state), |state| async move {
         let mut s = state?;
@@ -352,6 +377,61 @@ mod tests {
             out,
             "<html><script nonce=\"N\">S</script><body>no head</body></html>"
         );
+    }
+
+    #[tokio::test]
+    async fn a_page_without_head_or_body_gets_the_script_before_its_first_element() {
+        for (page, expected) in [
+            (
+                "<h1>hi</h1><p>x</p>",
+                "<script nonce=\"N\">S</script><h1>hi</h1><p>x</p>",
+            ),
+            (
+                "<!doctype html>\n<html><title>t</title><p>x",
+                "<!doctype html>\n<html><script nonce=\"N\">S</script><title>t</title><p>x",
+            ),
+            (
+                "<!-- c --><div>d</div>",
+                "<!-- c --><script nonce=\"N\">S</script><div>d</div>",
+            ),
+        ] {
+            for chunk in [1, 3, 1000] {
+                assert_eq!(
+                    run(page, chunk).await,
+                    expected,
+                    "{page} in {chunk}-byte pieces"
+                );
+            }
+        }
+        // Plain text with no element at all: nothing to attach to.
+        assert_eq!(run("just text", 4).await, "just text");
+    }
+
+    #[tokio::test]
+    async fn a_utf16_page_passes_untouched() {
+        let page: Vec<u8> = [0xFF, 0xFE]
+            .into_iter()
+            .chain(
+                "<html><head></head></html>"
+                    .encode_utf16()
+                    .flat_map(|u| u.to_le_bytes()),
+            )
+            .collect();
+        let frames = vec![Ok::<_, std::io::Error>(http_body::Frame::data(
+            Bytes::from(page.clone()),
+        ))];
+        let body = http_body_util::StreamBody::new(futures_util::stream::iter(frames));
+        let out = inject(
+            body,
+            Decoder::Identity,
+            "<script>S</script>".into(),
+            "N".into(),
+        )
+        .collect()
+        .await
+        .unwrap()
+        .to_bytes();
+        assert_eq!(&out[..], &page[..]);
     }
 
     #[tokio::test]

@@ -17,6 +17,8 @@ mod decode;
 mod headers;
 mod inject;
 mod proxy;
+mod request_body;
+mod sniff;
 mod upstream;
 
 use std::sync::Arc;

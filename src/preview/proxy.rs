@@ -20,6 +20,8 @@ use tokio::sync::OwnedSemaphorePermit;
 use super::decode::Decoder;
 use super::headers::{self as h, Forwarded};
 use super::inject::Collected;
+use super::request_body::Watched;
+use super::sniff::{looks_like_html, not_ascii_compatible, Peeked};
 use super::upstream::{self, Connections, SendError};
 use super::{csp, inject, Preview, Target};
 use crate::error::ApiError;
@@ -73,20 +75,50 @@ pub async fn forward(p: &Preview, conns: &Connections, t: &Target, mut req: Requ
     parts.uri = uri;
     parts.version = Version::HTTP_11;
 
-    let req = Request::from_parts(parts, body);
-    let sent = if upgrade {
-        upstream::send_upgrade(&p.upstreams, &p.app, &t.session, t.port, req).await
-    } else {
-        conns
-            .send(&p.upstreams, &p.app, &t.session, t.port, req)
-            .await
+    let (body, watch) = Watched::new(body);
+    let req = Request::from_parts(parts, Body::new(body));
+    let send = async {
+        if upgrade {
+            upstream::send_upgrade(&p.upstreams, &p.app, &t.session, t.port, req).await
+        } else {
+            conns
+                .send(&p.upstreams, &p.app, &t.session, t.port, req)
+                .await
+        }
+    };
+    // The app has `--preview-timeout` to answer once it has the whole
+    // request (a slow upload is the request body's limits' to judge).
+    let timeout = p.app.settings.preview_timeout;
+    let sent = tokio::select! {
+        sent = send => Some(sent),
+        _ = async { watch.sent().await; tokio::time::sleep(timeout).await } => None,
     };
     let mut asked = HeaderMap::new();
     if let Some(a) = accept {
         asked.insert(header::ACCEPT, a);
     }
+    let Some(sent) = sent else {
+        return unavailable(
+            &asked,
+            ApiError::PreviewTimeout(format!(
+                "The app on port {} of session '{}' did not answer within {}",
+                t.port,
+                t.session.id,
+                humantime::format_duration(timeout)
+            )),
+        );
+    };
     let (mut resp, address) = match sent {
         Ok(s) => (s.response, s.address),
+        // The browser's own body broke off or was malformed: its fault,
+        // not the app's.
+        Err(_) if watch.failure().is_some() => {
+            return ApiError::validation(format!(
+                "The request body could not be read: {}",
+                watch.failure().unwrap_or_default()
+            ))
+            .into_response();
+        }
         Err(e) => {
             tracing::debug!(session = %t.session.id, port = t.port, error = %e, "preview upstream failed");
             let err = match e {
@@ -150,7 +182,26 @@ async fn respond(
         || parts.status == StatusCode::NO_CONTENT
         || parts.status == StatusCode::NOT_MODIFIED
         || parts.status == StatusCode::PARTIAL_CONTENT);
-    let decoder = if is_html(&parts.headers) && has_body {
+    let content_type = parts
+        .headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok());
+    // A page that says nothing of its type is shown by the browser as what
+    // its first bytes look like: so the preview looks too (only then).
+    let sniff = content_type.is_none()
+        && has_body
+        && !head
+        && !parts.headers.contains_key(header::CONTENT_ENCODING);
+    let (html, body) = if sniff {
+        match Peeked::read(body).await {
+            Ok(b) => (looks_like_html(b.head()), b),
+            Err(e) => return unavailable(&HeaderMap::new(), invalid_response(t, &e)),
+        }
+    } else {
+        let html = is_html(&parts.headers) && !not_ascii_compatible(content_type, b"");
+        (html, Peeked::unread(body))
+    };
+    let decoder = if html && has_body {
         Decoder::for_headers(&parts.headers)
     } else {
         None
@@ -238,6 +289,9 @@ fn rewrite_location_and_cookies(
             .get_all(header::SET_COOKIE)
             .iter()
             .filter_map(|v| v.to_str().ok())
+            // The server's own cookie names never pass from the app: it must
+            // not be able to replace or shadow the preview's credentials.
+            .filter(|v| !crate::auth::preview_gate::is_reserved_cookie(h::cookie_name(v)))
             .filter_map(|v| HeaderValue::from_str(&h::rewrite_set_cookie(v, prefix)).ok())
             .collect();
         headers.remove(header::SET_COOKIE);
@@ -315,7 +369,12 @@ pub fn unavailable(request_headers: &HeaderMap, err: ApiError) -> Response {
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.to_ascii_lowercase().contains("text/html"));
-    if !wants_html || !matches!(err, ApiError::PreviewUnavailable(_)) {
+    if !wants_html
+        || !matches!(
+            err,
+            ApiError::PreviewUnavailable(_) | ApiError::PreviewTimeout(_)
+        )
+    {
         return err.into_response();
     }
     let msg = err
@@ -328,7 +387,7 @@ pub fn unavailable(request_headers: &HeaderMap, err: ApiError) -> Response {
          <title>Preview starting…</title></head><body style=\"font-family:sans-serif;padding:2em\">\
          <h1>Preview not available yet</h1><p>{msg}</p><p>This page retries every 2 seconds.</p></body></html>"
     );
-    let mut r = (StatusCode::BAD_GATEWAY, page).into_response();
+    let mut r = (err.status(), page).into_response();
     let headers = r.headers_mut();
     headers.insert(
         header::CONTENT_TYPE,

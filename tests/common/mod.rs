@@ -208,6 +208,12 @@ impl Server {
             .unwrap()
     }
 
+    /// Kills the server with SIGKILL (no graceful stop) and waits for it.
+    pub async fn kill(&mut self) {
+        let mut child = self.child.take().expect("server already stopped");
+        child.kill().await.unwrap();
+    }
+
     /// Leaves this server's containers to whoever takes over the instance.
     pub fn keep_containers(&mut self) {
         self.cleanup = false;

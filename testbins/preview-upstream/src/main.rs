@@ -201,9 +201,38 @@ async fn handle(req: Request<Incoming>, c: &'static Content, peer: SocketAddr) -
             r
         }
         "/ws" => return Ok(websocket(req)),
+        // Tries to set the server's own preview cookie, beside one of its own.
+        "/evil-cookie" => {
+            let mut r = resp(200, "text/plain", "cookies");
+            r.headers_mut().append("set-cookie", HeaderValue::from_static("studio_preview=evil; Path=/; HttpOnly"));
+            r.headers_mut().append("set-cookie", HeaderValue::from_static("Studio_Preview_p=evil; Path=/"));
+            r.headers_mut().append("set-cookie", HeaderValue::from_static("mine=1; Path=/"));
+            r
+        }
+        // Never answers.
+        "/hang" => {
+            std::future::pending::<()>().await;
+            unreachable!()
+        }
+        // HTML that does not say so: browsers sniff it.
+        "/no-type" => {
+            let mut r = Response::new(full(PAGE));
+            r.headers_mut().remove(CONTENT_TYPE);
+            r
+        }
+        "/utf16.html" => resp(200, "text/html; charset=utf-16le", utf16(PAGE)),
+        "/bom16.html" => resp(200, html, utf16(PAGE)),
         _ => resp(404, "text/plain", format!("no such path {path}")),
     };
     Ok(r)
+}
+
+/// UTF-16LE with a byte order mark.
+fn utf16(s: &str) -> Vec<u8> {
+    [0xFF, 0xFE]
+        .into_iter()
+        .chain(s.encode_utf16().flat_map(|u| u.to_le_bytes()))
+        .collect()
 }
 
 fn websocket(mut req: Request<Incoming>) -> Response<Body> {
@@ -235,6 +264,11 @@ fn websocket(mut req: Request<Incoming>) -> Response<Body> {
 
 fn main() {
     let port: u16 = std::env::args().nth(1).and_then(|p| p.parse().ok()).unwrap_or(8080);
+    // Where to listen: every address unless told (`127.0.0.1`, say).
+    let addr: std::net::IpAddr = std::env::args()
+        .nth(2)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(std::net::IpAddr::from([0, 0, 0, 0]));
     let content: &'static Content = Box::leak(Box::new(Content {
         bin: pattern(64 * 1024),
         large: pattern(1024 * 1024),
@@ -242,7 +276,7 @@ fn main() {
     }));
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     rt.block_on(async move {
-        let listener = tokio::net::TcpListener::bind(("0.0.0.0", port)).await.expect("bind");
+        let listener = tokio::net::TcpListener::bind((addr, port)).await.expect("bind");
         eprintln!("preview-upstream listening on {port}");
         loop {
             let Ok((stream, peer)) = listener.accept().await else { continue };
