@@ -288,3 +288,125 @@ fn logs_are_plain_text_unless_written_to_a_terminal() {
         "colour codes in a piped log: {log:?}"
     );
 }
+
+/// A connection from `source` (any 127.0.0.0/8 address is this machine).
+async fn connect_from(source: [u8; 4], to: std::net::SocketAddr) -> TcpStream {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket
+        .bind(std::net::SocketAddr::from((source, 0)))
+        .unwrap();
+    socket.connect(to).await.unwrap()
+}
+
+/// One address holding its share of connections (silent ones, here) gets a
+/// 429 for more, while another address is served at once.
+#[tokio::test]
+async fn one_address_cannot_take_every_connection() {
+    let server = Server::builder()
+        .args(["--max-connections", "8", "--max-connections-per-ip", "4"])
+        .start()
+        .await;
+    let mut held = Vec::new();
+    for _ in 0..4 {
+        held.push(connect_from([127, 0, 0, 1], server.addr).await);
+    }
+    let mut more = connect_from([127, 0, 0, 1], server.addr).await;
+    more.write_all(HEALTH).await.unwrap();
+    let answer = read_to_close(&mut more).await;
+    assert!(answer.starts_with("HTTP/1.1 429"), "{answer}");
+    assert!(answer.contains("RateLimitError"), "{answer}");
+    assert!(answer.contains("retry-after"), "{answer}");
+
+    let mut other = connect_from([127, 0, 0, 2], server.addr).await;
+    other.write_all(HEALTH).await.unwrap();
+    let answer = read_to_close(&mut other).await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+
+    // A place given back is a place for the same address again.
+    drop(held.pop());
+    let again = eventually("a freed place", || async {
+        let mut s = connect_from([127, 0, 0, 1], server.addr).await;
+        s.write_all(HEALTH).await.unwrap();
+        let answer = read_to_close(&mut s).await;
+        answer.starts_with("HTTP/1.1 200").then_some(answer)
+    })
+    .await;
+    assert!(again.contains("\"status\""), "{again}");
+}
+
+/// A head sent a line at a time, never quite finished, is cut at the head
+/// deadline however busy the client keeps it.
+#[tokio::test]
+async fn a_trickled_request_head_is_closed_at_its_deadline() {
+    let server = Server::builder()
+        .args(["--request-head-timeout", "1s"])
+        .start()
+        .await;
+    let s = TcpStream::connect(server.addr).await.unwrap();
+    let (mut rd, mut wr) = s.into_split();
+    let start = Instant::now();
+    let trickle = tokio::spawn(async move {
+        let _ = wr
+            .write_all(b"GET /api/health HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+            .await;
+        for i in 0..100 {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            if wr
+                .write_all(format!("X-Slow-{i}: 1\r\n").as_bytes())
+                .await
+                .is_err()
+            {
+                return i;
+            }
+        }
+        100
+    });
+    let mut buf = Vec::new();
+    let _ = tokio::time::timeout(WAIT, rd.read_to_end(&mut buf)).await;
+    let closed_after = start.elapsed();
+    assert!(!String::from_utf8_lossy(&buf).contains("200 OK"));
+    assert!(
+        closed_after >= Duration::from_millis(900),
+        "{closed_after:?}"
+    );
+    // Without a deadline for the whole head the trickle would keep it open
+    // for its 20 s.
+    assert!(closed_after < Duration::from_secs(10), "{closed_after:?}");
+    trickle.abort();
+}
+
+/// A body trickled a byte now and then, never idle for long, fails once it
+/// falls under the minimum rate instead of holding its connection for good.
+#[tokio::test]
+async fn a_trickled_request_body_fails_under_the_minimum_rate() {
+    let server = Server::builder()
+        .args(["--connection-idle-timeout", "1s"])
+        .start()
+        .await;
+    let s = TcpStream::connect(server.addr).await.unwrap();
+    let (mut rd, mut wr) = s.into_split();
+    let start = Instant::now();
+    let trickle = tokio::spawn(async move {
+        let _ = wr
+            .write_all(b"POST /api/containers HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 60000\r\n\r\n{")
+            .await;
+        for _ in 0..200 {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            if wr.write_all(b" ").await.is_err() {
+                return;
+            }
+        }
+    });
+    let mut buf = Vec::new();
+    let _ = tokio::time::timeout(WAIT, rd.read_to_end(&mut buf)).await;
+    let answer = String::from_utf8_lossy(&buf);
+    assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+    assert!(answer.contains("too slowly"), "{answer}");
+    assert!(
+        start.elapsed() < Duration::from_secs(15),
+        "{:?}",
+        start.elapsed()
+    );
+    trickle.abort();
+    assert!(instance_containers(&server.instance).is_empty());
+}

@@ -75,7 +75,11 @@ settings! {
     cors_origins: Vec<String> = many("cors-origin", "STUDIO_CORS_ORIGIN", parse::text);
     /// HTTP connections served at once; beyond it new ones wait to be accepted [default: 1024].
     max_connections: usize = one("max-connections", "STUDIO_MAX_CONNECTIONS", parse::number::<usize>, 1024);
-    /// A connection that has not sent a complete request head within this is closed, and a request body that stalls this long fails [default: 30s].
+    /// HTTP connections one client address may hold at once (0: no cap; not applied with --trust-proxy) [default: 256].
+    max_connections_per_ip: usize = one("max-connections-per-ip", "STUDIO_MAX_CONNECTIONS_PER_IP", parse::number::<usize>, 256);
+    /// A request head (or, on a kept-alive connection, the next one) must arrive whole within this [default: 10s].
+    request_head_timeout: Duration = one("request-head-timeout", "STUDIO_REQUEST_HEAD_TIMEOUT", parse::duration, Duration::from_secs(10));
+    /// A request body that stalls this long fails, and one that takes longer must average 500 bytes a second; idle connections close after it too [default: 30s].
     connection_idle_timeout: Duration = one("connection-idle-timeout", "STUDIO_CONNECTION_IDLE_TIMEOUT", parse::duration, Duration::from_secs(30));
     /// How long a previewed app may take to start answering a request it has received whole; then 504 [default: 2m].
     preview_timeout: Duration = one("preview-timeout", "STUDIO_PREVIEW_TIMEOUT", parse::duration, Duration::from_secs(120));

@@ -1,10 +1,11 @@
 //! Accepting connections and serving each one: HTTP/1.1 with upgrades (the
-//! WebSocket terminal and proxied WebSockets), a bounded number at once,
-//! idle and half-sent request heads timed out, and a graceful close on
-//! shutdown.
+//! WebSocket terminal and proxied WebSockets), a bounded number at once and
+//! per client address, request heads that must arrive whole within a
+//! deadline, request bodies that must keep a minimum rate, and a graceful
+//! close on shutdown.
 
 use std::future::Future;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -25,9 +26,14 @@ pub struct Listener {
     pub front: Front,
     /// One permit per open HTTP connection (upgraded ones give theirs back).
     pub limit: Arc<Semaphore>,
-    /// A request head must arrive within this, and so must the next request
-    /// on an idle kept-alive connection: half-open and idle connections
-    /// cannot pile up (slowloris).
+    /// Open HTTP connections per client address.
+    pub per_ip: Arc<PerIp>,
+    /// A request head must arrive whole within this, and so must the next
+    /// request on an idle kept-alive connection: half-sent and idle
+    /// connections cannot pile up (slowloris), however slowly they trickle.
+    pub head_timeout: Duration,
+    /// A request body from which nothing arrives for this long fails; and
+    /// once it has waited this long in all, it must keep [`MIN_BODY_RATE`].
     pub idle_timeout: Duration,
     pub tasks: TaskTracker,
     pub shutdown: CancellationToken,
@@ -52,11 +58,19 @@ impl Listener {
                 },
                 _ = self.shutdown.cancelled() => return,
             };
+            let Some(place) = self.per_ip.take(peer.ip()) else {
+                // One address holds its share: told so, and closed, without
+                // reading what it sends.
+                drop(permit);
+                self.tasks.spawn(refuse(tcp, self.per_ip.max));
+                continue;
+            };
             let front = self.front.for_connection(peer);
             let shutdown = self.shutdown.clone();
-            let idle = self.idle_timeout;
+            let (head, idle) = (self.head_timeout, self.idle_timeout);
             self.tasks.spawn(async move {
-                serve(tcp, peer, front, idle, shutdown).await;
+                serve(tcp, peer, front, head, idle, shutdown).await;
+                drop(place);
                 drop(permit);
             });
         }
@@ -83,10 +97,82 @@ const KEEPALIVE: socket2::TcpKeepalive = socket2::TcpKeepalive::new()
     .with_interval(Duration::from_secs(10))
     .with_retries(3);
 
+/// Open connections per client address, at most `max` each (0: no cap).
+pub struct PerIp {
+    open: std::sync::Mutex<std::collections::HashMap<IpAddr, usize>>,
+    pub max: usize,
+}
+
+impl PerIp {
+    pub fn new(max: usize) -> Arc<PerIp> {
+        Arc::new(PerIp {
+            open: Default::default(),
+            max,
+        })
+    }
+
+    /// A place for one more connection from `ip`, if it has one left.
+    fn take(self: &Arc<Self>, ip: IpAddr) -> Option<Place> {
+        if self.max == 0 {
+            return Some(Place { per_ip: None, ip });
+        }
+        let mut open = self.open.lock().unwrap();
+        let n = open.entry(ip).or_default();
+        if *n >= self.max {
+            return None;
+        }
+        *n += 1;
+        Some(Place {
+            per_ip: Some(Arc::clone(self)),
+            ip,
+        })
+    }
+}
+
+/// One connection's place in its address's share; given back on drop.
+struct Place {
+    per_ip: Option<Arc<PerIp>>,
+    ip: IpAddr,
+}
+
+impl Drop for Place {
+    fn drop(&mut self) {
+        if let Some(per_ip) = &self.per_ip {
+            let mut open = per_ip.open.lock().unwrap();
+            if let Some(n) = open.get_mut(&self.ip) {
+                *n -= 1;
+                if *n == 0 {
+                    open.remove(&self.ip);
+                }
+            }
+        }
+    }
+}
+
+/// Answers a connection over its address's share with a 429 and closes it.
+async fn refuse(mut tcp: TcpStream, max: usize) {
+    use tokio::io::AsyncWriteExt;
+    let body = crate::error::ApiError::RateLimit(format!(
+        "Too many connections from your address: at most {max} at once (--max-connections-per-ip)"
+    ))
+    .to_json()
+    .to_string();
+    let answer = format!(
+        "HTTP/1.1 429 Too Many Requests\r\ncontent-type: application/json\r\ncontent-length: {}\r\nretry-after: 1\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let _ = tokio::time::timeout(Duration::from_secs(2), async {
+        let _ = tcp.write_all(answer.as_bytes()).await;
+        let _ = tcp.shutdown().await;
+    })
+    .await;
+}
+
 async fn serve(
     tcp: TcpStream,
     peer: SocketAddr,
     front: Front,
+    head_timeout: Duration,
     idle_timeout: Duration,
     shutdown: CancellationToken,
 ) {
@@ -103,7 +189,7 @@ async fn serve(
     });
     let conn = hyper::server::conn::http1::Builder::new()
         .timer(TokioTimer::new())
-        .header_read_timeout(idle_timeout)
+        .header_read_timeout(head_timeout)
         .serve_connection(TokioIo::new(tcp), service)
         .with_upgrades();
     tokio::pin!(conn);
@@ -120,17 +206,28 @@ async fn serve(
     }
 }
 
+/// The slowest a request body may arrive, on average, once it has taken
+/// longer than the idle timeout: a client that trickles a byte now and
+/// then, never idle for long, cannot hold its connection for good.
+pub const MIN_BODY_RATE: u64 = 500;
+
 /// A request body that fails once no data has come for `limit` while it is
-/// being read: a client that announces a body and stalls cannot hold its
-/// connection (and a `--max-connections` slot) forever. The clock runs only
-/// while a reader waits for the next piece.
+/// being read, or once the time spent waiting for it exceeds `limit` plus
+/// one second per [`MIN_BODY_RATE`] bytes received: a client that announces
+/// a body and stalls, or trickles it, cannot hold its connection (and a
+/// `--max-connections` slot) forever. The clocks run only while a reader
+/// waits for the next piece, so a server that reads slowly is not the
+/// client's fault.
 struct IdleTimeout<B> {
     inner: B,
     limit: Duration,
     /// Made at the first wait, re-armed at each later one.
     timer: Option<Pin<Box<tokio::time::Sleep>>>,
-    /// Whether the timer runs for the current wait.
-    armed: bool,
+    /// When the current wait began, while one runs.
+    waiting_since: Option<tokio::time::Instant>,
+    /// Time spent waiting in all, before the current wait.
+    waited: Duration,
+    received: u64,
 }
 
 impl<B> IdleTimeout<B> {
@@ -139,8 +236,17 @@ impl<B> IdleTimeout<B> {
             inner,
             limit,
             timer: None,
-            armed: false,
+            waiting_since: None,
+            waited: Duration::ZERO,
+            received: 0,
         }
+    }
+
+    /// How much longer the current wait may last.
+    fn allowance(&self) -> Duration {
+        let budget =
+            self.limit + Duration::from_secs_f64(self.received as f64 / MIN_BODY_RATE as f64);
+        budget.saturating_sub(self.waited).min(self.limit)
     }
 }
 
@@ -159,28 +265,43 @@ where
         let this = &mut *self;
         match Pin::new(&mut this.inner).poll_frame(cx) {
             Poll::Ready(frame) => {
-                this.armed = false;
+                if let Some(since) = this.waiting_since.take() {
+                    this.waited += since.elapsed();
+                }
+                if let Some(Ok(data)) = frame.as_ref().map(|f| f.as_ref().map(|f| f.data_ref())) {
+                    this.received += data.map_or(0, |d| d.len() as u64);
+                }
                 Poll::Ready(frame.map(|f| f.map_err(Into::into)))
             }
             Poll::Pending => {
-                let was_armed = std::mem::replace(&mut this.armed, true);
-                let deadline = || tokio::time::Instant::now() + this.limit;
-                let timer = match &mut this.timer {
-                    Some(t) if was_armed => t,
-                    Some(t) => {
-                        t.as_mut().reset(deadline());
-                        t
+                if this.waiting_since.is_none() {
+                    let now = tokio::time::Instant::now();
+                    this.waiting_since = Some(now);
+                    let deadline = now + this.allowance();
+                    match &mut this.timer {
+                        Some(t) => t.as_mut().reset(deadline),
+                        None => this.timer = Some(Box::pin(tokio::time::sleep_until(deadline))),
                     }
-                    None => this
-                        .timer
-                        .insert(Box::pin(tokio::time::sleep_until(deadline()))),
-                };
+                }
+                let timer = this.timer.as_mut().expect("armed above");
                 match timer.as_mut().poll(cx) {
-                    Poll::Ready(()) => Poll::Ready(Some(Err(format!(
-                        "no request body data for {}",
-                        humantime::format_duration(this.limit)
-                    )
-                    .into()))),
+                    Poll::Ready(()) => {
+                        let stalled = this.allowance() >= this.limit;
+                        Poll::Ready(Some(Err(if stalled {
+                            format!(
+                                "no request body data for {}",
+                                humantime::format_duration(this.limit)
+                            )
+                        } else {
+                            format!(
+                                "the request body arrives too slowly: {} bytes in {} (at least {MIN_BODY_RATE} bytes a second once it takes over {})",
+                                this.received,
+                                humantime::format_duration(Duration::from_secs(this.waited.as_secs())),
+                                humantime::format_duration(this.limit)
+                            )
+                        }
+                        .into())))
+                    }
                     Poll::Pending => Poll::Pending,
                 }
             }

@@ -74,7 +74,18 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
             listener,
             front: crate::http::Front::new(Arc::clone(&app)),
             limit: Arc::new(Semaphore::new(settings.max_connections)),
+            // An idle keep-alive connection is closed at the idle timeout
+            // too, when that is the shorter.
+            head_timeout: settings
+                .request_head_timeout
+                .min(settings.connection_idle_timeout),
             idle_timeout: settings.connection_idle_timeout,
+            // Behind a trusted proxy every connection comes from the proxy.
+            per_ip: listener::PerIp::new(if settings.trust_proxy {
+                0
+            } else {
+                settings.max_connections_per_ip
+            }),
             tasks: app.tasks.clone(),
             shutdown: shutdown.clone(),
         }
