@@ -128,3 +128,35 @@ async fn a_network_of_our_name_that_allows_inter_container_traffic_is_refused() 
         "no container was made"
     );
 }
+
+/// A fresh engine (no network of ours yet) and several servers started at
+/// once in processes of their own, each creating sessions at once: one
+/// network is made, and every session works.
+#[tokio::test]
+async fn servers_started_at_once_on_a_fresh_engine_make_one_network() {
+    let nets = Networks::new("studio-race");
+    assert!(nets.ids().is_empty());
+    let servers = futures_util::future::join_all(
+        (0..6).map(|_| Server::builder().args(["--network", &nets.name]).start()),
+    )
+    .await;
+    let created = futures_util::future::join_all(servers.iter().map(|s| async move {
+        let (status, body) = s.post("/api/containers", "{}").await;
+        (status, body)
+    }))
+    .await;
+    for (status, body) in &created {
+        assert_eq!(*status, 200, "{body}");
+    }
+    assert_eq!(nets.ids().len(), 1, "one network of the name");
+    for (server, (_, body)) in servers.iter().zip(&created) {
+        let mut ws = server.ws().await;
+        let sid = body["sessionId"].as_str().unwrap();
+        ws.send(serde_json::json!({"type": "attach", "sessionId": sid}))
+            .await;
+        ws.expect("attached").await;
+        let out = ws.run(sid, "echo fresh-$((6*7))").await;
+        assert!(out.contains("fresh-42"), "{out:?}");
+    }
+    drop(servers);
+}

@@ -102,7 +102,7 @@ impl Engine {
             .negotiate_version()
             .await
             .context("connect to the Docker engine")?;
-        let network = network::ensure(&docker, NETWORK)
+        let network = network::ensure(&docker, SOCKET, NETWORK)
             .await
             .map_err(|e| anyhow!("network {NETWORK}: {e}"))?;
         Ok(Engine {

@@ -177,7 +177,7 @@ impl DockerRuntime {
         if let Some(id) = id.as_ref() {
             return Ok(id.clone());
         }
-        let found = network::ensure(docker, &self.network).await?;
+        let found = network::ensure(docker, &self.socket.to_string_lossy(), &self.network).await?;
         *id = Some(found.clone());
         Ok(found)
     }
@@ -317,41 +317,50 @@ impl ContainerRuntime for DockerRuntime {
 
     async fn create_container(&self, spec: &ContainerSpec) -> Result<String, RuntimeError> {
         let docker = self.client().await?;
-        let network_id = self.ensure_network(&docker).await?;
-        let body = container_body(spec, &network_id);
         let opts = Some(
             CreateContainerOptionsBuilder::default()
                 .name(&spec.name)
                 .build(),
         );
-        let created = match docker.create_container(opts.clone(), body).await {
-            Ok(c) => c,
-            Err(BollardError::DockerResponseServerError {
-                status_code: 404,
-                message,
-            }) if message.contains("network") => {
-                // The network was removed behind our back: find or make it
-                // again, once.
-                *self.network_id.lock().await = None;
-                let network_id = self.ensure_network(&docker).await?;
-                let body = container_body(spec, &network_id);
-                docker
-                    .create_container(opts, body)
-                    .await
-                    .map_err(|e| self.fail(e))?
+        // A second try, once, when the network was removed behind our back
+        // or turned out to exist twice (found again, copies resolved).
+        let mut retried = false;
+        loop {
+            let network_id = self.ensure_network(&docker).await?;
+            let body = container_body(spec, &network_id);
+            let created = match docker.create_container(opts.clone(), body).await {
+                Ok(c) => c,
+                Err(BollardError::DockerResponseServerError {
+                    status_code: 404,
+                    message,
+                }) if message.contains("network") && !retried => {
+                    *self.network_id.lock().await = None;
+                    retried = true;
+                    continue;
+                }
+                Err(BollardError::DockerResponseServerError {
+                    status_code: 404, ..
+                }) => {
+                    return Err(RuntimeError::ImageNotFound(spec.image.clone()));
+                }
+                Err(e) => return Err(self.fail(e)),
+            };
+            match docker.start_container(&created.id, None).await {
+                Ok(()) => return Ok(created.id),
+                Err(e) => {
+                    let _ = self.remove_container(&created.id).await;
+                    let ambiguous = matches!(&e, BollardError::DockerResponseServerError { message, .. }
+                        if network::is_ambiguous(message));
+                    if ambiguous && !retried {
+                        tracing::warn!(network = %self.network, "the session network exists twice; resolving");
+                        *self.network_id.lock().await = None;
+                        retried = true;
+                        continue;
+                    }
+                    return Err(self.fail(e));
+                }
             }
-            Err(BollardError::DockerResponseServerError {
-                status_code: 404, ..
-            }) => {
-                return Err(RuntimeError::ImageNotFound(spec.image.clone()));
-            }
-            Err(e) => return Err(self.fail(e)),
-        };
-        if let Err(e) = docker.start_container(&created.id, None).await {
-            let _ = self.remove_container(&created.id).await;
-            return Err(self.fail(e));
         }
-        Ok(created.id)
     }
 
     async fn start_container(&self, id: &str) -> Result<(), RuntimeError> {

@@ -2,11 +2,16 @@
 //!
 //! Docker does not make network names unique: two servers (or test
 //! processes) that find the network missing at the same moment both create
-//! it, and from then on every reference by name fails as "ambiguous". So the
-//! network is found by listing, the one to use is chosen deterministically
-//! (the smallest id among the candidates, so every process that sees the same
-//! set agrees) and referred to by id from then on; surplus empty copies that
-//! we made are removed on the way.
+//! it, and from then on every container start fails as "ambiguous" (the
+//! engine looks the network up by name again at start, whatever id the
+//! container joined). So looking for the network and creating it is done
+//! under a lock that every server on this machine takes (a `flock` on a
+//! file named after the engine and the network), and no second copy is
+//! made. Copies made anyway (by servers on other machines sharing a remote
+//! engine, or by an older version) are resolved: the one to use is chosen
+//! deterministically (the smallest id among the candidates, so every
+//! process that sees the same set agrees), and surplus empty copies that we
+//! made are removed, also when a start fails as ambiguous.
 //!
 //! Only a bridge with inter-container traffic disabled qualifies: a network
 //! of that name that allows it (made by someone else) is an error rather than
@@ -26,7 +31,9 @@ const ICC_OPTION: &str = "com.docker.network.bridge.enable_icc";
 const MANAGED_LABEL: &str = "studio.managed";
 
 /// Returns the id of the network `name`, creating it when there is none.
-pub async fn ensure(docker: &Docker, name: &str) -> Result<String, RuntimeError> {
+/// `engine` names the engine (its address), for the machine-wide lock.
+pub async fn ensure(docker: &Docker, engine: &str, name: &str) -> Result<String, RuntimeError> {
+    let _lock = MachineLock::take(engine, name).await;
     let mut found = named(docker, name).await?;
     if found.is_empty() {
         match docker.create_network(create_request(name)).await {
@@ -59,6 +66,46 @@ pub async fn ensure(docker: &Docker, name: &str) -> Result<String, RuntimeError>
         }
     }
     Ok(chosen.to_string())
+}
+
+/// Whether an engine error says a network name matched more than one.
+pub fn is_ambiguous(message: &str) -> bool {
+    message.contains("is ambiguous") || message.contains("matches found")
+}
+
+/// Held while one process looks for the network and creates it; other
+/// servers on this machine wait for it. Without a lock file (an unwritable
+/// temporary directory) there is no lock, and duplicates are resolved as
+/// above.
+struct MachineLock {
+    /// Locked until dropped.
+    _file: Option<std::fs::File>,
+}
+
+impl MachineLock {
+    async fn take(engine: &str, name: &str) -> MachineLock {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        (engine, name).hash(&mut h);
+        let path =
+            std::env::temp_dir().join(format!("claude-studio-network-{:016x}.lock", h.finish()));
+        let taken = tokio::task::spawn_blocking(move || {
+            use std::os::fd::AsRawFd;
+            let file = std::fs::OpenOptions::new()
+                .create(true)
+                .truncate(false)
+                .write(true)
+                .open(&path)
+                .ok()?;
+            // SAFETY: flock on an fd we own; released when the file closes.
+            let locked = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) } == 0;
+            locked.then_some(file)
+        })
+        .await
+        .ok()
+        .flatten();
+        MachineLock { _file: taken }
+    }
 }
 
 /// What a new network looks like: a bridge, no traffic between containers.
