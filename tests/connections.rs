@@ -38,17 +38,18 @@ async fn connections_beyond_the_limit_wait_until_one_closes() {
     assert_eq!(&head, b"HTTP/1.1 200");
 
     let addr = server.addr;
-    let mut third = tokio::spawn(async move {
+    let third = tokio::spawn(async move {
         let mut s = TcpStream::connect(addr).await.unwrap();
         s.write_all(HEALTH).await.unwrap();
         read_to_close(&mut s).await
     });
-    assert!(
-        tokio::time::timeout(Duration::from_millis(500), &mut third)
-            .await
-            .is_err(),
-        "a third connection is not served while two are open"
-    );
+    // Not served while two are open: the kernel holds it in the listening
+    // socket's backlog, unaccepted.
+    eventually("the third connection to wait in the backlog", || async {
+        (accept_backlog(server.addr.port()) == 1).then_some(())
+    })
+    .await;
+    assert!(!third.is_finished(), "a third connection was served");
     drop(first);
     let answer = tokio::time::timeout(WAIT, third)
         .await
@@ -78,8 +79,8 @@ async fn idle_and_slowly_sent_connections_are_closed() {
         .unwrap();
 
     assert_eq!(read_to_close(&mut silent).await, "");
-    let slow_answer = read_to_close(&mut slow).await;
-    assert!(!slow_answer.contains("200 OK"), "{slow_answer}");
+    // Closed without an answer, the head never finished.
+    assert_eq!(read_to_close(&mut slow).await, "");
     let kept_answer = read_to_close(&mut kept).await;
     assert!(kept_answer.starts_with("HTTP/1.1 200"), "{kept_answer}");
     assert!(
@@ -166,14 +167,11 @@ async fn request_bodies_too_large_or_stalled_are_refused() {
         format!("POST /api/containers HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n{extra}\r\n")
     };
 
-    let started = Instant::now();
+    // Refused on its announced length: a server that waited for the body
+    // would answer the idle timeout's 400 instead.
     let answer = send(head("Content-Length: 99999999999\r\n")).await;
     assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
     assert!(answer.contains("MessageTooLarge"), "{answer}");
-    assert!(
-        started.elapsed() < Duration::from_secs(1),
-        "refused at once"
-    );
 
     let started = Instant::now();
     let answer = send(head("Content-Length: 1000\r\n") + "{").await;
@@ -192,6 +190,23 @@ async fn request_bodies_too_large_or_stalled_are_refused() {
     let answer = send(chunked).await;
     assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
     assert!(instance_containers(&server.instance).is_empty());
+}
+
+/// Connections waiting in the backlog of the socket listening on `port`
+/// (for a listening socket, /proc/net/tcp's rx_queue is its accept queue).
+fn accept_backlog(port: u16) -> u64 {
+    let table = std::fs::read_to_string("/proc/net/tcp").unwrap();
+    table
+        .lines()
+        .skip(1)
+        .find_map(|line| {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            let local = u16::from_str_radix(f[1].rsplit(':').next()?, 16).ok()?;
+            (local == port && f[3] == "0A")
+                .then(|| u64::from_str_radix(f[4].rsplit(':').next()?, 16).ok())
+                .flatten()
+        })
+        .unwrap_or(0)
 }
 
 /// The kernel's timer state of the server's end of a connection, from
@@ -364,7 +379,11 @@ async fn a_trickled_request_head_is_closed_at_its_deadline() {
     let mut buf = Vec::new();
     let _ = tokio::time::timeout(WAIT, rd.read_to_end(&mut buf)).await;
     let closed_after = start.elapsed();
-    assert!(!String::from_utf8_lossy(&buf).contains("200 OK"));
+    assert_eq!(
+        String::from_utf8_lossy(&buf),
+        "",
+        "closed without an answer"
+    );
     assert!(
         closed_after >= Duration::from_millis(900),
         "{closed_after:?}"

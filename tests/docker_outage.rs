@@ -224,8 +224,9 @@ async fn a_hung_engine_is_reported_promptly_and_survived() {
     let again = std::time::Instant::now();
     let (status, body) = server.get("/api/containers").await;
     assert_eq!(status, 503, "{body}");
+    // One probe (5 s) at most, far from the 30 s call timeout it replaces.
     assert!(
-        again.elapsed() < std::time::Duration::from_secs(10),
+        again.elapsed() < std::time::Duration::from_secs(20),
         "a second call took {:?} (the first {:?})",
         again.elapsed(),
         again - started
@@ -264,8 +265,9 @@ async fn a_hung_engine_call_does_not_stall_the_connection() {
             _ => {}
         }
     }
+    // Behind the resize it would wait for the engine call's 30 s timeout.
     assert!(
-        started.elapsed() < std::time::Duration::from_secs(5),
+        started.elapsed() < std::time::Duration::from_secs(15),
         "the ping took {:?}",
         started.elapsed()
     );
