@@ -104,7 +104,8 @@ impl Engine {
             .context("connect to the Docker engine")?;
         let network = network::ensure(&docker, SOCKET, NETWORK)
             .await
-            .map_err(|e| anyhow!("network {NETWORK}: {e}"))?;
+            .map_err(|e| anyhow!("network {NETWORK}: {e}"))?
+            .id;
         Ok(Engine {
             docker,
             image: image.to_string(),

@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::limits::{RateLimit, RateLimits};
+use crate::runtime::firewall::{Allow, Egress, EgressMode};
 use declare::settings;
 
 settings! {
@@ -39,6 +40,10 @@ settings! {
     shell: String = one("shell", "STUDIO_SHELL", parse::text, "/bin/sh".into());
     /// Docker bridge network the containers join, created when missing [default: claude-studio].
     network: String = one("network", "STUDIO_NETWORK", parse::text, "claude-studio".into());
+    /// What sessions may reach: internet (not the host, nor private or reserved ranges), deny (nothing but the exceptions), or unfiltered [default: internet].
+    egress: EgressMode = one("egress", "STUDIO_EGRESS", EgressMode::parse, EgressMode::Internet);
+    /// An exception sessions may reach whatever --egress says, CIDR[:PORT] (repeatable), e.g. a package mirror 10.1.2.3/32:3128.
+    egress_allow: Vec<Allow> = many("egress-allow", "STUDIO_EGRESS_ALLOW", Allow::parse);
     /// Docker Engine address (unix:///path); defaults to DOCKER_HOST, then the local socket.
     docker_host: Option<String> = optional("docker-host", "STUDIO_DOCKER_HOST", parse::text);
     /// API token (repeatable).
@@ -176,6 +181,13 @@ impl Settings {
             memory_bytes: self.memory,
             nano_cpus: (self.cpus * 1e9) as i64,
             pids: self.pids_limit,
+        }
+    }
+
+    pub fn egress_policy(&self) -> Egress {
+        Egress {
+            mode: self.egress,
+            allow: self.egress_allow.clone(),
         }
     }
 

@@ -25,6 +25,7 @@ use futures_util::StreamExt;
 use tokio::sync::Mutex;
 
 use super::dial::NetnsDialer;
+use super::firewall::{self, Egress};
 use super::hijack;
 use super::network;
 use super::spec::{self, ContainerSpec, ShellSpec};
@@ -48,6 +49,10 @@ pub struct DockerRuntime {
     /// The network's id once found or made: Docker allows duplicate names,
     /// so containers join by id (see `network`).
     network_id: Mutex<Option<String>>,
+    /// What sessions may reach; installed on the network's bridge when the
+    /// network is first found or made.
+    egress: Egress,
+
     /// Set when a call found the engine unreachable or unresponsive: until a
     /// ping answers again, calls fail after a quick ping instead of each
     /// waiting out the request timeout on a hung engine.
@@ -83,7 +88,7 @@ fn status_of(word: Option<&str>) -> ContainerStatus {
 
 impl DockerRuntime {
     /// `host` is `unix:///path` or a bare socket path; `None` means the local default.
-    pub fn new(host: Option<&str>, network: &str) -> Result<DockerRuntime, String> {
+    pub fn new(host: Option<&str>, network: &str, egress: Egress) -> Result<DockerRuntime, String> {
         let host = host.unwrap_or("unix:///var/run/docker.sock");
         let socket = match host.strip_prefix("unix://") {
             Some(p) => PathBuf::from(p),
@@ -99,6 +104,7 @@ impl DockerRuntime {
             client: Mutex::new(None),
             network: network.to_string(),
             network_id: Mutex::new(None),
+            egress,
             suspect: Default::default(),
         })
     }
@@ -178,8 +184,17 @@ impl DockerRuntime {
             return Ok(id.clone());
         }
         let found = network::ensure(docker, &self.socket.to_string_lossy(), &self.network).await?;
-        *id = Some(found.clone());
-        Ok(found)
+        // No session joins the network before its isolation is in place:
+        // rules that cannot be installed fail the create.
+        let (bridge, egress) = (found.bridge.clone(), self.egress.clone());
+        tokio::task::spawn_blocking(move || firewall::install(&bridge, &egress))
+            .await
+            .map_err(|e| RuntimeError::Engine(e.to_string()))?
+            .map_err(|e| {
+                RuntimeError::Engine(format!("network isolation could not be installed: {e}"))
+            })?;
+        *id = Some(found.id.clone());
+        Ok(found.id)
     }
 }
 

@@ -6,6 +6,7 @@
 pub mod dial;
 pub mod docker;
 pub mod exit;
+pub mod firewall;
 pub mod hijack;
 pub mod network;
 pub mod spec;

@@ -28,12 +28,23 @@ use super::docker::map_err;
 use super::RuntimeError;
 
 const ICC_OPTION: &str = "com.docker.network.bridge.enable_icc";
+const BRIDGE_NAME_OPTION: &str = "com.docker.network.bridge.name";
 const MANAGED_LABEL: &str = "studio.managed";
 
-/// Returns the id of the network `name`, creating it when there is none.
-/// `engine` names the engine (its address), for the machine-wide lock.
-pub async fn ensure(docker: &Docker, engine: &str, name: &str) -> Result<String, RuntimeError> {
-    let _lock = MachineLock::take(engine, name).await;
+/// The session network, as found or made.
+pub struct Found {
+    pub id: String,
+    /// Its bridge interface on the engine's machine.
+    pub bridge: String,
+    /// Held until dropped: what the caller does next with the network (its
+    /// filter rules) is done once at a time too.
+    _lock: MachineLock,
+}
+
+/// Finds the network `name`, creating it when there is none. `engine`
+/// names the engine (its address), for the machine-wide lock.
+pub async fn ensure(docker: &Docker, engine: &str, name: &str) -> Result<Found, RuntimeError> {
+    let lock = MachineLock::take(engine, name).await;
     let mut found = named(docker, name).await?;
     if found.is_empty() {
         match docker.create_network(create_request(name)).await {
@@ -65,7 +76,31 @@ pub async fn ensure(docker: &Docker, engine: &str, name: &str) -> Result<String,
                 .await;
         }
     }
-    Ok(chosen.to_string())
+    let network = usable
+        .iter()
+        .find(|n| n.id.as_deref() == Some(chosen))
+        .expect("chosen among them");
+    Ok(Found {
+        id: chosen.to_string(),
+        bridge: bridge_of(network),
+        _lock: lock,
+    })
+}
+
+/// The bridge interface of a bridge network: the name it was given, or
+/// Docker's `br-` and the id's first 12 characters.
+fn bridge_of(n: &Network) -> String {
+    n.options
+        .as_ref()
+        .and_then(|o| o.get(BRIDGE_NAME_OPTION))
+        .cloned()
+        .unwrap_or_else(|| {
+            format!(
+                "br-{}",
+                &n.id.as_deref().unwrap_or_default()
+                    [..12.min(n.id.as_deref().unwrap_or_default().len())]
+            )
+        })
 }
 
 /// Whether an engine error says a network name matched more than one.

@@ -14,6 +14,7 @@ use tokio::sync::Semaphore;
 use crate::app::App;
 use crate::config::Settings;
 use crate::runtime::docker::DockerRuntime;
+use crate::runtime::firewall::EgressMode;
 use crate::runtime::ContainerRuntime;
 use crate::store::{FileStore, SessionStore};
 
@@ -24,10 +25,23 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(6);
 
 pub async fn run(settings: Settings) -> anyhow::Result<()> {
     raise_open_file_limit();
+    if settings.egress != EgressMode::Unfiltered {
+        crate::runtime::firewall::available().map_err(|e| {
+            anyhow::anyhow!(
+                "sessions are isolated from this machine's networks by filter rules the server \
+                 installs, but {e}; run it as root with iptables, or pass --egress unfiltered \
+                 to run without that isolation"
+            )
+        })?;
+    }
     let settings = Arc::new(settings);
     let runtime: Arc<dyn ContainerRuntime> = Arc::new(
-        DockerRuntime::new(settings.docker_host.as_deref(), &settings.network)
-            .map_err(anyhow::Error::msg)?,
+        DockerRuntime::new(
+            settings.docker_host.as_deref(),
+            &settings.network,
+            settings.egress_policy(),
+        )
+        .map_err(anyhow::Error::msg)?,
     );
     let store: Arc<dyn SessionStore> = Arc::new(
         FileStore::open(&settings.instance_state_dir()).map_err(|e| anyhow::anyhow!("{e}"))?,
