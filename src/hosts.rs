@@ -22,6 +22,17 @@ pub fn request_host<'a>(uri: &'a Uri, headers: &'a HeaderMap) -> Option<&'a str>
         .or_else(|| headers.get(header::HOST).and_then(|h| h.to_str().ok()))
 }
 
+/// A `Host` value's name and port (`[::1]:3333` → `[::1]`, `3333`).
+pub fn split_port(host: &str) -> (&str, Option<&str>) {
+    let name_end = if host.starts_with('[') {
+        host.find(']').map_or(host.len(), |i| i + 1)
+    } else {
+        host.rfind(':').unwrap_or(host.len())
+    };
+    let (name, rest) = host.split_at(name_end);
+    (name, rest.strip_prefix(':').filter(|p| !p.is_empty()))
+}
+
 /// Parses `PORT-session-XXXX.DOMAIN` with an optional `:port`; `None` for
 /// any other host, which then goes to the API.
 pub fn parse(host: &str, domain: &str) -> Option<HostTarget> {
@@ -137,6 +148,15 @@ mod tests {
         ] {
             assert_eq!(parse(host, "localhost"), None, "{host}");
         }
+    }
+
+    #[test]
+    fn ports_split_off_names_and_ipv6_literals() {
+        assert_eq!(split_port("localhost:3333"), ("localhost", Some("3333")));
+        assert_eq!(split_port("localhost"), ("localhost", None));
+        assert_eq!(split_port("[::1]:3333"), ("[::1]", Some("3333")));
+        assert_eq!(split_port("[::1]"), ("[::1]", None));
+        assert_eq!(split_port("127.0.0.1:1"), ("127.0.0.1", Some("1")));
     }
 
     #[test]

@@ -535,7 +535,15 @@ async fn unreachable_upstream_is_502_json_or_a_retrying_page() {
 
 #[tokio::test]
 async fn console_reports_reach_the_sessions_websockets_within_limits() {
-    let p = Preview::start().await;
+    // 400 reports at once are 400 connections from one address: all let in,
+    // so that what refuses them is the reports' own limit.
+    let p = Preview::start_with(
+        Server::builder()
+            .args(["--max-connections-per-ip", "1000"])
+            .start()
+            .await,
+    )
+    .await;
     let mut ws = p.ws;
     let mut other = p.server.ws().await;
     other
@@ -983,4 +991,146 @@ async fn an_app_that_never_answers_gets_a_504_after_the_preview_timeout() {
         .unwrap();
     assert_eq!(r.status(), 504);
     assert!(r.text().await.unwrap().contains("retries"));
+}
+
+/// No previewed page runs on the server's origin: a browser opening a
+/// path-based preview is sent to the preview's own origin, and whatever is
+/// served by path is sandboxed; clients without fetch metadata (agents,
+/// scripts) keep the path-based preview as it was.
+#[tokio::test]
+async fn path_previews_send_browsers_to_the_previews_own_origin() {
+    let p = Preview::start().await;
+    let navigate = |url: String| {
+        p.http
+            .get(url)
+            .header("sec-fetch-mode", "navigate")
+            .header("sec-fetch-dest", "document")
+            .header("sec-fetch-site", "none")
+    };
+    let r = navigate(p.url("/index.html?x=1")).send().await.unwrap();
+    assert_eq!(r.status(), 307);
+    let port = p.server.addr.port();
+    assert_eq!(
+        r.headers()["location"],
+        format!("http://{PORT}-{}.localhost:{port}/index.html?x=1", p.sid).as_str()
+    );
+
+    // Not a navigation (a script, an agent): proxied as before, sandboxed.
+    let r = p.get("/index.html").await;
+    assert_eq!(r.status(), 200);
+    let csp: Vec<&str> = r
+        .headers()
+        .get_all("content-security-policy")
+        .iter()
+        .map(|v| v.to_str().unwrap())
+        .collect();
+    let sandbox = csp
+        .iter()
+        .find(|c| c.starts_with("sandbox"))
+        .expect("a sandbox policy");
+    assert!(sandbox.contains("allow-scripts"), "{sandbox}");
+    assert!(!sandbox.contains("allow-same-origin"), "{sandbox}");
+    // The app's own policy is kept beside it.
+    let r = p.get("/csp-header.html").await;
+    let n = r
+        .headers()
+        .get_all("content-security-policy")
+        .iter()
+        .count();
+    assert_eq!(n, 2, "the app's policy and the sandbox");
+    // Errors of the path-based preview are sandboxed too.
+    let r = p.get("/hang-not-there").await;
+    assert!(r.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .starts_with("sandbox"));
+}
+
+/// With tokens on, the redirect carries a link for the new origin, which
+/// trades it for that origin's own cookie; the cookie then opens the
+/// preview's own pages and navigations, never another page's requests.
+#[tokio::test]
+async fn with_tokens_the_preview_origin_gets_its_own_link_and_cookie() {
+    let server = Server::builder()
+        .args(["--api-token", "tok-a"])
+        .start()
+        .await;
+    let auth = ("authorization", "Bearer tok-a");
+    let mut ws = Ws::connect_with(&server.ws_url(), &[auth]).await;
+    let (sid, _) = ws.create(json!({})).await;
+    ws.input(&sid, &format!("preview-upstream {PORT} &\n"))
+        .await;
+    let r = server
+        .http
+        .post(server.url("/api/preview/configure"))
+        .header(auth.0, auth.1)
+        .json(&json!({"sessionId": sid, "port": PORT}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let link: serde_json::Value = r.json().await.unwrap();
+    let link = link["previewUrl"].as_str().unwrap().to_string();
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    // Opened in a browser: to the preview's own origin, with a fresh link.
+    let r = http
+        .get(server.url(&link.replace(&format!("/preview/{sid}"), &format!("/preview/{sid}/"))))
+        .header("sec-fetch-mode", "navigate")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 307);
+    let to = r.headers()["location"].to_str().unwrap().to_string();
+    let host = format!("{PORT}-{sid}.localhost:{}", server.addr.port());
+    assert!(to.starts_with(&format!("http://{host}/?token=")), "{to}");
+    // The preview host trades the link for its cookies (one for the preview
+    // in a tab, a partitioned one for the preview inside the studio).
+    let path = &to[format!("http://{host}").len()..];
+    let r = http
+        .get(server.url(path))
+        .header("host", &host)
+        .header("sec-fetch-mode", "navigate")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 302);
+    let cookies: Vec<String> = r
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_string())
+        .collect();
+    assert_eq!(cookies.len(), 2, "{cookies:?}");
+    assert!(cookies
+        .iter()
+        .any(|c| c.contains("Partitioned") && c.contains("SameSite=None")));
+    let cookie = cookies[0].split(';').next().unwrap().to_string();
+    let fetch = |extra: &'static [(&'static str, &'static str)]| {
+        let mut req = http
+            .get(server.url("/small"))
+            .header("host", &host)
+            .header("cookie", &cookie);
+        for (k, v) in extra {
+            req = req.header(*k, *v);
+        }
+        req.send()
+    };
+    eventually("the app to answer", || async {
+        let r = fetch(&[("sec-fetch-site", "same-origin")]).await.ok()?;
+        (r.status() == 200).then_some(())
+    })
+    .await;
+    // Another page's request (a same-site fetch from another preview, or a
+    // socket from another origin) does not get in with the cookie.
+    let r = fetch(&[("sec-fetch-site", "same-site"), ("sec-fetch-mode", "cors")])
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    let r = fetch(&[("origin", "http://3000-session-other.localhost:1")])
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
 }

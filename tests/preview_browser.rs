@@ -129,22 +129,26 @@ fn check_console_page(seen: &[Value], sid: &str, url_end: &str) {
 #[tokio::test]
 async fn a_real_browser_page_reports_its_console_to_the_session() {
     let mut p = Preview::start().await;
-    let url = p.url("/console.html");
-    let browser = Browser::open(&url);
+    // A path-based preview opened in a browser: it is sent to the preview's
+    // own origin, where the page runs (and reports).
+    let host_origin = format!("http://{}", p.preview_host().to_ascii_lowercase());
+    let browser = Browser::open(&p.url("/console.html"));
     let seen = console_messages(&mut p.ws, page_is_complete).await;
-    check_console_page(&seen, &p.sid, &format!("/preview/{}/console.html", p.sid));
+    check_console_page(&seen, &p.sid, "/console.html");
+    assert!(
+        seen[0]["url"].as_str().unwrap().starts_with(&host_origin),
+        "the page ran on its own origin: {}",
+        seen[0]["url"]
+    );
     drop(browser);
 
-    // The host-based origin (Chromium resolves *.localhost to loopback and
-    // lower-cases the host name).
+    // The host-based origin directly (Chromium resolves *.localhost to
+    // loopback and lower-cases the host name).
     let url = format!("http://{}/console.html", p.preview_host());
     let browser = Browser::open(&url);
     let seen = console_messages(&mut p.ws, page_is_complete).await;
     check_console_page(&seen, &p.sid, "/console.html");
-    assert!(seen[0]["url"]
-        .as_str()
-        .unwrap()
-        .starts_with(&format!("http://{}", p.preview_host().to_ascii_lowercase())));
+    assert!(seen[0]["url"].as_str().unwrap().starts_with(&host_origin));
     drop(browser);
 
     // A page whose CSP allows only same-origin scripts and no connections.
@@ -157,28 +161,45 @@ async fn a_real_browser_page_reports_its_console_to_the_session() {
     drop(browser);
 }
 
-/// A previewed page on the path form shares the server's origin: it must
-/// not be able to use the API or type into another session's terminal.
+/// A previewed page, opened by path or by host, tries the API, a terminal
+/// and the studio page's storage with the browser's credentials: each fails.
 #[tokio::test]
 async fn a_preview_page_cannot_drive_the_api_or_other_terminals() {
     let mut p = Preview::start().await;
     let (victim, victim_cid) = p.server.create_rest().await;
-    let browser = Browser::open(&p.url(&format!("/attack.html?victim={victim}")));
-    let seen = console_messages(&mut p.ws, |s| {
-        has(s, "log", "api ") && (has(s, "log", "ws refused") || has(s, "log", "ws open"))
-    })
-    .await;
-    drop(browser);
-    assert!(has(&seen, "log", "api 403"), "{seen:?}");
-    assert!(has(&seen, "log", "ws refused"), "{seen:?}");
-    // Asked of the victim's container itself (the exec must work: a
-    // container that is gone proves nothing).
-    let seen = docker(&[
-        "exec",
-        &victim_cid,
-        "sh",
-        "-c",
-        "test -e /tmp/pwned && echo typed-into || echo untouched",
-    ]);
-    assert_eq!(seen, "untouched", "the victim's terminal was typed into");
+    let api = format!("http://127.0.0.1:{}", p.server.addr.port());
+    let query = format!("/attack.html?victim={victim}&api={api}");
+    for url in [p.url(&query), format!("http://{}{query}", p.preview_host())] {
+        let before = instance_containers(&p.server.instance).len();
+        let browser = Browser::open(&url);
+        let done = |s: &[Value]| {
+            has(s, "log", "api ")
+                && (has(s, "log", "ws refused") || has(s, "log", "ws open"))
+                && has(s, "log", "storage ")
+                && has(s, "log", "create ")
+        };
+        let seen = console_messages(&mut p.ws, done).await;
+        drop(browser);
+        assert!(has(&seen, "log", "api unreadable"), "{url}: {seen:?}");
+        assert!(has(&seen, "log", "ws refused"), "{url}: {seen:?}");
+        assert!(has(&seen, "log", "storage blocked"), "{url}: {seen:?}");
+        assert_eq!(
+            instance_containers(&p.server.instance).len(),
+            before,
+            "{url}: a session was created from a preview page"
+        );
+        // Asked of the victim's container itself (the exec must work: a
+        // container that is gone proves nothing).
+        let seen = docker(&[
+            "exec",
+            &victim_cid,
+            "sh",
+            "-c",
+            "test -e /tmp/pwned && echo typed-into || echo untouched",
+        ]);
+        assert_eq!(
+            seen, "untouched",
+            "{url}: the victim's terminal was typed into"
+        );
+    }
 }

@@ -8,6 +8,16 @@
 //! with a valid link token, which is exchanged for the cookie by a redirect
 //! that drops it from the address bar. Anything else is the same 404 as an
 //! unknown session, so a preview URL reveals nothing.
+//!
+//! The cookie is an ambient credential, so it counts only for the
+//! preview's own requests (fetch metadata says `same-origin` or `none`, or
+//! none is sent) and for navigations; a request another page makes (a
+//! cross-site fetch, a WebSocket whose `Origin` is another origin) does not
+//! get in with it, so one preview's page cannot read another's. The cookie
+//! is set twice: `SameSite=Lax` for the preview in a tab of its own, and
+//! `Partitioned; SameSite=None; Secure` for the preview embedded in the
+//! studio page (a third-party context, where browsers send no other kind;
+//! `*.localhost` counts as secure).
 
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
@@ -19,6 +29,8 @@ use crate::clock::now_millis;
 use crate::error::ApiError;
 
 pub const COOKIE: &str = "studio_preview";
+/// The partitioned copy, for the preview embedded in the studio page.
+pub const EMBEDDED_COOKIE: &str = "studio_preview_p";
 
 /// Whether a cookie name is the server's own (or could pass for it): such
 /// cookies never reach the browser from the previewed app.
@@ -30,10 +42,10 @@ pub fn is_reserved_cookie(name: &str) -> bool {
 pub enum PreviewAccess {
     /// Forward the request.
     Allowed,
-    /// Answer `302 Location` with this `Set-Cookie`.
+    /// Answer `302 Location` with these `Set-Cookie`s.
     Exchange {
         location: String,
-        set_cookie: HeaderValue,
+        set_cookies: Vec<HeaderValue>,
     },
     /// Answer as for an unknown session.
     Denied,
@@ -47,13 +59,15 @@ impl PreviewAccess {
             PreviewAccess::Allowed => None,
             PreviewAccess::Exchange {
                 location,
-                set_cookie,
+                set_cookies,
             } => {
                 let mut r = StatusCode::FOUND.into_response();
                 if let Ok(loc) = HeaderValue::try_from(location) {
                     r.headers_mut().insert(header::LOCATION, loc);
                 }
-                r.headers_mut().insert(header::SET_COOKIE, set_cookie);
+                for c in set_cookies {
+                    r.headers_mut().append(header::SET_COOKIE, c);
+                }
                 r.headers_mut()
                     .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
                 Some(r)
@@ -71,7 +85,7 @@ fn now_secs() -> u64 {
     now_millis() / 1000
 }
 
-/// Values of our cookie in `Cookie` headers (one per path it was set for).
+/// Values of our cookies in `Cookie` headers (one per path it was set for).
 fn cookie_values(headers: &HeaderMap) -> impl Iterator<Item = &str> {
     headers
         .get_all(header::COOKIE)
@@ -79,8 +93,30 @@ fn cookie_values(headers: &HeaderMap) -> impl Iterator<Item = &str> {
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .filter_map(|pair| pair.trim().split_once('='))
-        .filter(|(k, _)| *k == COOKIE)
+        .filter(|(k, _)| *k == COOKIE || *k == EMBEDDED_COOKIE)
         .map(|(_, v)| v)
+}
+
+/// Whether a request comes from the preview's own pages or is a
+/// navigation, the only requests its cookie counts for. `own_host`: the
+/// request's `Host` (the preview's origin, but for the scheme).
+fn from_its_own_pages(headers: &HeaderMap, own_host: &str) -> bool {
+    let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let navigation = text("sec-fetch-mode").is_some_and(|m| m.eq_ignore_ascii_case("navigate"));
+    let foreign_site = text("sec-fetch-site").is_some_and(|s| {
+        s.eq_ignore_ascii_case("same-site") || s.eq_ignore_ascii_case("cross-site")
+    });
+    if foreign_site && !navigation {
+        return false;
+    }
+    // An `Origin` (what a WebSocket handshake or a POST carries) must be the
+    // preview's own; a navigation's GET carries none.
+    match text("origin") {
+        None => true,
+        Some(o) => o
+            .split_once("://")
+            .is_some_and(|(_, host)| host.trim_end_matches('/').eq_ignore_ascii_case(own_host)),
+    }
 }
 
 /// The `token` query parameter, and the URI without it.
@@ -109,7 +145,8 @@ fn split_token(uri: &Uri) -> (Option<String>, String) {
 }
 
 impl PreviewGate<'_> {
-    /// `cookie_path`: `/preview/SESSION` for path previews, `/` on a preview host.
+    /// `cookie_path`: `/preview/SESSION` for path previews, `/` on a preview
+    /// host; `own_host`: the request's `Host`.
     pub fn check(
         &self,
         session_id: &str,
@@ -117,6 +154,7 @@ impl PreviewGate<'_> {
         headers: &HeaderMap,
         uri: &Uri,
         cookie_path: &str,
+        own_host: &str,
     ) -> PreviewAccess {
         let access = self.access;
         if !access.tokens.enabled() {
@@ -134,14 +172,23 @@ impl PreviewGate<'_> {
             let cookie = access
                 .preview
                 .mint(Purpose::Cookie, session_id, owner, now, COOKIE_TTL);
-            let set_cookie = format!(
-                "{COOKIE}={cookie}; Path={cookie_path}; Max-Age={}; HttpOnly; SameSite=Lax",
-                COOKIE_TTL.as_secs()
-            );
-            return match HeaderValue::try_from(set_cookie) {
-                Ok(set_cookie) => PreviewAccess::Exchange {
+            let age = COOKIE_TTL.as_secs();
+            let set_cookies = [
+                format!(
+                    "{COOKIE}={cookie}; Path={cookie_path}; Max-Age={age}; HttpOnly; SameSite=Lax"
+                ),
+                format!(
+                    "{EMBEDDED_COOKIE}={cookie}; Path={cookie_path}; Max-Age={age}; HttpOnly; \
+                     SameSite=None; Secure; Partitioned"
+                ),
+            ]
+            .into_iter()
+            .map(HeaderValue::try_from)
+            .collect::<Result<Vec<_>, _>>();
+            return match set_cookies {
+                Ok(set_cookies) => PreviewAccess::Exchange {
                     location,
-                    set_cookie,
+                    set_cookies,
                 },
                 Err(_) => PreviewAccess::Denied,
             };
@@ -153,11 +200,13 @@ impl PreviewGate<'_> {
         {
             return PreviewAccess::Allowed;
         }
-        if cookie_values(headers).any(|c| {
-            access
-                .preview
-                .verify(c, Purpose::Cookie, session_id, owner, now)
-        }) {
+        if from_its_own_pages(headers, own_host)
+            && cookie_values(headers).any(|c| {
+                access
+                    .preview
+                    .verify(c, Purpose::Cookie, session_id, owner, now)
+            })
+        {
             return PreviewAccess::Allowed;
         }
         PreviewAccess::Denied
@@ -195,7 +244,9 @@ pub fn strip_credentials(access: &Access, headers: &mut HeaderMap) {
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .map(str::trim)
-        .filter(|pair| !pair.is_empty() && pair.split_once('=').map_or(*pair, |(k, _)| k) != COOKIE)
+        .filter(|pair| {
+            !pair.is_empty() && !is_reserved_cookie(pair.split_once('=').map_or(*pair, |(k, _)| k))
+        })
         .map(String::from)
         .collect();
     headers.remove(header::COOKIE);
@@ -230,7 +281,8 @@ mod tests {
                 &Owner::default(),
                 &HeaderMap::new(),
                 &uri,
-                "/preview/session-a"
+                "/preview/session-a",
+                "localhost:1"
             ),
             PreviewAccess::Allowed
         );
@@ -256,15 +308,22 @@ mod tests {
         let none = HeaderMap::new();
         let PreviewAccess::Exchange {
             location,
-            set_cookie,
-        } = g.check("session-a", &owner, &none, &uri, "/preview/session-a")
+            set_cookies,
+        } = g.check(
+            "session-a",
+            &owner,
+            &none,
+            &uri,
+            "/preview/session-a",
+            "localhost:1",
+        )
         else {
             panic!("link token not accepted")
         };
         assert_eq!(location, "/preview/session-a/index.html?x=1");
         let exchange = PreviewAccess::Exchange {
             location: location.clone(),
-            set_cookie: set_cookie.clone(),
+            set_cookies: set_cookies.clone(),
         };
         let r = exchange.refusal("session-a").unwrap();
         assert_eq!(r.status(), 302);
@@ -277,18 +336,28 @@ mod tests {
             404
         );
         assert!(PreviewAccess::Allowed.refusal("session-a").is_none());
-        let sc = set_cookie.to_str().unwrap();
+        assert_eq!(set_cookies.len(), 2);
+        let sc = set_cookies[0].to_str().unwrap();
         assert!(
-            sc.contains("HttpOnly") && sc.contains("Path=/preview/session-a;"),
+            sc.contains("HttpOnly")
+                && sc.contains("Path=/preview/session-a;")
+                && sc.contains("SameSite=Lax"),
             "{sc}"
+        );
+        let embedded = set_cookies[1].to_str().unwrap();
+        assert!(
+            embedded.starts_with("studio_preview_p=")
+                && embedded.contains("Partitioned")
+                && embedded.contains("SameSite=None; Secure"),
+            "{embedded}"
         );
         // The same link does not open another owner's or another session's preview.
         assert_eq!(
-            g.check("session-a", &other, &none, &uri, "/"),
+            g.check("session-a", &other, &none, &uri, "/", "localhost:1"),
             PreviewAccess::Denied
         );
         assert_eq!(
-            g.check("session-b", &owner, &none, &uri, "/"),
+            g.check("session-b", &owner, &none, &uri, "/", "localhost:1"),
             PreviewAccess::Denied
         );
 
@@ -300,27 +369,27 @@ mod tests {
         );
         let plain: Uri = "/preview/session-a/app.js".parse().unwrap();
         assert_eq!(
-            g.check("session-a", &owner, &h, &plain, "/"),
+            g.check("session-a", &owner, &h, &plain, "/", "localhost:1"),
             PreviewAccess::Allowed
         );
         assert_eq!(
-            g.check("session-a", &other, &h, &plain, "/"),
+            g.check("session-a", &other, &h, &plain, "/", "localhost:1"),
             PreviewAccess::Denied
         );
         assert_eq!(
-            g.check("session-a", &owner, &none, &plain, "/"),
+            g.check("session-a", &owner, &none, &plain, "/", "localhost:1"),
             PreviewAccess::Denied
         );
 
         let mut bearer = HeaderMap::new();
         bearer.insert(header::AUTHORIZATION, "Bearer tok-1".parse().unwrap());
         assert_eq!(
-            g.check("session-a", &owner, &bearer, &plain, "/"),
+            g.check("session-a", &owner, &bearer, &plain, "/", "localhost:1"),
             PreviewAccess::Allowed
         );
         bearer.insert(header::AUTHORIZATION, "Bearer tok-2".parse().unwrap());
         assert_eq!(
-            g.check("session-a", &owner, &bearer, &plain, "/"),
+            g.check("session-a", &owner, &bearer, &plain, "/", "localhost:1"),
             PreviewAccess::Denied
         );
 
@@ -329,5 +398,76 @@ mod tests {
         strip_credentials(&a, &mut h);
         assert!(h.get(header::AUTHORIZATION).is_none());
         assert_eq!(h[header::COOKIE], "theme=dark");
+    }
+
+    #[test]
+    fn the_cookie_counts_only_for_the_previews_own_requests_and_navigations() {
+        let a = access(&["tok-1"]);
+        let g = PreviewGate { access: &a };
+        let owner = a.tokens.verify("tok-1").unwrap();
+        let cookie = a
+            .preview
+            .mint(Purpose::Cookie, "session-a", &owner, now_secs(), COOKIE_TTL);
+        let uri: Uri = "/app.js".parse().unwrap();
+        let host = "3000-session-a.localhost:1";
+        let with = |extra: &[(&str, &str)]| {
+            let mut h = HeaderMap::new();
+            h.insert(
+                header::COOKIE,
+                format!("{COOKIE}={cookie}").parse().unwrap(),
+            );
+            for (k, v) in extra {
+                h.insert(
+                    axum::http::HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                    v.parse().unwrap(),
+                );
+            }
+            g.check("session-a", &owner, &h, &uri, "/", host)
+        };
+        // Its own pages, the address bar, clients without fetch metadata.
+        assert_eq!(with(&[]), PreviewAccess::Allowed);
+        assert_eq!(
+            with(&[("sec-fetch-site", "same-origin")]),
+            PreviewAccess::Allowed
+        );
+        assert_eq!(with(&[("sec-fetch-site", "none")]), PreviewAccess::Allowed);
+        // Embedded in the studio, or opened from a link: navigations.
+        assert_eq!(
+            with(&[
+                ("sec-fetch-site", "cross-site"),
+                ("sec-fetch-mode", "navigate")
+            ]),
+            PreviewAccess::Allowed
+        );
+        // Another page's fetch or socket does not get in with the cookie.
+        assert_eq!(
+            with(&[("sec-fetch-site", "same-site"), ("sec-fetch-mode", "cors")]),
+            PreviewAccess::Denied
+        );
+        assert_eq!(
+            with(&[
+                ("sec-fetch-site", "cross-site"),
+                ("sec-fetch-mode", "no-cors")
+            ]),
+            PreviewAccess::Denied
+        );
+        assert_eq!(
+            with(&[("origin", "http://3000-session-b.localhost:1")]),
+            PreviewAccess::Denied
+        );
+        assert_eq!(with(&[("origin", "null")]), PreviewAccess::Denied);
+        assert_eq!(
+            with(&[("origin", &format!("http://{host}"))]),
+            PreviewAccess::Allowed
+        );
+        // A form posted to it from another page: not its own either.
+        assert_eq!(
+            with(&[
+                ("sec-fetch-site", "cross-site"),
+                ("sec-fetch-mode", "navigate"),
+                ("origin", "http://evil.example")
+            ]),
+            PreviewAccess::Denied
+        );
     }
 }

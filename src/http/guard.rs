@@ -6,9 +6,10 @@
 //! 3. the client IP is resolved once (`--trust-proxy` decides whether
 //!    `X-Forwarded-For` counts) and kept for the limits;
 //! 4. a WebSocket upgrade or a state-changing `/api` call that carries a
-//!    foreign `Origin` is refused (403, error `ValidationError`), and so is
-//!    any `/api` call or terminal upgrade a page on this server's own origin
-//!    makes (`Sec-Fetch-Site: same-origin`): those pages are previews;
+//!    foreign `Origin` is refused (403, error `ValidationError`); `null`,
+//!    the origin of a sandboxed page (a path-based preview rendered
+//!    anyway, see `preview::origin`), is foreign. The only pages on the
+//!    server's own origin are the studio's, so its requests pass;
 //! 5. the route's authentication rule ([`Auth`]): with tokens configured, a
 //!    token (`Authorization: Bearer`, or `?token=` on an upgrade) is
 //!    checked, wrong tokens counted against the authentication limit (401,
@@ -26,7 +27,7 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 
 use axum::extract::{Query, Request};
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 
 use super::route::{Auth, Route};
@@ -51,33 +52,6 @@ fn forbidden_origin(origin: &str) -> Response {
         ApiError::validation(format!(
             "Origin '{shown}' is not allowed to use this server; add it with --allowed-origin"
         )),
-        StatusCode::FORBIDDEN,
-    )
-}
-
-fn same_origin_fetch(headers: &HeaderMap) -> bool {
-    headers
-        .get("sec-fetch-site")
-        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"same-origin"))
-}
-
-fn own_page_socket(names: &crate::auth::origin::Names, headers: &HeaderMap) -> bool {
-    let browser = headers
-        .get(header::USER_AGENT)
-        .is_some_and(|ua| ua.as_bytes().starts_with(b"Mozilla/"));
-    browser
-        && headers
-            .get(header::ORIGIN)
-            .and_then(|o| o.to_str().ok())
-            .is_some_and(|o| names.is_own_origin(o))
-}
-
-fn refused_from_preview() -> Response {
-    with_status(
-        ApiError::validation(
-            "Pages served by this server (previews) cannot use its API or terminals; \
-             call it from your own origin (--allowed-origin) or a client that is not a browser page",
-        ),
         StatusCode::FORBIDDEN,
     )
 }
@@ -169,22 +143,7 @@ pub fn admit(
         axum::http::Method::GET | axum::http::Method::HEAD | axum::http::Method::OPTIONS
     );
     let host_preview = matches!(route, Route::HostPreview(_));
-    // The only pages this server serves on its own origin are path-based
-    // previews: the previewed app's, which must never act with the API's
-    // authority (type into terminals, list or delete sessions). A page's
-    // requests to its own origin say so: `Sec-Fetch-Site: same-origin` on
-    // fetches (the address bar and clients other than browsers send none),
-    // and on a WebSocket handshake, which carries no `Sec-Fetch-*`, a
-    // browser's own `User-Agent` with the server's own `Origin`. Page script
-    // can set neither.
-    let api = path == "/api" || path.starts_with("/api/");
     let terminal = route.is_terminal();
-    if !host_preview
-        && ((api && same_origin_fetch(req.headers()))
-            || (terminal && own_page_socket(&access.names, req.headers())))
-    {
-        return Err(refused_from_preview());
-    }
     let checks_origin = !host_preview && (terminal || (path.starts_with("/api/") && !safe));
     if checks_origin {
         if let Some(origin) = req.headers().get(header::ORIGIN) {

@@ -16,6 +16,7 @@ mod csp;
 mod decode;
 mod headers;
 mod inject;
+mod origin;
 mod proxy;
 mod request_body;
 mod sniff;
@@ -90,7 +91,15 @@ fn authorize(
         return Err(ApiError::session_not_found(label).into_response());
     };
     let gate = p.app.access.preview_gate();
-    let verdict = gate.check(&s.id, &s.owner, req.headers(), req.uri(), cookie_path);
+    let own_host = crate::hosts::request_host(req.uri(), req.headers()).unwrap_or_default();
+    let verdict = gate.check(
+        &s.id,
+        &s.owner,
+        req.headers(),
+        req.uri(),
+        cookie_path,
+        own_host,
+    );
     if let Some(refusal) = verdict.refusal(label) {
         return Err(refusal);
     }
@@ -115,9 +124,15 @@ pub async fn serve_path(p: &Preview, conns: &Connections, req: Request) -> Respo
         None => (after, ""),
     };
     let prefix = format!("/preview/{id}");
+    // A browser opening a path preview as a page is sent to the preview's
+    // own origin: no previewed page ever runs on the server's (see
+    // `origin`).
+    if let Some(to) = origin::own_origin_for(p, &req, id, rest) {
+        return to;
+    }
     let session = match authorize(p, id, &req, &prefix) {
         Ok(s) => s,
-        Err(refusal) => return refusal,
+        Err(refusal) => return origin::sandboxed(refusal),
     };
     if rest.is_empty() {
         // Relative URLs in the page only resolve under the prefix with a slash.
@@ -138,7 +153,7 @@ pub async fn serve_path(p: &Preview, conns: &Connections, req: Request) -> Respo
             "No preview port configured for session '{}'; send configure_preview first",
             session.id
         ));
-        return proxy::unavailable(req.headers(), e);
+        return origin::sandboxed(proxy::unavailable(req.headers(), e));
     };
     let t = Target {
         // The session's own id (the path may differ from it in case).
@@ -151,7 +166,7 @@ pub async fn serve_path(p: &Preview, conns: &Connections, req: Request) -> Respo
         session,
         port,
     };
-    p.serve(conns, t, req).await
+    origin::sandboxed(p.serve(conns, t, req).await)
 }
 
 /// A request for a preview host name (`PORT-ID.DOMAIN`): it never reaches

@@ -59,10 +59,16 @@ impl Listener {
                 _ = self.shutdown.cancelled() => return,
             };
             let Some(place) = self.per_ip.take(peer.ip()) else {
-                // One address holds its share: told so, and closed, without
-                // reading what it sends.
+                // One address holds its share: told so, and closed. Only a
+                // bounded number are told at once; past that, closed at once.
                 drop(permit);
-                self.tasks.spawn(refuse(tcp, self.per_ip.max));
+                if let Ok(telling) = Arc::clone(&self.per_ip.refusals).try_acquire_owned() {
+                    let max = self.per_ip.max;
+                    self.tasks.spawn(async move {
+                        refuse(tcp, max).await;
+                        drop(telling);
+                    });
+                }
                 continue;
             };
             let front = self.front.for_connection(peer);
@@ -101,6 +107,8 @@ const KEEPALIVE: socket2::TcpKeepalive = socket2::TcpKeepalive::new()
 pub struct PerIp {
     open: std::sync::Mutex<std::collections::HashMap<IpAddr, usize>>,
     pub max: usize,
+    /// Refusals being written at once.
+    refusals: Arc<Semaphore>,
 }
 
 impl PerIp {
@@ -108,6 +116,7 @@ impl PerIp {
         Arc::new(PerIp {
             open: Default::default(),
             max,
+            refusals: Arc::new(Semaphore::new(256)),
         })
     }
 
@@ -149,9 +158,25 @@ impl Drop for Place {
     }
 }
 
-/// Answers a connection over its address's share with a 429 and closes it.
+/// Answers a connection over its address's share with a 429 and closes it,
+/// having read what the client sent first (for at most a moment), so that
+/// closing does not reset the connection under the answer.
 async fn refuse(mut tcp: TcpStream, max: usize) {
-    use tokio::io::AsyncWriteExt;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut head = vec![0u8; 16 * 1024];
+    let _ = tokio::time::timeout(Duration::from_millis(500), async {
+        let mut got = 0;
+        while got < head.len() {
+            match tcp.read(&mut head[got..]).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => got += n,
+            }
+            if head[..got].windows(4).any(|w| w == b"\r\n\r\n") {
+                break;
+            }
+        }
+    })
+    .await;
     let body = crate::error::ApiError::RateLimit(format!(
         "Too many connections from your address: at most {max} at once (--max-connections-per-ip)"
     ))

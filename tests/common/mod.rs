@@ -369,6 +369,25 @@ impl Ws {
         }
     }
 
+    /// Connects with extra request headers (a bearer token, say).
+    pub async fn connect_with(url: &str, headers: &[(&str, &str)]) -> Ws {
+        use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+        let mut req = url.into_client_request().unwrap();
+        for (k, v) in headers {
+            req.headers_mut().insert(
+                reqwest::header::HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                v.parse().unwrap(),
+            );
+        }
+        let (stream, _) = tokio_tungstenite::connect_async(req)
+            .await
+            .expect("websocket connect");
+        Ws {
+            stream,
+            output: Default::default(),
+        }
+    }
+
     pub async fn send(&mut self, v: Value) {
         self.stream
             .send(Message::Text(v.to_string().into()))

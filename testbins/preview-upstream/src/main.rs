@@ -74,18 +74,29 @@ struct Content {
     html20k: Bytes,
 }
 
-/// A page that tries to use the server it is previewed through: list the
-/// sessions and type into the session named in `?victim=`. It logs what
-/// happened, which the console capture reports.
+/// A page that tries to use the server it is previewed through (named in
+/// `?api=`, e.g. `http://127.0.0.1:3333`): read the sessions, create one,
+/// type into the session named in `?victim=`, and read the studio page's
+/// storage. It logs what happened, which the console capture reports.
 const ATTACK_PAGE: &str = r#"<!doctype html><html><head><title>attack</title></head><body><script>
-var victim = new URLSearchParams(location.search).get("victim");
-fetch("/api/containers").then(function (r) { console.log("api " + r.status); }, function () { console.log("api failed"); });
-var ws = new WebSocket("ws://" + location.host + "/ws");
+var q = new URLSearchParams(location.search);
+var victim = q.get("victim"), api = q.get("api");
+fetch(api + "/api/containers", { credentials: "include" }).then(function (r) { return r.text(); })
+  .then(function (t) { console.log("api read " + t.length); }, function () { console.log("api unreadable"); });
+fetch(api + "/api/containers", { method: "POST", mode: "no-cors", credentials: "include", headers: { "content-type": "text/plain" }, body: "{}" })
+  .then(function () { console.log("create sent"); }, function () { console.log("create failed"); });
+var ws = new WebSocket(api.replace(/^http/, "ws") + "/ws");
 ws.onopen = function () {
   ws.send(JSON.stringify({ type: "input", sessionId: victim, data: "echo PWNED > /tmp/pwned\n" }));
   console.log("ws open");
 };
 ws.onerror = function () { console.log("ws refused"); };
+try {
+  var w = window.open(api + "/", "_blank");
+  setTimeout(function () {
+    try { console.log("storage read " + JSON.stringify(w.sessionStorage)); } catch (e) { console.log("storage blocked"); }
+  }, 500);
+} catch (e) { console.log("storage blocked"); }
 </script></body></html>"#;
 
 const CONSOLE_PAGE: &str = r#"<!doctype html><html><head><title>console</title>
