@@ -11,8 +11,9 @@
 //!    once (resource, session, auth rule, limits), `guard` checks `Host`,
 //!    `Origin` and the token, then the route's handler runs.
 //! 3. The doors: [`api`] (REST handlers, one file per resource), [`ws`]
-//!    (the WebSocket: socket, client, message handlers) and [`preview`] (the
-//!    live preview's reverse proxy and its console reports).
+//!    (the WebSocket: socket, client, message handlers), [`preview`] (the
+//!    live preview's reverse proxy and its console reports) and [`web`]
+//!    (the studio page, built into the binary).
 //! 4. [`ops`]: the operations both doors offer (create, configure preview,
 //!    remove, inspect), each written once.
 //! 5. [`app`]: the shared state handlers get: settings, sessions, runtime,
@@ -57,5 +58,6 @@ pub mod server;
 pub mod session;
 pub mod store;
 pub mod terminal;
+pub mod web;
 pub mod workspace;
 pub mod ws;

@@ -92,20 +92,54 @@ pub async fn list_sessions(app: &App, owner: &Owner) -> Result<Vec<SessionInfo>,
         .collect())
 }
 
+/// The images a create may name: the default, the patterns allowed (none:
+/// any image), and those the engine already holds that are allowed.
+#[derive(Debug, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Images {
+    pub default_image: String,
+    pub allowed: Vec<String>,
+    pub local: Vec<String>,
+}
+
+pub async fn images(app: &App) -> Result<Images, ApiError> {
+    let mut local: Vec<String> = app
+        .runtime
+        .list_images()
+        .await
+        .map_err(ApiError::engine)?
+        .into_iter()
+        .filter(|i| crate::image::ImageRef::parse(i).is_ok_and(|r| app.sessions.image_allowed(&r)))
+        .collect();
+    local.sort();
+    local.dedup();
+    Ok(Images {
+        default_image: app.settings.default_image.clone(),
+        allowed: app.settings.allowed_images.clone(),
+        local,
+    })
+}
+
 /// Where a session's preview now points.
 pub struct PreviewConfigured {
     pub session_id: String,
     pub preview_url: String,
     pub target_url: String,
+    /// The preview on an origin of its own (`PORT-SESSION.DOMAIN`), the one
+    /// to open in a browser.
+    pub host_preview_url: String,
 }
 
 /// Points the session's preview at `port` of its own container (clients
 /// name a port, never a host or URL) and records it.
+/// `client_host`: the `Host` the client reached the server by, whose port
+/// the host-based URL keeps.
 pub async fn configure_preview(
     app: &App,
     owner: &Owner,
     session_id: &str,
     port: u16,
+    client_host: Option<&str>,
 ) -> Result<PreviewConfigured, ApiError> {
     if port == 0 {
         return Err(ApiError::validation(
@@ -115,13 +149,23 @@ pub async fn configure_preview(
     let session = app.sessions.get(session_id, owner)?;
     app.sessions.set_preview_port(&session, port).await?;
     let base = format!("/preview/{}", session.id);
+    let listen_port = client_host
+        .and_then(|h| crate::hosts::split_port(h).1.map(str::to_string))
+        .unwrap_or_else(|| app.access.names.port().to_string());
+    let host_base = crate::preview::host_url(
+        "http",
+        port,
+        &session.id,
+        &app.settings.preview_domain,
+        Some(&listen_port),
+        "/",
+    );
+    // With auth on, the links carry a short-lived token a browser tab
+    // exchanges for a cookie (see auth::preview_gate).
+    let gate = app.access.preview_gate();
     Ok(PreviewConfigured {
-        // With auth on, the link carries a short-lived token a browser tab
-        // exchanges for a cookie (see auth::preview_gate).
-        preview_url: app
-            .access
-            .preview_gate()
-            .preview_url(&base, &session.id, owner),
+        preview_url: gate.preview_url(&base, &session.id, owner),
+        host_preview_url: gate.preview_url(&host_base, &session.id, owner),
         target_url: format!("http://localhost:{port}"),
         session_id: session.id.clone(),
     })

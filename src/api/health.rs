@@ -14,5 +14,7 @@ pub async fn health(app: &App) -> Json<Value> {
         "uptime": app.started.elapsed().as_secs(),
         "sessions": app.sessions.count(),
         "warmPool": app.sessions.pool_ready(),
+        // The studio page asks for a token only when the server wants one.
+        "authRequired": app.access.tokens.enabled(),
     }))
 }

@@ -20,11 +20,13 @@ struct ConfigureBody {
 }
 
 pub async fn configure(app: &App, owner: &Owner, req: Request) -> Result<Json<Value>, ApiError> {
+    let host = crate::hosts::request_host(req.uri(), req.headers()).map(str::to_string);
     let b: ConfigureBody = body::json(req).await?;
-    let c = ops::configure_preview(app, owner, &b.session_id, b.port).await?;
+    let c = ops::configure_preview(app, owner, &b.session_id, b.port, host.as_deref()).await?;
     Ok(Json(json!({
         "previewUrl": c.preview_url,
         "targetUrl": c.target_url,
+        "hostPreviewUrl": c.host_preview_url,
         "sessionId": c.session_id,
     })))
 }

@@ -66,7 +66,8 @@ impl Names {
         let _ = self.bound.set(addr);
     }
 
-    fn port(&self) -> u16 {
+    /// The port the server listens on.
+    pub fn port(&self) -> u16 {
         self.bound.get().map_or(self.listen.port(), |a| a.port())
     }
 

@@ -61,6 +61,28 @@ fn query_token(req: &Request) -> Option<String> {
     q.0.get("token").cloned().filter(|t| !t.is_empty())
 }
 
+/// The subprotocol a browser page passes its token in (its WebSocket API
+/// sets no headers, and a token in the URL would end up in logs and
+/// history): `claude-studio.bearer.` and the token in base64url.
+pub const TOKEN_PROTOCOL_PREFIX: &str = "claude-studio.bearer.";
+
+fn protocol_token(req: &Request) -> Option<String> {
+    use base64::Engine;
+    req.headers()
+        .get_all(header::SEC_WEBSOCKET_PROTOCOL)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .find_map(|p| p.trim().strip_prefix(TOKEN_PROTOCOL_PREFIX))
+        .and_then(|b64| {
+            base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(b64.trim_end_matches('='))
+                .ok()
+        })
+        .and_then(|bytes| String::from_utf8(bytes).ok())
+        .filter(|t| !t.is_empty())
+}
+
 /// Checks the request's head before it is classified: its size, and that
 /// its `Host` names this server. `Err` is the refusal to send.
 #[allow(clippy::result_large_err)]
@@ -176,13 +198,13 @@ pub fn admit(
             }
             let presented = bearer(req.headers()).map(String::from).or_else(|| {
                 if terminal {
-                    query_token(req)
+                    protocol_token(req).or_else(|| query_token(req))
                 } else {
                     None
                 }
             });
             let hint = if terminal {
-                " or '?token=TOKEN' on the upgrade"
+                " (or, on the upgrade, '?token=TOKEN' or the subprotocol 'claude-studio.bearer.' + base64url(TOKEN))"
             } else {
                 ""
             };

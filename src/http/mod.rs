@@ -25,6 +25,7 @@ use crate::app::AppState;
 use crate::auth::Owner;
 use crate::error::ApiError;
 use crate::limits::ClientIp;
+use crate::ops;
 use crate::preview::{Connections, PreviewState};
 pub use route::Route;
 
@@ -128,10 +129,21 @@ impl Front {
             Route::OpenApi => Ok(api::openapi::openapi().into_response()),
             Route::Metrics => Ok(api::metrics::metrics(app).await),
             Route::Banner => Ok(banner()),
+            Route::Studio => Ok(crate::web::serve(
+                req.uri().path(),
+                req.headers(),
+                &app.settings.preview_domain,
+            )),
             Route::Terminal => match owner() {
                 Ok(o) => return self.terminal(o, ip, req).await,
                 Err(e) => Err(e),
             },
+            Route::Images => async {
+                owner()?;
+                ops::images(app).await.map(axum::Json)
+            }
+            .await
+            .map(IntoResponse::into_response),
             Route::ListSessions => async { api::containers::list(app, &owner()?).await }
                 .await
                 .map(IntoResponse::into_response),
@@ -169,9 +181,10 @@ impl Front {
 
     /// The terminal's WebSocket upgrade.
     async fn terminal(&self, owner: Owner, ip: ClientIp, req: Request) -> Response {
+        let host = crate::hosts::request_host(req.uri(), req.headers()).map(str::to_string);
         let (mut parts, _) = req.into_parts();
         match axum::extract::ws::WebSocketUpgrade::from_request_parts(&mut parts, &()).await {
-            Ok(ws) => crate::ws::upgrade(Arc::clone(&self.app), owner, ip, ws),
+            Ok(ws) => crate::ws::upgrade(Arc::clone(&self.app), owner, ip, host, ws),
             Err(rejection) => rejection.into_response(),
         }
     }

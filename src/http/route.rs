@@ -19,10 +19,14 @@ pub enum Route {
     OpenApi,
     /// `GET /metrics`.
     Metrics,
-    /// `GET /` or `/ws` without an upgrade: what this server is.
+    /// `GET /ws` without an upgrade: what this server is.
     Banner,
+    /// `GET /`, `/s/SESSIONID` or `/assets/…`: the studio page.
+    Studio,
     /// A WebSocket upgrade on `/` or `/ws`: the terminal protocol.
     Terminal,
+    /// `GET /api/images`: the images a create may name.
+    Images,
     /// `GET /api/containers`.
     ListSessions,
     /// `POST /api/containers`.
@@ -77,9 +81,11 @@ pub enum Limit<'a> {
 impl Route {
     pub fn auth(&self) -> Auth {
         match self {
-            Route::Health | Route::OpenApi | Route::Banner => Auth::Public,
+            // The page holds no secrets: it asks for the token itself.
+            Route::Health | Route::OpenApi | Route::Banner | Route::Studio => Auth::Public,
             Route::Metrics
             | Route::Terminal
+            | Route::Images
             | Route::ListSessions
             | Route::CreateSession
             | Route::GetSession(_)
@@ -94,9 +100,11 @@ impl Route {
 
     pub fn limit(&self) -> Limit<'_> {
         match self {
-            Route::Health | Route::Banner | Route::Metrics => Limit::None,
+            Route::Health | Route::Banner | Route::Metrics | Route::Studio => Limit::None,
             Route::PathPreview | Route::HostPreview(_) => Limit::None,
-            Route::OpenApi | Route::ListSessions | Route::GetSession(_) => Limit::General,
+            Route::OpenApi | Route::Images | Route::ListSessions | Route::GetSession(_) => {
+                Limit::General
+            }
             Route::CreateSession => Limit::Container(None),
             Route::RemoveSession(id) => Limit::Container(Some(id)),
             Route::ConfigurePreview => Limit::Preview,
@@ -146,12 +154,16 @@ pub fn classify(
     let wrong = |allow| Route::MethodNotAllowed { allow, api };
     match path {
         "/" | "/ws" if get && upgrade => Route::Terminal,
-        "/" | "/ws" if get => Route::Banner,
+        "/" if get => Route::Studio,
+        "/ws" if get => Route::Banner,
         "/" | "/ws" => wrong("GET,HEAD"),
+        _ if get && (path.starts_with("/s/") || path.starts_with("/assets/")) => Route::Studio,
         "/api/health" if get => Route::Health,
         "/api/openapi.json" if get => Route::OpenApi,
         "/metrics" if get => Route::Metrics,
         "/api/health" | "/api/openapi.json" | "/metrics" => wrong("GET,HEAD"),
+        "/api/images" if get => Route::Images,
+        "/api/images" => wrong("GET,HEAD"),
         "/api/containers" if get => Route::ListSessions,
         "/api/containers" if post => Route::CreateSession,
         "/api/containers" => wrong("GET,HEAD,POST"),
@@ -179,128 +191,27 @@ mod tests {
 
     /// For every route: a request that reaches it, the route it is, and the
     /// rule and limits the README documents for it.
+    #[rustfmt::skip]
     fn table() -> Vec<(Method, String, bool, Route, Auth, Limit<'static>)> {
         let id = || SID.to_string();
-        let host = HostTarget {
-            port: 3000,
-            session_label: SID.into(),
-        };
+        let host = HostTarget { port: 3000, session_label: SID.into() };
         vec![
-            (
-                Method::GET,
-                "/api/health".into(),
-                false,
-                Route::Health,
-                Auth::Public,
-                Limit::None,
-            ),
-            (
-                Method::GET,
-                "/api/openapi.json".into(),
-                false,
-                Route::OpenApi,
-                Auth::Public,
-                Limit::General,
-            ),
-            (
-                Method::GET,
-                "/metrics".into(),
-                false,
-                Route::Metrics,
-                Auth::Token,
-                Limit::None,
-            ),
-            (
-                Method::GET,
-                "/".into(),
-                false,
-                Route::Banner,
-                Auth::Public,
-                Limit::None,
-            ),
-            (
-                Method::GET,
-                "/ws".into(),
-                true,
-                Route::Terminal,
-                Auth::Token,
-                Limit::WebSocket,
-            ),
-            (
-                Method::GET,
-                "/api/containers".into(),
-                false,
-                Route::ListSessions,
-                Auth::Token,
-                Limit::General,
-            ),
-            (
-                Method::POST,
-                "/api/containers".into(),
-                false,
-                Route::CreateSession,
-                Auth::Token,
-                Limit::Container(None),
-            ),
-            (
-                Method::GET,
-                format!("/api/containers/{SID}"),
-                false,
-                Route::GetSession(id()),
-                Auth::Token,
-                Limit::General,
-            ),
-            (
-                Method::DELETE,
-                format!("/api/containers/{SID}"),
-                false,
-                Route::RemoveSession(id()),
-                Auth::Token,
-                Limit::Container(Some(SID)),
-            ),
-            (
-                Method::POST,
-                "/api/preview/configure".into(),
-                false,
-                Route::ConfigurePreview,
-                Auth::Token,
-                Limit::Preview,
-            ),
-            (
-                Method::PUT,
-                format!("/preview/{SID}/x"),
-                false,
-                Route::PathPreview,
-                Auth::Preview,
-                Limit::None,
-            ),
-            (
-                Method::POST,
-                "/api/containers".into(),
-                false,
-                Route::HostPreview(host),
-                Auth::Preview,
-                Limit::None,
-            ),
-            (
-                Method::PATCH,
-                "/api/containers".into(),
-                false,
-                Route::MethodNotAllowed {
-                    allow: "GET,HEAD,POST",
-                    api: true,
-                },
-                Auth::Token,
-                Limit::General,
-            ),
-            (
-                Method::GET,
-                "/api/nothing".into(),
-                false,
-                Route::NotFound { api: true },
-                Auth::Token,
-                Limit::General,
-            ),
+            (Method::GET, "/api/health".into(), false, Route::Health, Auth::Public, Limit::None),
+            (Method::GET, "/api/openapi.json".into(), false, Route::OpenApi, Auth::Public, Limit::General),
+            (Method::GET, "/metrics".into(), false, Route::Metrics, Auth::Token, Limit::None),
+            (Method::GET, "/ws".into(), false, Route::Banner, Auth::Public, Limit::None),
+            (Method::GET, "/s/session-x".into(), false, Route::Studio, Auth::Public, Limit::None),
+            (Method::GET, "/ws".into(), true, Route::Terminal, Auth::Token, Limit::WebSocket),
+            (Method::GET, "/api/images".into(), false, Route::Images, Auth::Token, Limit::General),
+            (Method::GET, "/api/containers".into(), false, Route::ListSessions, Auth::Token, Limit::General),
+            (Method::POST, "/api/containers".into(), false, Route::CreateSession, Auth::Token, Limit::Container(None)),
+            (Method::GET, format!("/api/containers/{SID}"), false, Route::GetSession(id()), Auth::Token, Limit::General),
+            (Method::DELETE, format!("/api/containers/{SID}"), false, Route::RemoveSession(id()), Auth::Token, Limit::Container(Some(SID))),
+            (Method::POST, "/api/preview/configure".into(), false, Route::ConfigurePreview, Auth::Token, Limit::Preview),
+            (Method::PUT, format!("/preview/{SID}/x"), false, Route::PathPreview, Auth::Preview, Limit::None),
+            (Method::POST, "/api/containers".into(), false, Route::HostPreview(host), Auth::Preview, Limit::None),
+            (Method::PATCH, "/api/containers".into(), false, Route::MethodNotAllowed { allow: "GET,HEAD,POST", api: true }, Auth::Token, Limit::General),
+            (Method::GET, "/api/nothing".into(), false, Route::NotFound { api: true }, Auth::Token, Limit::General),
         ]
     }
 
@@ -313,16 +224,18 @@ mod tests {
             Route::OpenApi => 1,
             Route::Metrics => 2,
             Route::Banner => 3,
-            Route::Terminal => 4,
-            Route::ListSessions => 5,
-            Route::CreateSession => 6,
-            Route::GetSession(_) => 7,
-            Route::RemoveSession(_) => 8,
-            Route::ConfigurePreview => 9,
-            Route::PathPreview => 10,
-            Route::HostPreview(_) => 11,
-            Route::MethodNotAllowed { .. } => 12,
-            Route::NotFound { .. } => 13,
+            Route::Studio => 4,
+            Route::Terminal => 5,
+            Route::Images => 6,
+            Route::ListSessions => 7,
+            Route::CreateSession => 8,
+            Route::GetSession(_) => 9,
+            Route::RemoveSession(_) => 10,
+            Route::ConfigurePreview => 11,
+            Route::PathPreview => 12,
+            Route::HostPreview(_) => 13,
+            Route::MethodNotAllowed { .. } => 14,
+            Route::NotFound { .. } => 15,
         }
     }
 

@@ -48,6 +48,8 @@ pub enum ServerMessage<'a> {
         session_id: &'a str,
         preview_url: &'a str,
         target_url: &'a str,
+        /// The preview on an origin of its own: the one to open in a browser.
+        host_preview_url: &'a str,
     },
     /// A console call, uncaught error or unhandled rejection in a preview page.
     #[serde(rename_all = "camelCase")]

@@ -288,6 +288,19 @@ impl ContainerRuntime for DockerRuntime {
         }
     }
 
+    async fn list_images(&self) -> Result<Vec<String>, RuntimeError> {
+        let docker = self.client().await?;
+        let images = docker
+            .list_images(None::<bollard::query_parameters::ListImagesOptions>)
+            .await
+            .map_err(|e| self.fail(e))?;
+        Ok(images
+            .into_iter()
+            .flat_map(|i| i.repo_tags)
+            .filter(|t| t != "<none>:<none>")
+            .collect())
+    }
+
     async fn pull_image(
         &self,
         image: &str,

@@ -117,6 +117,8 @@ pub trait ContainerRuntime: Send + Sync + 'static {
     /// Cheap liveness check of the engine.
     async fn ping(&self) -> Result<(), RuntimeError>;
     async fn image_present(&self, image: &str) -> Result<bool, RuntimeError>;
+    /// The references (`name:tag`) of the images the engine holds.
+    async fn list_images(&self) -> Result<Vec<String>, RuntimeError>;
     /// Pulls an image, reporting progress; `ImageNotFound` when it cannot be had.
     async fn pull_image(
         &self,

@@ -129,6 +129,11 @@ impl SessionManager {
         self.pending.lock().unwrap().contains(id)
     }
 
+    /// Whether sessions may use `image` (`--allowed-image`).
+    pub fn image_allowed(&self, image: &crate::image::ImageRef) -> bool {
+        self.images.allows(image)
+    }
+
     /// Sets the port the session's preview forwards to, and records it in
     /// the state store before returning, so that a restart right after
     /// keeps it. Of two concurrent changes the later one is what is stored.

@@ -20,6 +20,8 @@ pub struct Connection {
     pub owner: Owner,
     /// What the per-IP limits on `create` and `configure_preview` count against.
     pub ip: ClientIp,
+    /// The `Host` the client reached the server by (for preview URLs).
+    pub host: Option<String>,
     pub(super) tx: mpsc::Sender<Utf8Bytes>,
     pub(super) kick: Kick,
     /// The session `input`/`resize` use when they name none: the one this

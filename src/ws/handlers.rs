@@ -143,11 +143,19 @@ async fn configure_preview(conn: &Arc<Connection>, m: ConfigurePreview) -> Resul
         .limits
         .preview(conn.ip)
         .map_err(ApiError::Limited)?;
-    let c = ops::configure_preview(&conn.app, &conn.owner, &m.session_id, m.port).await?;
+    let c = ops::configure_preview(
+        &conn.app,
+        &conn.owner,
+        &m.session_id,
+        m.port,
+        conn.host.as_deref(),
+    )
+    .await?;
     conn.send(&ServerMessage::PreviewConfigured {
         session_id: &m.session_id,
         preview_url: &c.preview_url,
         target_url: &c.target_url,
+        host_preview_url: &c.host_preview_url,
     })
     .await;
     Ok(())

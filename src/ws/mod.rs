@@ -23,12 +23,21 @@ const HARD_FRAME_LIMIT: usize = 8 * MAX_MESSAGE_BYTES;
 const READ_BUFFER: usize = 4 * 1024;
 
 /// Accepts an upgrade the front door has authenticated as `owner`.
-pub fn upgrade(app: AppState, owner: Owner, ip: ClientIp, ws: WebSocketUpgrade) -> Response {
+pub fn upgrade(
+    app: AppState,
+    owner: Owner,
+    ip: ClientIp,
+    host: Option<String>,
+    ws: WebSocketUpgrade,
+) -> Response {
     let tasks = app.tasks.clone();
     // tungstenite preallocates its read buffer (128 KiB by default) for every
     // connection; client messages are small, and big ones still get room.
-    ws.read_buffer_size(READ_BUFFER)
+    // A page that offers `claude-studio` (beside its token's subprotocol)
+    // gets it back, as browsers require when they offered any.
+    ws.protocols(["claude-studio"])
+        .read_buffer_size(READ_BUFFER)
         .max_message_size(HARD_FRAME_LIMIT)
         .max_frame_size(HARD_FRAME_LIMIT)
-        .on_upgrade(move |socket| tasks.track_future(socket::serve(socket, app, owner, ip)))
+        .on_upgrade(move |socket| tasks.track_future(socket::serve(socket, app, owner, ip, host)))
 }

@@ -94,13 +94,20 @@ async fn send_frame(
     }
 }
 
-pub async fn serve(socket: WebSocket, app: AppState, owner: Owner, ip: ClientIp) {
+pub async fn serve(
+    socket: WebSocket,
+    app: AppState,
+    owner: Owner,
+    ip: ClientIp,
+    host: Option<String>,
+) {
     let (tx, mut rx) = mpsc::channel::<Utf8Bytes>(OUT_QUEUE);
     let conn = Arc::new(Connection {
         id: app.next_conn_id(),
         app: Arc::clone(&app),
         owner,
         ip,
+        host,
         tx,
         kick: Kick::default(),
         current: Mutex::new(None),
