@@ -1,0 +1,72 @@
+//! The studio page in a real browser: its own Playwright tests (`web/tests`,
+//! Node's test runner driving Debian's Chromium through playwright-core)
+//! run here against the real server serving the page, on the real engine.
+//! `scripts/test` installs the page's Node packages first.
+
+mod common;
+
+use common::*;
+
+/// Runs one test file of `web/tests` against `server`; fails with what it
+/// printed when any of its tests fails.
+async fn web_test(server: &Server, file: &str, token: Option<&str>) {
+    let web = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("web");
+    assert!(
+        web.join("node_modules/playwright-core").exists(),
+        "web/node_modules is missing: scripts/test installs it (cd web && npm ci)"
+    );
+    let mut cmd = tokio::process::Command::new("node");
+    cmd.current_dir(&web)
+        .args(["--test", "--test-concurrency=1", &format!("tests/{file}")])
+        .env("STUDIO_URL", format!("http://127.0.0.1:{}", server.addr.port()))
+        .env("STUDIO_IMAGE", test_image())
+        .kill_on_drop(true);
+    if let Some(t) = token {
+        cmd.env("STUDIO_TOKEN", t);
+    }
+    let out = tokio::time::timeout(std::time::Duration::from_secs(240), cmd.output())
+        .await
+        .expect("the browser tests finish")
+        .expect("node runs");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && text.contains("# fail 0") && !text.contains("# pass 0"),
+        "{file}:\n{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A server as the page tests need it: they open a few sockets each.
+async fn server() -> Server {
+    Server::builder().args(["--rate-limit-ws", "off"]).start().await
+}
+
+#[tokio::test]
+async fn the_page_creates_a_session_types_utf8_and_resizes() {
+    web_test(&server().await, "terminal.test.mjs", None).await;
+}
+
+#[tokio::test]
+async fn the_page_shows_the_preview_and_its_console() {
+    web_test(&server().await, "preview.test.mjs", None).await;
+}
+
+#[tokio::test]
+async fn a_reload_comes_back_to_the_session_with_its_replay() {
+    web_test(&server().await, "reload.test.mjs", None).await;
+}
+
+#[tokio::test]
+async fn the_page_speaks_the_protocol_as_documented() {
+    web_test(&server().await, "contract.test.mjs", None).await;
+}
+
+#[tokio::test]
+async fn with_tokens_the_page_asks_for_one_and_says_when_it_is_wrong() {
+    let token = "page-token-0123456789";
+    let s = Server::builder()
+        .args(["--rate-limit-ws", "off", "--api-token", token])
+        .start()
+        .await;
+    web_test(&s, "auth.test.mjs", Some(token)).await;
+}
