@@ -149,6 +149,9 @@ impl ApiError {
             RuntimeError::ImageNotFound(image) => ApiError::ContainerCreation(format!(
                 "Failed to create container: Image '{image}' not found"
             )),
+            RuntimeError::PullFailed { image, why } => ApiError::ContainerCreation(format!(
+                "Failed to create container: Image '{image}' could not be pulled: {why}"
+            )),
             RuntimeError::NotFound(m) | RuntimeError::NotRunning(m) | RuntimeError::Engine(m) => {
                 ApiError::ContainerCreation(format!("Failed to create container: {m}"))
             }
@@ -162,6 +165,7 @@ impl ApiError {
             RuntimeError::ImageNotFound(image) => {
                 ApiError::ContainerCreation(format!("Image '{image}' not found"))
             }
+            e @ RuntimeError::PullFailed { .. } => ApiError::ContainerCreation(e.to_string()),
             RuntimeError::NotFound(m) | RuntimeError::NotRunning(m) => {
                 ApiError::ContainerNotFound(m)
             }

@@ -100,6 +100,9 @@ pub struct Images {
     pub default_image: String,
     pub allowed: Vec<String>,
     pub local: Vec<String>,
+    /// What a create naming no image gets when the default cannot be
+    /// pulled: the fallback image, when it is on the engine and allowed.
+    pub fallback_image: Option<String>,
 }
 
 pub async fn images(app: &App) -> Result<Images, ApiError> {
@@ -113,10 +116,15 @@ pub async fn images(app: &App) -> Result<Images, ApiError> {
         .collect();
     local.sort();
     local.dedup();
+    let fallback_image = app.settings.fallback_image.clone().filter(|f| {
+        crate::image::ImageRef::parse(f)
+            .is_ok_and(|r| local.iter().any(|l| l == &r.raw || l == &r.normalized))
+    });
     Ok(Images {
         default_image: app.settings.default_image.clone(),
         allowed: app.settings.allowed_images.clone(),
         local,
+        fallback_image,
     })
 }
 

@@ -128,3 +128,30 @@ async fn a_missing_image_is_pulled_with_progress_then_used() {
     let out = ws.run(&sid, "echo pulled-$((2+3))").await;
     assert!(out.contains("pulled-5"), "{out:?}");
 }
+
+/// A pull that fails says why: the image's registry out of reach, or the
+/// image not in it (both ContainerCreationError, naming the image).
+#[tokio::test]
+async fn a_failed_pull_says_why() {
+    let reg = registry_with_test_image().await;
+    let server = Server::start().await;
+    let registry = reg.image.split('/').next().unwrap().to_string();
+    for (image, why) in [
+        // Nothing listens on port 1.
+        (
+            "127.0.0.1:1/studio/none:v1".to_string(),
+            "could not be reached",
+        ),
+        (format!("{registry}/studio/missing:v1"), "not found"),
+    ] {
+        let (status, body) = server
+            .post("/api/containers", &json!({"image": image}).to_string())
+            .await;
+        assert_eq!(status, 500, "{body}");
+        assert_eq!(body["error"], "ContainerCreationError");
+        let message = body["message"].as_str().unwrap();
+        assert!(message.contains(&format!("'{image}'")), "{message}");
+        assert!(message.contains(why), "{image}: {message}");
+    }
+    assert!(instance_containers(&server.instance).is_empty());
+}

@@ -113,6 +113,11 @@ fn check_console_page(seen: &[Value], sid: &str, url_end: &str) {
         boom["args"][0].as_str().unwrap().starts_with("Uncaught"),
         "{boom}"
     );
+    assert_eq!(boom["kind"], "uncaught", "{boom}");
+    assert!(
+        log.get("kind").is_none(),
+        "a console call has no kind: {log}"
+    );
     let nope = seen
         .iter()
         .find(|m| m["args"].to_string().contains("nope"))
@@ -124,6 +129,7 @@ fn check_console_page(seen: &[Value], sid: &str, url_end: &str) {
             .starts_with("Unhandled promise rejection"),
         "{nope}"
     );
+    assert_eq!(nope["kind"], "unhandledrejection", "{nope}");
 }
 
 #[tokio::test]

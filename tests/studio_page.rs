@@ -18,7 +18,10 @@ async fn web_test(server: &Server, file: &str, token: Option<&str>) {
     let mut cmd = tokio::process::Command::new("node");
     cmd.current_dir(&web)
         .args(["--test", "--test-concurrency=1", &format!("tests/{file}")])
-        .env("STUDIO_URL", format!("http://127.0.0.1:{}", server.addr.port()))
+        .env(
+            "STUDIO_URL",
+            format!("http://127.0.0.1:{}", server.addr.port()),
+        )
         .env("STUDIO_IMAGE", test_image())
         .kill_on_drop(true);
     if let Some(t) = token {
@@ -38,7 +41,10 @@ async fn web_test(server: &Server, file: &str, token: Option<&str>) {
 
 /// A server as the page tests need it: they open a few sockets each.
 async fn server() -> Server {
-    Server::builder().args(["--rate-limit-ws", "off"]).start().await
+    Server::builder()
+        .args(["--rate-limit-ws", "off"])
+        .start()
+        .await
 }
 
 #[tokio::test]
@@ -69,4 +75,24 @@ async fn with_tokens_the_page_asks_for_one_and_says_when_it_is_wrong() {
         .start()
         .await;
     web_test(&s, "auth.test.mjs", Some(token)).await;
+}
+
+/// A newcomer's path: the default image cannot be pulled here, so the page's
+/// first session gets the development image scripts/run (and scripts/test)
+/// build from Debian's packages; a Node.js server started in its terminal
+/// shows in the preview with its console.
+#[tokio::test]
+async fn a_newcomer_goes_from_nothing_to_an_app_in_the_preview() {
+    let dev = "claude-studio-dev:latest";
+    assert!(
+        docker_inspect("image", dev).is_some(),
+        "{dev} is missing: scripts/test builds it (scripts/build-dev-image.sh)"
+    );
+    let s = Server::builder()
+        .args(["--rate-limit-ws", "off", "--fallback-image", dev])
+        // An image no registry here can give.
+        .args(["--default-image", "studio-absent/node:20-alpine"])
+        .start()
+        .await;
+    web_test(&s, "newcomer.test.mjs", None).await;
 }

@@ -24,6 +24,8 @@ settings! {
     allowed_images: Vec<String> = many("allowed-image", "STUDIO_ALLOWED_IMAGE", parse::text);
     /// Image used when a create names none [default: node:20-alpine].
     default_image: String = one("default-image", "STUDIO_DEFAULT_IMAGE", parse::text, "node:20-alpine".into());
+    /// Image a create that names none gets when the default image is absent and cannot be pulled (scripts/run builds it from Debian's packages) [default: claude-studio-dev:latest].
+    fallback_image: Option<String> = one("fallback-image", "STUDIO_FALLBACK_IMAGE", |s| Ok(Some(s.to_string()).filter(|s: &String| !s.is_empty())), Some("claude-studio-dev:latest".into()));
     /// Inactivity after which an unattached session is removed [default: 30m].
     session_timeout: Duration = one("session-timeout", "STUDIO_SESSION_TIMEOUT", parse::duration, Duration::from_secs(30 * 60));
     /// Interval between WebSocket pings [default: 30s].
@@ -118,6 +120,9 @@ pub fn command() -> clap::Command {
     let cmd = clap::Command::new("claude-studio")
         .about("Isolated Docker workspaces with a WebSocket terminal, a container API and live preview")
         .version(env!("CARGO_PKG_VERSION"))
+        // A setting given twice: the later one counts (a wrapper's default,
+        // then the caller's choice).
+        .args_override_self(true)
         .arg(
             clap::Arg::new("config")
                 .long("config")

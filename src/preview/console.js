@@ -27,11 +27,13 @@
       try { return cut(String(a)); } catch (e2) { return "[unserializable]"; }
     }
   }
-  function send(level, args) {
+  function send(level, args, kind) {
     if (busy || !F) return;
     busy = true;
     try {
-      var body = JSON.stringify({ level: level, args: args, url: String(location.href) });
+      var report = { level: level, args: args, url: String(location.href) };
+      if (kind) report.kind = kind;
+      var body = JSON.stringify(report);
       if (body.length > 60000) body = JSON.stringify({ level: level, args: ["[console entry of " + body.length + " bytes dropped]"], url: String(location.href) });
       F(EP, { method: "POST", headers: { "content-type": "application/json" }, body: body, keepalive: true, credentials: "same-origin" }).catch(function () {});
     } catch (e) {
@@ -49,10 +51,10 @@
   window.addEventListener("error", function (e) {
     var where = e.filename ? " (" + e.filename + ":" + e.lineno + ":" + e.colno + ")" : "";
     var what = e.error && e.error.stack ? "Uncaught " + e.error.stack : String(e.message);
-    send("error", [cut(what + where)]);
+    send("error", [cut(what + where)], "uncaught");
   });
   window.addEventListener("unhandledrejection", function (e) {
     var r = e.reason;
-    send("error", ["Unhandled promise rejection: " + cut(r && r.stack ? r.stack : String(JSON.stringify(val(r))))]);
+    send("error", ["Unhandled promise rejection: " + cut(r && r.stack ? r.stack : String(JSON.stringify(val(r))))], "unhandledrejection");
   });
 })();

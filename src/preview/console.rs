@@ -37,6 +37,8 @@ struct Report {
     level: String,
     args: Vec<Value>,
     url: String,
+    /// Set on an uncaught error or an unhandled rejection.
+    kind: Option<String>,
 }
 
 pub struct Limiter(DefaultKeyedRateLimiter<String>);
@@ -104,6 +106,16 @@ async fn accept(session: &Session, req: Request) -> Result<(), ApiError> {
             "Unknown console level '{shown}'; expected one of log, info, warn, error, debug"
         )));
     }
+    let kind = match report.kind.as_deref() {
+        None => None,
+        Some(k @ ("uncaught" | "unhandledrejection")) => Some(k),
+        Some(other) => {
+            let shown: String = other.chars().take(32).collect();
+            return Err(ApiError::validation(format!(
+                "Unknown console report kind '{shown}'; expected uncaught or unhandledrejection"
+            )));
+        }
+    };
     let args: Vec<Value> = report.args.into_iter().take(MAX_ARGS).map(bound).collect();
     let frame = ServerMessage::Console {
         session_id: &session.id,
@@ -111,6 +123,7 @@ async fn accept(session: &Session, req: Request) -> Result<(), ApiError> {
         args: &args,
         url: &truncate(report.url),
         timestamp: now_millis(),
+        kind,
     }
     .to_text();
     session.terminal.broadcast(frame.into()).await;

@@ -59,6 +59,9 @@ pub enum ServerMessage<'a> {
         args: &'a [Value],
         url: &'a str,
         timestamp: u64,
+        /// `uncaught` or `unhandledrejection`; absent for console calls.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        kind: Option<&'a str>,
     },
 }
 
@@ -109,6 +112,7 @@ mod tests {
             args: &args,
             url: "http://x/",
             timestamp: 5,
+            kind: None,
         };
         assert_eq!(
             console.to_text(),

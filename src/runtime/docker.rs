@@ -30,8 +30,8 @@ use super::hijack;
 use super::network;
 use super::spec::{self, ContainerSpec, ShellSpec};
 use super::{
-    ContainerRuntime, ContainerStatus, ManagedContainer, PortDialer, PullProgress, RuntimeError,
-    ShellIo,
+    ContainerRuntime, ContainerStatus, ManagedContainer, PortDialer, PullFailure, PullProgress,
+    RuntimeError, ShellIo,
 };
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -311,12 +311,20 @@ impl ContainerRuntime for DockerRuntime {
             .from_image(image)
             .build();
         let mut stream = docker.create_image(Some(opts), None, None);
+        // The engine's reason, read into why the pull failed.
+        let failed = |message: String| match PullFailure::classify(&message) {
+            None => RuntimeError::ImageNotFound(image.to_string()),
+            Some(why) => RuntimeError::PullFailed {
+                image: image.to_string(),
+                why,
+            },
+        };
         while let Some(item) = stream.next().await {
             match item {
                 Ok(info) => {
                     if let Some(err) = info.error_detail.and_then(|d| d.message) {
                         tracing::info!(image, %err, "pull failed");
-                        return Err(RuntimeError::ImageNotFound(image.to_string()));
+                        return Err(failed(err));
                     }
                     let detail = info.progress_detail.unwrap_or_default();
                     progress(PullProgress {
@@ -330,7 +338,7 @@ impl ContainerRuntime for DockerRuntime {
                         RuntimeError::Unavailable(m) => Err(RuntimeError::Unavailable(m)),
                         other => {
                             tracing::info!(image, err = %other, "pull failed");
-                            Err(RuntimeError::ImageNotFound(image.to_string()))
+                            Err(failed(other.to_string()))
                         }
                     };
                 }

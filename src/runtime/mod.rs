@@ -29,6 +29,9 @@ pub enum RuntimeError {
     /// The image is neither present nor pullable.
     #[error("image '{0}' not found")]
     ImageNotFound(String),
+    /// A pull of the image failed, for the reason given.
+    #[error("image '{image}' could not be pulled: {why}")]
+    PullFailed { image: String, why: PullFailure },
     /// The container (or exec) does not exist.
     #[error("{0}")]
     NotFound(String),
@@ -38,6 +41,86 @@ pub enum RuntimeError {
     /// The engine answered with an error.
     #[error("{0}")]
     Engine(String),
+}
+
+/// Why a pull failed, as far as the engine's words tell.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PullFailure {
+    /// The registry could not be reached (no network, no such host, a
+    /// timeout): retrying later may work.
+    #[error("its registry could not be reached ({0})")]
+    Unreachable(String),
+    /// The registry refused access (login needed, denied).
+    #[error("the registry refused access ({0})")]
+    NotAllowed(String),
+    /// Anything else the engine said.
+    #[error("{0}")]
+    Other(String),
+}
+
+impl PullFailure {
+    /// Reads an engine's pull error: `None` when it says the image does not
+    /// exist (then the image is simply not found).
+    pub fn classify(message: &str) -> Option<PullFailure> {
+        let m = message.to_ascii_lowercase();
+        let has = |words: &[&str]| words.iter().any(|w| m.contains(w));
+        if has(&[
+            "manifest unknown",
+            "not found",
+            "does not exist",
+            "no such image",
+        ]) {
+            None
+        } else if has(&[
+            "dial tcp",
+            "connection refused",
+            "no such host",
+            "i/o timeout",
+            "timeout",
+            "network is unreachable",
+            "temporary failure in name resolution",
+            "server misbehaving",
+            "connection reset",
+            "eof",
+        ]) {
+            Some(PullFailure::Unreachable(message.to_string()))
+        } else if has(&[
+            "unauthorized",
+            "authentication required",
+            "denied",
+            "forbidden",
+        ]) {
+            Some(PullFailure::NotAllowed(message.to_string()))
+        } else {
+            Some(PullFailure::Other(message.to_string()))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::PullFailure;
+
+    #[test]
+    fn pull_errors_say_why_as_the_engine_put_it() {
+        for (engine_said, expected) in [
+            ("manifest for 127.0.0.1:5000/x:1 not found: manifest unknown", None),
+            ("pull access denied for nope, repository does not exist or may require 'docker login'", None),
+            (r#"Get "https://registry-1.docker.io/v2/": dial tcp: lookup registry-1.docker.io on 10.0.0.53:53: no such host"#, Some("Unreachable")),
+            (r#"Get "http://127.0.0.1:1/v2/": dial tcp 127.0.0.1:1: connect: connection refused"#, Some("Unreachable")),
+            ("Get https://r.example/v2/: net/http: TLS handshake timeout", Some("Unreachable")),
+            ("unauthorized: authentication required", Some("NotAllowed")),
+            ("denied: requested access to the resource is denied", Some("NotAllowed")),
+            ("something else entirely", Some("Other")),
+        ] {
+            let got = PullFailure::classify(engine_said).map(|w| match w {
+                PullFailure::Unreachable(_) => "Unreachable",
+                PullFailure::NotAllowed(_) => "NotAllowed",
+                PullFailure::Other(_) => "Other",
+            });
+            assert_eq!(got, expected, "{engine_said}");
+        }
+    }
 }
 
 /// One step of an image pull, as the engine reports it.

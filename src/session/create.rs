@@ -26,6 +26,18 @@ use crate::store::SessionRecord;
 /// up only when one is removed or expires.
 const SESSION_CAP_RETRY_SECS: u64 = 10;
 
+/// A create's engine failure, naming the image as the client wrote it.
+fn named(image: &ImageRef, e: RuntimeError) -> ApiError {
+    ApiError::creation(match e {
+        RuntimeError::ImageNotFound(_) => RuntimeError::ImageNotFound(image.raw.clone()),
+        RuntimeError::PullFailed { why, .. } => RuntimeError::PullFailed {
+            image: image.raw.clone(),
+            why,
+        },
+        other => other,
+    })
+}
+
 /// Releases a create's place when the create ends, however it ends.
 struct CreatingSlot<'a> {
     manager: &'a SessionManager,
@@ -58,7 +70,7 @@ impl SessionManager {
         self.ensure_restored().await?;
         let _slot = self.reserve_slot(owner)?;
         let requested = req.image.as_deref().unwrap_or(&self.settings.default_image);
-        let image = ImageRef::parse(requested).map_err(ApiError::Validation)?;
+        let mut image = ImageRef::parse(requested).map_err(ApiError::Validation)?;
         if !self.images.allows(&image) {
             return Err(ApiError::validation(format!(
                 "Image '{}' is not allowed on this server",
@@ -70,14 +82,8 @@ impl SessionManager {
             .as_deref()
             .map(|d| self.roots.resolve(d))
             .transpose()?;
-        let client_env = env_pairs(&req.env.unwrap_or_default())?;
+        let client_env = env_pairs(&req.env.clone().unwrap_or_default())?;
 
-        let named = |e: RuntimeError| match e {
-            RuntimeError::ImageNotFound(_) => {
-                ApiError::creation(RuntimeError::ImageNotFound(image.raw.clone()))
-            }
-            other => ApiError::creation(other),
-        };
         if workspace.is_none() {
             if let Some(pooled) = self.pool.take(&image.normalized) {
                 match self
@@ -89,23 +95,27 @@ impl SessionManager {
                 }
             }
         }
-        if !self
-            .runtime
-            .image_present(&image.normalized)
-            .await
-            .map_err(named)?
-        {
-            self.runtime
-                .pull_image(&image.normalized, progress)
-                .await
-                .map_err(named)?;
+        if let Err(e) = self.ensure_image(&image, progress).await {
+            // A create that named no image gets the local fallback (built
+            // from Debian's packages by scripts/run) when the default
+            // image cannot be had: a newcomer's first session works
+            // without a registry.
+            let fallback = self.fallback_for(&req, &e).await;
+            let Some(fallback) = fallback else {
+                return Err(e);
+            };
+            tracing::warn!(default = %image.raw, fallback = %fallback.raw, error = %e, "the default image cannot be had; using the fallback image");
+            image = fallback;
         }
-
         let id = new_session_id();
         let created = now_secs();
         let spec = self.container_spec(&id, &image, owner, client_env, workspace, created, false);
         let _pending = self.pending(&id);
-        let container_id = self.runtime.create_container(&spec).await.map_err(named)?;
+        let container_id = self
+            .runtime
+            .create_container(&spec)
+            .await
+            .map_err(|e| named(&image, e))?;
         let terminal = self.new_terminal(&id, &container_id, Vec::new());
         if let Some((c, r)) = size {
             terminal.set_size(c, r);
@@ -128,6 +138,40 @@ impl SessionManager {
         }
         tracing::info!(session = %session.id, container = %session.container_id, image = %session.image, "session created");
         Ok(session)
+    }
+
+    /// Makes sure `image` is on the engine, pulling it (with progress) when
+    /// it is not; errors name the image as the client wrote it.
+    async fn ensure_image(
+        &self,
+        image: &ImageRef,
+        progress: &mut (dyn FnMut(PullProgress) + Send),
+    ) -> Result<(), ApiError> {
+        if !self
+            .runtime
+            .image_present(&image.normalized)
+            .await
+            .map_err(|e| named(image, e))?
+        {
+            self.runtime
+                .pull_image(&image.normalized, progress)
+                .await
+                .map_err(|e| named(image, e))?;
+        }
+        Ok(())
+    }
+
+    /// The fallback image for a create that named none, when the default
+    /// could not be had (not found, or its registry out of reach) and the
+    /// fallback is on the engine and allowed.
+    async fn fallback_for(&self, req: &Create, failure: &ApiError) -> Option<ImageRef> {
+        let fallback = self.settings.fallback_image.as_deref()?;
+        if req.image.is_some() || !matches!(failure, ApiError::ContainerCreation(_)) {
+            return None;
+        }
+        let image = ImageRef::parse(fallback).ok()?;
+        let present = self.runtime.image_present(&image.normalized).await.ok()?;
+        (present && self.images.allows(&image)).then_some(image)
     }
 
     /// Holds one of `owner`'s `--max-sessions-per-owner` places while a

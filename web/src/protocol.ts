@@ -35,6 +35,8 @@ export interface Images {
   allowed: string[];
   /** Images on the engine that are allowed. */
   local: string[];
+  /** What a create that names no image gets when the default cannot be pulled (when it is on the engine). */
+  fallbackImage?: string | null;
 }
 
 export interface ContainerInfo {

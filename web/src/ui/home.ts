@@ -21,6 +21,8 @@ export class Home {
   private readonly workspaceInput: HTMLInputElement;
   private readonly datalist: HTMLDataListElement;
   private readonly imagesHint: HTMLElement;
+  /** The server's default image, left out of a create that keeps it. */
+  private defaultImage = '';
   private readonly healthEl: HTMLElement;
   private readonly createBtn: HTMLButtonElement;
   private timer: number | undefined;
@@ -74,7 +76,10 @@ export class Home {
     );
     form.addEventListener('submit', (e) => {
       e.preventDefault();
-      this.hooks.create(this.imageInput.value.trim(), this.workspaceInput.value.trim());
+      // The default is left to the server, which falls back to its local
+      // development image when the default cannot be pulled.
+      const image = this.imageInput.value.trim();
+      this.hooks.create(image === this.defaultImage ? '' : image, this.workspaceInput.value.trim());
     });
 
     this.tbody = h('tbody');
@@ -156,11 +161,15 @@ export class Home {
       seen.add(img);
       this.datalist.appendChild(h('option', { value: img }, img === images.defaultImage ? 'default' : null));
     }
+    this.defaultImage = images.defaultImage;
     if (!this.imageInput.value) this.imageInput.value = images.defaultImage;
     this.imageInput.placeholder = images.defaultImage;
-    this.imagesHint.textContent = images.allowed.length
+    const fallback = images.fallbackImage && !images.local.includes(images.defaultImage)
+      ? ` The default ${images.defaultImage} is not on the server; if it cannot be pulled, sessions get ${images.fallbackImage}.`
+      : '';
+    this.imagesHint.textContent = (images.allowed.length
       ? `Allowed: ${images.allowed.join(', ')}. Images not on the server are pulled first.`
-      : 'Any image; images not on the server are pulled first.';
+      : 'Any image; images not on the server are pulled first.') + fallback;
   }
 
   async refresh(): Promise<void> {
