@@ -5,6 +5,8 @@
 //! container carrying that label, even when the test failed.
 #![allow(dead_code)]
 
+pub mod registry;
+
 use std::net::SocketAddr;
 use std::process::Stdio;
 use std::time::Duration;

@@ -20,6 +20,10 @@ interface StudioHook {
   readonly termSize: { cols: number; rows: number } | null;
   readonly previewUrl: string | null;
   readonly route: string;
+  /** The states the studio view went through, oldest first. */
+  readonly states: string[];
+  /** The largest share of an image pull the progress bar showed (0–1). */
+  readonly pulledMost: number;
 }
 
 declare global {
@@ -101,6 +105,12 @@ window.__studio = {
   },
   get route() {
     return location.pathname;
+  },
+  get states() {
+    return view instanceof Studio ? [...view.stateHistory] : [];
+  },
+  get pulledMost() {
+    return view instanceof Studio ? view.pulledMost : 0;
   },
 };
 

@@ -74,6 +74,10 @@ export class Studio {
   private readonly mq = window.matchMedia(NARROW);
   private sessionId: string | null;
   private _state: StudioState = 'connecting';
+  /** The states this view went through, oldest first (the last 100; for tests). */
+  readonly stateHistory: StudioState[] = ['connecting'];
+  /** The largest share of an image pull seen (0–1; for tests). */
+  pulledMost = 0;
   private active: Pane = 'terminal';
   private side: 'preview' | 'console' = 'preview';
   /** Wide windows: preview above console instead of tabs. */
@@ -396,6 +400,10 @@ export class Studio {
 
   private setState(s: StudioState): void {
     if (this._state === s && s !== 'pulling') return;
+    if (this._state !== s) {
+      this.stateHistory.push(s);
+      if (this.stateHistory.length > 100) this.stateHistory.shift();
+    }
     this._state = s;
     this.renderState();
   }
@@ -416,6 +424,7 @@ export class Studio {
         if (p && typeof p.current === 'number' && typeof p.total === 'number' && p.total > 0) {
           this.progress.hidden = false;
           this.progress.value = Math.min(1, p.current / p.total);
+          this.pulledMost = Math.max(this.pulledMost, this.progress.value);
           text += ` (${fmtBytes(p.current)} of ${fmtBytes(p.total)})`;
         }
         break;

@@ -217,3 +217,22 @@ export async function startHttpd(page, port = 8000) {
   await run(page, `mkdir -p /tmp/www && echo '${PREVIEW_HTML}' > /tmp/www/index.html && httpd -f -p ${port} -h /tmp/www & sleep 0.3; echo httpd-started-$((${port}+0))`);
   await waitTerm(page, (t) => lines(t).includes(`httpd-started-${port}`), 15000);
 }
+
+/**
+ * Writes `content` to `path` in the session through its terminal, in pieces
+ * short enough for any shell's line editor (busybox ash takes 1024 bytes).
+ * @param {import('playwright-core').Page} page
+ * @param {string} path
+ * @param {string} content
+ */
+export async function writeFile(page, path, content) {
+  const b64 = Buffer.from(content).toString('base64');
+  const tmp = `${path}.b64`;
+  await run(page, `: > ${tmp}`);
+  for (let i = 0; i < b64.length; i += 600) {
+    await run(page, `printf '%s' ${b64.slice(i, i + 600)} >> ${tmp}`);
+  }
+  const mark = `written-${Math.floor(Math.random() * 1e6)}`;
+  await run(page, `base64 -d ${tmp} > ${path} && rm ${tmp} && echo ${mark}-$((1+1))`);
+  await waitTerm(page, (t) => lines(t).includes(`${mark}-2`));
+}

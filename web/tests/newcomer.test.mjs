@@ -5,7 +5,7 @@
 // absent and the development image built (scripts/test does both).
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { BASE, passTokenPrompt, run, waitCreated, waitTerm, withPage } from './helpers.mjs';
+import { BASE, passTokenPrompt, run, waitCreated, waitTerm, withPage, writeFile } from './helpers.mjs';
 
 const APP = `require('http').createServer((q, r) => {
   r.setHeader('content-type', 'text/html');
@@ -24,8 +24,8 @@ test('newcomer: default image, a node server from the terminal, its page and con
     await page.getByTestId('create-button').click();
     const id = await waitCreated(page, 180000);
 
-    const b64 = Buffer.from(APP).toString('base64');
-    await run(page, `echo ${b64} | base64 -d > /tmp/app.js && node /tmp/app.js &`);
+    await writeFile(page, '/tmp/app.js', APP);
+    await run(page, 'node /tmp/app.js &');
     await waitTerm(page, 'listening-8000', 20000);
 
     const port = page.getByTestId('preview-port');
