@@ -145,3 +145,31 @@ async fn the_page_shows_an_image_pull() {
     let s = server().await;
     web_test(&s, "pull.test.mjs", &[("STUDIO_PULL_IMAGE", &reg.image)]).await;
 }
+
+/// The README's screenshot is what this test takes: a real session with its
+/// terminal, preview and console (written to target/studio-screenshot.png;
+/// docs/studio.png is a copy).
+#[tokio::test]
+async fn a_screenshot_of_a_real_session_shows_terminal_preview_and_console() {
+    let s = server().await;
+    let out = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/studio-screenshot.png");
+    let _ = std::fs::remove_file(&out);
+    let web = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("web");
+    let status = tokio::process::Command::new("node")
+        .current_dir(&web)
+        .arg("tests/screenshot.mjs")
+        .env("STUDIO_URL", format!("http://127.0.0.1:{}", s.addr.port()))
+        .env("STUDIO_IMAGE", test_image())
+        .env("STUDIO_SCREENSHOT", &out)
+        .kill_on_drop(true)
+        .status()
+        .await
+        .unwrap();
+    assert!(status.success());
+    let png = std::fs::read(&out).expect("the screenshot");
+    assert!(
+        png.starts_with(b"\x89PNG\r\n\x1a\n") && png.len() > 20_000,
+        "{} bytes",
+        png.len()
+    );
+}
