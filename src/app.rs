@@ -30,6 +30,8 @@ pub struct App {
     /// The rate limits.
     pub limits: Arc<Limits>,
     pub metrics: Metrics,
+    /// File watches (`watch` over the WebSocket).
+    pub watches: Arc<crate::watch::Hub>,
     next_conn: AtomicU64,
 }
 
@@ -43,15 +45,18 @@ impl App {
     ) -> Result<AppState, String> {
         let shutdown = CancellationToken::new();
         let tasks = TaskTracker::new();
+        let access = Access::new(&settings);
+        let watches = crate::watch::Hub::new(tasks.clone(), shutdown.clone());
         let sessions = Arc::new(SessionManager::new(
             Arc::clone(&settings),
             Arc::clone(&runtime),
             store,
+            Arc::clone(&access.names),
             tasks.clone(),
             shutdown.clone(),
         )?);
         Ok(Arc::new(App {
-            access: Access::new(&settings),
+            access,
             limits: Arc::new(Limits::new(&settings.rate_limits())),
             settings,
             sessions,
@@ -60,6 +65,7 @@ impl App {
             shutdown,
             tasks,
             metrics: Metrics::default(),
+            watches,
             next_conn: AtomicU64::new(1),
         }))
     }

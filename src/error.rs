@@ -48,6 +48,25 @@ pub enum ApiError {
     /// store), does not answer: `ServiceUnavailableError` (503, retryable).
     #[error("{0}")]
     Unavailable(String),
+    /// A path in a session that does not exist: `FileNotFoundError` (404).
+    #[error("{0}")]
+    FileNotFound(String),
+    /// A command id the session does not know (any more):
+    /// `CommandNotFoundError` (404).
+    #[error("{0}")]
+    CommandNotFound(String),
+    /// A request the session's files refuse as they are now (a name that
+    /// exists, a directory not empty, not a directory): a `ValidationError`
+    /// with 409.
+    #[error("{0}")]
+    Conflict(String),
+    /// A `Range` outside the file: a `ValidationError` with 416.
+    #[error("{0}")]
+    RangeNotSatisfiable(String),
+    /// The session user may not do it (file permissions): a
+    /// `ValidationError` with 403.
+    #[error("{0}")]
+    Forbidden(String),
     /// A cap on what is held at once (sessions per owner, open preview
     /// WebSockets) is reached: a `RateLimitError` (429) whose
     /// `X-RateLimit-*` describe the cap (none left) and whose `Retry-After`
@@ -71,7 +90,13 @@ impl ApiError {
 
     pub fn name(&self) -> &'static str {
         match self {
-            ApiError::Validation(_) | ApiError::MethodNotAllowed(_) => "ValidationError",
+            ApiError::Validation(_)
+            | ApiError::MethodNotAllowed(_)
+            | ApiError::Conflict(_)
+            | ApiError::Forbidden(_)
+            | ApiError::RangeNotSatisfiable(_) => "ValidationError",
+            ApiError::FileNotFound(_) => "FileNotFoundError",
+            ApiError::CommandNotFound(_) => "CommandNotFoundError",
             ApiError::Authentication(_) => "AuthenticationError",
             ApiError::ContainerNotFound(_) => "ContainerNotFoundError",
             ApiError::MessageTooLarge(_) => "MessageTooLarge",
@@ -90,6 +115,10 @@ impl ApiError {
     pub fn status(&self) -> StatusCode {
         match self {
             ApiError::Validation(_) => StatusCode::BAD_REQUEST,
+            ApiError::FileNotFound(_) | ApiError::CommandNotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::RangeNotSatisfiable(_) => StatusCode::RANGE_NOT_SATISFIABLE,
             ApiError::Authentication(_) => StatusCode::UNAUTHORIZED,
             ApiError::ContainerNotFound(_) => StatusCode::NOT_FOUND,
             ApiError::MessageTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,

@@ -70,6 +70,20 @@ pub fn parse(host: &str, domain: &str) -> Option<HostTarget> {
     })
 }
 
+/// The host-based URL of a session's preview: `PORT-SESSION.DOMAIN`, on the
+/// port the browser reached this server on.
+pub fn host_url(
+    scheme: &str,
+    port: u16,
+    session_id: &str,
+    domain: &str,
+    listen_port: Option<&str>,
+    path_and_query: &str,
+) -> String {
+    let at = listen_port.map(|p| format!(":{p}")).unwrap_or_default();
+    format!("{scheme}://{port}-{session_id}.{domain}{at}{path_and_query}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -17,6 +17,11 @@ pub const MAX_BODY_BYTES: usize = 64 * 1024;
 /// must carry a JSON object, so an empty one is a `ValidationError`. A body
 /// sent without a content type (`curl -d`) is read as JSON all the same.
 pub async fn json<T: DeserializeOwned>(req: Request) -> Result<T, ApiError> {
+    json_within(req, MAX_BODY_BYTES).await
+}
+
+/// [`json`] with a limit of its own (a command's stdin may be larger).
+pub async fn json_within<T: DeserializeOwned>(req: Request, limit: usize) -> Result<T, ApiError> {
     let says_json = crate::mime::has_media_type(req.headers(), "application/json");
     // Refused before reading a byte, whatever the client sends after.
     let announced = req
@@ -24,33 +29,38 @@ pub async fn json<T: DeserializeOwned>(req: Request) -> Result<T, ApiError> {
         .get(axum::http::header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    if announced.is_some_and(|n| n > MAX_BODY_BYTES as u64) {
-        return Err(too_large());
+    if announced.is_some_and(|n| n > limit as u64) {
+        return Err(too_large(limit));
     }
-    let bytes = axum::body::to_bytes(req.into_body(), MAX_BODY_BYTES + 1)
+    let bytes = axum::body::to_bytes(req.into_body(), limit + 1)
         .await
         .map_err(|e| {
             let length = std::error::Error::source(&e)
                 .is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
             if length {
-                too_large()
+                too_large(limit)
             } else {
                 ApiError::validation(format!("The request body could not be read: {e}"))
             }
         })?;
+    if bytes.len() > limit {
+        return Err(too_large(limit));
+    }
     parse(&bytes, says_json)
 }
 
-fn too_large() -> ApiError {
-    ApiError::MessageTooLarge(format!(
-        "Request body exceeds the limit of {MAX_BODY_BYTES} bytes"
-    ))
+fn too_large(limit: usize) -> ApiError {
+    ApiError::MessageTooLarge(format!("Request body exceeds the limit of {limit} bytes"))
+}
+
+/// The query string's parameters into `T` (strict: an unknown parameter
+/// or a wrong value is a `ValidationError` that names it).
+pub fn query<T: DeserializeOwned>(uri: &axum::http::Uri) -> Result<T, ApiError> {
+    serde_urlencoded::from_str(uri.query().unwrap_or(""))
+        .map_err(|e| ApiError::validation(format!("Invalid query string: {e}")))
 }
 
 fn parse<T: DeserializeOwned>(bytes: &Bytes, says_json: bool) -> Result<T, ApiError> {
-    if bytes.len() > MAX_BODY_BYTES {
-        return Err(too_large());
-    }
     let empty = bytes.iter().all(|b| b.is_ascii_whitespace());
     if empty && says_json {
         return Err(ApiError::validation(

@@ -5,6 +5,9 @@
 
 pub mod body;
 pub mod containers;
+pub mod events;
+pub mod exec;
+pub mod files;
 pub mod health;
 pub mod metrics;
 pub mod openapi;

@@ -17,14 +17,17 @@ pub mod tokens;
 
 use std::net::SocketAddr;
 
+use std::sync::Arc;
+
 use crate::config::Settings;
 
+pub use origin::Names;
 pub use owner::Owner;
 pub use preview_gate::{strip_credentials, PreviewAccess, PreviewGate};
 
 pub struct Access {
     pub tokens: tokens::Tokens,
-    pub names: origin::Names,
+    pub names: Arc<origin::Names>,
     pub preview: preview_token::PreviewSigner,
     pub trust_proxy: bool,
     pub cors: cors::Cors,
@@ -34,7 +37,7 @@ impl Access {
     pub fn new(s: &Settings) -> Access {
         Access {
             tokens: tokens::Tokens::new(&s.api_tokens),
-            names: origin::Names::new(s),
+            names: Arc::new(origin::Names::new(s)),
             preview: preview_token::PreviewSigner::default(),
             trust_proxy: s.trust_proxy,
             cors: cors::Cors::new(&s.cors_origins),

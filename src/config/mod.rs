@@ -90,6 +90,8 @@ settings! {
     connection_idle_timeout: Duration = one("connection-idle-timeout", "STUDIO_CONNECTION_IDLE_TIMEOUT", parse::duration, Duration::from_secs(30));
     /// How long a previewed app may take to start answering a request it has received whole; then 504 [default: 2m].
     preview_timeout: Duration = one("preview-timeout", "STUDIO_PREVIEW_TIMEOUT", parse::duration, Duration::from_secs(120));
+    /// Largest file a session's files API takes in one write, and largest archive it packs or unpacks (file contents) [default: 100m].
+    max_file_size: u64 = one("max-file-size", "STUDIO_MAX_FILE_SIZE", parse::bytes, 100 << 20);
     /// Pre-started hardened containers kept ready per pooled image; 0 turns the pool off [default: 0].
     warm_pool: usize = one("warm-pool", "STUDIO_WARM_POOL", parse::number::<usize>, 0);
     /// Image to keep a warm pool of (repeatable) [default: the default image].

@@ -161,6 +161,48 @@ impl Front {
             Route::ConfigurePreview => async { api::preview::configure(app, &owner()?, req).await }
                 .await
                 .map(IntoResponse::into_response),
+            Route::ListCommands(id) => async { api::exec::list(app, &owner()?, &id).await }
+                .await
+                .map(IntoResponse::into_response),
+            Route::StartCommand(id) => {
+                async { api::exec::start(app, &owner()?, &id, req).await }.await
+            }
+            Route::GetCommand(id, e) => async { api::exec::get(app, &owner()?, &id, &e).await }
+                .await
+                .map(IntoResponse::into_response),
+            Route::KillCommand(id, e) => {
+                async { api::exec::kill(app, &owner()?, &id, &e, req).await }
+                    .await
+                    .map(IntoResponse::into_response)
+            }
+            Route::CommandInput(id, e) => {
+                async { api::exec::input(app, &owner()?, &id, &e, req).await }.await
+            }
+            Route::FileInfo(id) => async { api::files::info(app, &owner()?, &id, req).await }
+                .await
+                .map(IntoResponse::into_response),
+            Route::RemoveFile(id) => async { api::files::remove(app, &owner()?, &id, req).await }
+                .await
+                .map(IntoResponse::into_response),
+            Route::ReadFile(id) => async { api::files::read(app, &owner()?, &id, req).await }.await,
+            Route::WriteFile(id) => {
+                async { api::files::write(app, &owner()?, &id, req).await }.await
+            }
+            Route::MakeDirectory(id) => {
+                async { api::files::mkdir(app, &owner()?, &id, req).await }.await
+            }
+            Route::MoveFile(id) => async { api::files::rename(app, &owner()?, &id, req).await }
+                .await
+                .map(IntoResponse::into_response),
+            Route::DownloadArchive(id) => {
+                async { api::files::download(app, &owner()?, &id, req).await }.await
+            }
+            Route::UploadArchive(id) => {
+                async { api::files::upload(app, &owner()?, &id, req).await }
+                    .await
+                    .map(IntoResponse::into_response)
+            }
+            Route::Events(id) => async { api::events::list(app, &owner()?, &id, req).await }.await,
             Route::PathPreview => {
                 return crate::preview::serve_path(&self.preview, &self.conns, req).await
             }

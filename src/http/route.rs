@@ -37,6 +37,34 @@ pub enum Route {
     RemoveSession(String),
     /// `POST /api/preview/configure`.
     ConfigurePreview,
+    /// `GET /api/containers/:sessionId/exec`: the running commands.
+    ListCommands(String),
+    /// `POST /api/containers/:sessionId/exec`.
+    StartCommand(String),
+    /// `GET /api/containers/:sessionId/exec/:execId`: state and output.
+    GetCommand(String, String),
+    /// `DELETE /api/containers/:sessionId/exec/:execId`: a signal.
+    KillCommand(String, String),
+    /// `POST /api/containers/:sessionId/exec/:execId/input`: stdin.
+    CommandInput(String, String),
+    /// `GET /api/containers/:sessionId/files?path=`: stat or listing.
+    FileInfo(String),
+    /// `DELETE /api/containers/:sessionId/files?path=`.
+    RemoveFile(String),
+    /// `GET /api/containers/:sessionId/files/content?path=`.
+    ReadFile(String),
+    /// `PUT /api/containers/:sessionId/files/content?path=`.
+    WriteFile(String),
+    /// `POST /api/containers/:sessionId/files/mkdir?path=`.
+    MakeDirectory(String),
+    /// `POST /api/containers/:sessionId/files/move`.
+    MoveFile(String),
+    /// `GET /api/containers/:sessionId/files/archive?path=`: a tar.
+    DownloadArchive(String),
+    /// `PUT /api/containers/:sessionId/files/archive?path=`: unpack a tar.
+    UploadArchive(String),
+    /// `GET /api/containers/:sessionId/events?since=`.
+    Events(String),
     /// Anything under `/preview/`: the session is named in the path (the
     /// proxy reads the rest itself).
     PathPreview,
@@ -91,6 +119,20 @@ impl Route {
             | Route::GetSession(_)
             | Route::RemoveSession(_)
             | Route::ConfigurePreview
+            | Route::ListCommands(_)
+            | Route::StartCommand(_)
+            | Route::GetCommand(..)
+            | Route::KillCommand(..)
+            | Route::CommandInput(..)
+            | Route::FileInfo(_)
+            | Route::RemoveFile(_)
+            | Route::ReadFile(_)
+            | Route::WriteFile(_)
+            | Route::MakeDirectory(_)
+            | Route::MoveFile(_)
+            | Route::DownloadArchive(_)
+            | Route::UploadArchive(_)
+            | Route::Events(_)
             // Unknown paths say nothing to a caller without a token.
             | Route::MethodNotAllowed { .. }
             | Route::NotFound { .. } => Auth::Token,
@@ -105,6 +147,21 @@ impl Route {
             Route::OpenApi | Route::Images | Route::ListSessions | Route::GetSession(_) => {
                 Limit::General
             }
+            // A session's work: commands, files, events.
+            Route::ListCommands(_)
+            | Route::StartCommand(_)
+            | Route::GetCommand(..)
+            | Route::KillCommand(..)
+            | Route::CommandInput(..)
+            | Route::FileInfo(_)
+            | Route::RemoveFile(_)
+            | Route::ReadFile(_)
+            | Route::WriteFile(_)
+            | Route::MakeDirectory(_)
+            | Route::MoveFile(_)
+            | Route::DownloadArchive(_)
+            | Route::UploadArchive(_)
+            | Route::Events(_) => Limit::General,
             Route::CreateSession => Limit::Container(None),
             Route::RemoveSession(id) => Limit::Container(Some(id)),
             Route::ConfigurePreview => Limit::Preview,
@@ -169,17 +226,63 @@ pub fn classify(
         "/api/containers" => wrong("GET,HEAD,POST"),
         "/api/preview/configure" if post => Route::ConfigurePreview,
         "/api/preview/configure" => wrong("POST"),
-        _ => {
-            let id = path
-                .strip_prefix("/api/containers/")
-                .filter(|id| !id.is_empty() && !id.contains('/'));
-            match id.and_then(segment) {
-                Some(id) if get => Route::GetSession(id),
-                Some(id) if method == Method::DELETE => Route::RemoveSession(id),
-                Some(_) => wrong("DELETE,GET,HEAD"),
-                None => Route::NotFound { api },
-            }
-        }
+        _ => match path.strip_prefix("/api/containers/") {
+            Some(rest) => session_route(method, rest, api),
+            None => Route::NotFound { api },
+        },
+    }
+}
+
+/// A route under `/api/containers/`: the session, and what of it.
+fn session_route(method: &Method, rest: &str, api: bool) -> Route {
+    let get = method == Method::GET || method == Method::HEAD;
+    let post = method == Method::POST;
+    let put = method == Method::PUT;
+    let delete = method == Method::DELETE;
+    let wrong = |allow| Route::MethodNotAllowed { allow, api };
+    let parts: Vec<&str> = rest.split('/').collect();
+    if parts.iter().any(|p| p.is_empty()) {
+        return Route::NotFound { api };
+    }
+    let Some(parts) = parts
+        .iter()
+        .map(|p| segment(p))
+        .collect::<Option<Vec<String>>>()
+    else {
+        return Route::NotFound { api };
+    };
+    let mut parts = parts.into_iter();
+    let id = parts.next().unwrap_or_default();
+    let rest: Vec<String> = parts.collect();
+    let rest: Vec<&str> = rest.iter().map(String::as_str).collect();
+    match rest.as_slice() {
+        [] if get => Route::GetSession(id),
+        [] if delete => Route::RemoveSession(id),
+        [] => wrong("DELETE,GET,HEAD"),
+        ["exec"] if get => Route::ListCommands(id),
+        ["exec"] if post => Route::StartCommand(id),
+        ["exec"] => wrong("GET,HEAD,POST"),
+        ["exec", e] if get => Route::GetCommand(id, e.to_string()),
+        ["exec", e] if delete => Route::KillCommand(id, e.to_string()),
+        ["exec", _] => wrong("DELETE,GET,HEAD"),
+        ["exec", e, "input"] if post => Route::CommandInput(id, e.to_string()),
+        ["exec", _, "input"] => wrong("POST"),
+        ["files"] if get => Route::FileInfo(id),
+        ["files"] if delete => Route::RemoveFile(id),
+        ["files"] => wrong("DELETE,GET,HEAD"),
+        ["files", "content"] if get => Route::ReadFile(id),
+        ["files", "content"] if put => Route::WriteFile(id),
+        ["files", "content"] => wrong("GET,HEAD,PUT"),
+        ["files", "mkdir"] if post => Route::MakeDirectory(id),
+        ["files", "mkdir"] => wrong("POST"),
+        ["files", "move"] if post => Route::MoveFile(id),
+        ["files", "move"] => wrong("POST"),
+        ["files", "archive"] if get => Route::DownloadArchive(id),
+        ["files", "archive"] if put => Route::UploadArchive(id),
+        ["files", "archive"] => wrong("GET,HEAD,PUT"),
+        ["events"] if get => Route::Events(id),
+        ["events"] => wrong("GET,HEAD"),
+        _ => Route::NotFound { api },
     }
 }
 
@@ -208,6 +311,20 @@ mod tests {
             (Method::GET, format!("/api/containers/{SID}"), false, Route::GetSession(id()), Auth::Token, Limit::General),
             (Method::DELETE, format!("/api/containers/{SID}"), false, Route::RemoveSession(id()), Auth::Token, Limit::Container(Some(SID))),
             (Method::POST, "/api/preview/configure".into(), false, Route::ConfigurePreview, Auth::Token, Limit::Preview),
+            (Method::GET, format!("/api/containers/{SID}/exec"), false, Route::ListCommands(id()), Auth::Token, Limit::General),
+            (Method::POST, format!("/api/containers/{SID}/exec"), false, Route::StartCommand(id()), Auth::Token, Limit::General),
+            (Method::GET, format!("/api/containers/{SID}/exec/e1"), false, Route::GetCommand(id(), "e1".into()), Auth::Token, Limit::General),
+            (Method::DELETE, format!("/api/containers/{SID}/exec/e1"), false, Route::KillCommand(id(), "e1".into()), Auth::Token, Limit::General),
+            (Method::POST, format!("/api/containers/{SID}/exec/e1/input"), false, Route::CommandInput(id(), "e1".into()), Auth::Token, Limit::General),
+            (Method::GET, format!("/api/containers/{SID}/files"), false, Route::FileInfo(id()), Auth::Token, Limit::General),
+            (Method::DELETE, format!("/api/containers/{SID}/files"), false, Route::RemoveFile(id()), Auth::Token, Limit::General),
+            (Method::GET, format!("/api/containers/{SID}/files/content"), false, Route::ReadFile(id()), Auth::Token, Limit::General),
+            (Method::PUT, format!("/api/containers/{SID}/files/content"), false, Route::WriteFile(id()), Auth::Token, Limit::General),
+            (Method::POST, format!("/api/containers/{SID}/files/mkdir"), false, Route::MakeDirectory(id()), Auth::Token, Limit::General),
+            (Method::POST, format!("/api/containers/{SID}/files/move"), false, Route::MoveFile(id()), Auth::Token, Limit::General),
+            (Method::GET, format!("/api/containers/{SID}/files/archive"), false, Route::DownloadArchive(id()), Auth::Token, Limit::General),
+            (Method::PUT, format!("/api/containers/{SID}/files/archive"), false, Route::UploadArchive(id()), Auth::Token, Limit::General),
+            (Method::GET, format!("/api/containers/{SID}/events"), false, Route::Events(id()), Auth::Token, Limit::General),
             (Method::PUT, format!("/preview/{SID}/x"), false, Route::PathPreview, Auth::Preview, Limit::None),
             (Method::POST, "/api/containers".into(), false, Route::HostPreview(host), Auth::Preview, Limit::None),
             (Method::PATCH, "/api/containers".into(), false, Route::MethodNotAllowed { allow: "GET,HEAD,POST", api: true }, Auth::Token, Limit::General),
@@ -232,10 +349,24 @@ mod tests {
             Route::GetSession(_) => 9,
             Route::RemoveSession(_) => 10,
             Route::ConfigurePreview => 11,
-            Route::PathPreview => 12,
-            Route::HostPreview(_) => 13,
-            Route::MethodNotAllowed { .. } => 14,
-            Route::NotFound { .. } => 15,
+            Route::ListCommands(_) => 12,
+            Route::StartCommand(_) => 13,
+            Route::GetCommand(..) => 14,
+            Route::KillCommand(..) => 15,
+            Route::CommandInput(..) => 16,
+            Route::FileInfo(_) => 17,
+            Route::RemoveFile(_) => 18,
+            Route::ReadFile(_) => 19,
+            Route::WriteFile(_) => 20,
+            Route::MakeDirectory(_) => 21,
+            Route::MoveFile(_) => 22,
+            Route::DownloadArchive(_) => 23,
+            Route::UploadArchive(_) => 24,
+            Route::Events(_) => 25,
+            Route::PathPreview => 26,
+            Route::HostPreview(_) => 27,
+            Route::MethodNotAllowed { .. } => 28,
+            Route::NotFound { .. } => 29,
         }
     }
 
@@ -260,6 +391,9 @@ mod tests {
         for path in [
             "/api/containers/",
             "/api/containers/a/b",
+            "/api/containers/a/files/x",
+            "/api/containers/a//exec",
+            "/api/containers/a/exec/e/input/x",
             "/api/containersx",
             "/preview",
             "/wsx",

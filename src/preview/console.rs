@@ -117,16 +117,17 @@ async fn accept(session: &Session, req: Request) -> Result<(), ApiError> {
         }
     };
     let args: Vec<Value> = report.args.into_iter().take(MAX_ARGS).map(bound).collect();
-    let frame = ServerMessage::Console {
-        session_id: &session.id,
-        level: &report.level,
-        args: &args,
-        url: &truncate(report.url),
-        timestamp: now_millis(),
-        kind,
-    }
-    .to_text();
-    session.terminal.broadcast(frame.into()).await;
+    session
+        .terminal
+        .publish(&ServerMessage::Console {
+            session_id: &session.id,
+            level: &report.level,
+            args: &args,
+            url: &truncate(report.url),
+            timestamp: now_millis(),
+            kind,
+        })
+        .await;
     Ok(())
 }
 

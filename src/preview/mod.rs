@@ -34,7 +34,6 @@ use crate::hosts::HostTarget;
 use crate::session::Session;
 
 pub use inject::REPORT_PATH;
-pub use origin::host_url;
 pub use upstream::Connections;
 
 pub struct Preview {

@@ -39,20 +39,6 @@ pub fn sandboxed(mut resp: Response) -> Response {
     resp
 }
 
-/// The host-based URL of a session's preview: `PORT-SESSION.DOMAIN`, on the
-/// port the browser reached this server on.
-pub fn host_url(
-    scheme: &str,
-    port: u16,
-    session_id: &str,
-    domain: &str,
-    listen_port: Option<&str>,
-    path_and_query: &str,
-) -> String {
-    let at = listen_port.map(|p| format!(":{p}")).unwrap_or_default();
-    format!("{scheme}://{port}-{session_id}.{domain}{at}{path_and_query}")
-}
-
 /// For a browser navigation to a path-based preview that the caller may
 /// open: the redirect to its own origin. `None` to serve it here (not a
 /// navigation, not allowed, or no preview host this browser can reach).
@@ -112,7 +98,7 @@ pub fn own_origin_for(p: &Preview, req: &Request, label: &str, rest: &str) -> Op
         .split('&')
         .filter(|kv| !kv.is_empty() && !kv.starts_with("token="))
         .collect();
-    let base = host_url(scheme, port, &session.id, domain, listen_port, rest);
+    let base = crate::hosts::host_url(scheme, port, &session.id, domain, listen_port, rest);
     let with_query = if query.is_empty() {
         base
     } else {

@@ -63,6 +63,82 @@ pub enum ServerMessage<'a> {
         #[serde(skip_serializing_if = "Option::is_none")]
         kind: Option<&'a str>,
     },
+    /// A command started (its id, chosen by the client or made by the server).
+    #[serde(rename_all = "camelCase")]
+    ExecStarted {
+        session_id: &'a str,
+        exec_id: &'a str,
+    },
+    /// A piece of a command's output, on `stdout` or `stderr`.
+    #[serde(rename_all = "camelCase")]
+    ExecOutput {
+        session_id: &'a str,
+        exec_id: &'a str,
+        stream: &'a str,
+        data: &'a str,
+        /// `base64` when the bytes are not UTF-8; absent for text.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        encoding: Option<&'a str>,
+    },
+    /// A command ended.
+    #[serde(rename_all = "camelCase")]
+    ExecExit {
+        session_id: &'a str,
+        exec_id: &'a str,
+        code: Option<i64>,
+        signal: Option<&'a str>,
+        duration_ms: u64,
+        timed_out: bool,
+    },
+    /// Something in the session's container listens on `port` now.
+    #[serde(rename_all = "camelCase")]
+    PortOpened {
+        session_id: &'a str,
+        port: u16,
+        /// The port's preview on an origin of its own (open it with a
+        /// token, as any preview URL).
+        preview_url: &'a str,
+    },
+    #[serde(rename_all = "camelCase")]
+    PortClosed {
+        session_id: &'a str,
+        port: u16,
+    },
+    /// A change under a watched path.
+    #[serde(rename_all = "camelCase")]
+    FsEvent {
+        session_id: &'a str,
+        path: &'a str,
+        kind: &'a str,
+        /// Set when changes came faster than they are reported: some were
+        /// left out; read the directory again.
+        #[serde(skip_serializing_if = "std::ops::Not::not")]
+        overflow: bool,
+    },
+    /// A `watch` is in place: changes from now on are reported.
+    /// `directories`: how many it covers (0 for a file); `truncated`: more
+    /// were below than a watch covers.
+    #[serde(rename_all = "camelCase")]
+    Watching {
+        session_id: &'a str,
+        path: &'a str,
+        directories: usize,
+        truncated: bool,
+    },
+    /// An `unwatch` took effect.
+    #[serde(rename_all = "camelCase")]
+    Unwatched {
+        session_id: &'a str,
+        path: &'a str,
+    },
+    /// A change in the session's life: `restarted` (its container had
+    /// stopped and was started again), `removed`, `expired`.
+    #[serde(rename_all = "camelCase")]
+    Lifecycle {
+        session_id: &'a str,
+        state: &'a str,
+        reason: &'a str,
+    },
 }
 
 impl ServerMessage<'_> {

@@ -12,7 +12,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use bollard::container::LogOutput;
 use bollard::errors::Error as BollardError;
+use bollard::exec::{StartExecOptions, StartExecResults};
 use bollard::models::{
     ContainerCreateBody, ContainerInspectResponse, ExecConfig, HostConfig, Mount, MountType,
 };
@@ -25,13 +27,15 @@ use futures_util::StreamExt;
 use tokio::sync::Mutex;
 
 use super::dial::NetnsDialer;
+use super::files::ContainerFiles;
 use super::firewall::{self, Egress};
 use super::hijack;
 use super::network;
+use super::procfs::{self, Process};
 use super::spec::{self, ContainerSpec, ShellSpec};
 use super::{
-    ContainerRuntime, ContainerStatus, ManagedContainer, PortDialer, PullFailure, PullProgress,
-    RuntimeError, ShellIo,
+    CommandHandle, CommandIo, CommandSpec, ContainerRuntime, ContainerStatus, ManagedContainer,
+    OutputStream, PortDialer, PullFailure, PullProgress, RuntimeError, ShellIo,
 };
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -57,6 +61,9 @@ pub struct DockerRuntime {
     /// ping answers again, calls fail after a quick ping instead of each
     /// waiting out the request timeout on a hung engine.
     suspect: std::sync::atomic::AtomicBool,
+    /// Each running container's init process and files, by container id,
+    /// found once and kept while the process lives.
+    local: std::sync::Mutex<HashMap<String, Arc<ContainerFiles>>>,
 }
 
 /// Maps a bollard error: engine answers keep their status, anything else
@@ -106,6 +113,7 @@ impl DockerRuntime {
             network_id: Mutex::new(None),
             egress,
             suspect: Default::default(),
+            local: Default::default(),
         })
     }
 
@@ -119,6 +127,35 @@ impl DockerRuntime {
             }) => Ok(None),
             Err(e) => Err(self.fail(e)),
         }
+    }
+
+    /// The running container's files (and so its init process), found
+    /// through the engine once and kept while that process lives.
+    async fn local(&self, id: &str) -> Result<Arc<ContainerFiles>, RuntimeError> {
+        if let Some(f) = self.local.lock().unwrap().get(id).filter(|f| f.alive()) {
+            return Ok(Arc::clone(f));
+        }
+        let not_running = || RuntimeError::NotRunning(format!("container {id} is not running"));
+        let info = self
+            .inspect(id)
+            .await?
+            .ok_or_else(|| RuntimeError::NotFound(format!("container {id} not found")))?;
+        let state = info.state.unwrap_or_default();
+        let pid = state
+            .pid
+            .filter(|_| state.running.unwrap_or(false))
+            .and_then(|p| u32::try_from(p).ok())
+            .filter(|p| *p > 0)
+            .ok_or_else(not_running)?;
+        let process = Process::hold(pid).map_err(|_| not_running())?;
+        let files = Arc::new(ContainerFiles::new(Arc::new(process)).map_err(|e| match e {
+            super::files::FileError::NotRunning(_) => not_running(),
+            e => RuntimeError::Engine(e.to_string()),
+        })?);
+        let mut local = self.local.lock().unwrap();
+        local.retain(|_, f| f.alive());
+        local.insert(id.to_string(), Arc::clone(&files));
+        Ok(files)
     }
 
     /// Maps a failed call, and marks the engine suspect when it could not
@@ -412,6 +449,7 @@ impl ContainerRuntime for DockerRuntime {
     }
 
     async fn remove_container(&self, id: &str) -> Result<(), RuntimeError> {
+        self.local.lock().unwrap().remove(id);
         let docker = self.client().await?;
         let opts = RemoveContainerOptionsBuilder::default()
             .force(true)
@@ -544,6 +582,169 @@ impl ContainerRuntime for DockerRuntime {
             .resize_exec(exec_id, opts)
             .await
             .map_err(|e| self.fail(e))
+    }
+
+    async fn start_command(
+        &self,
+        container_id: &str,
+        spec: &CommandSpec,
+    ) -> Result<CommandIo, RuntimeError> {
+        let docker = self.client().await?;
+        let exec = docker
+            .create_exec(
+                container_id,
+                ExecConfig {
+                    attach_stdin: Some(true),
+                    attach_stdout: Some(true),
+                    attach_stderr: Some(true),
+                    tty: Some(false),
+                    cmd: Some(spec.cmd.clone()),
+                    env: (!spec.env.is_empty()).then(|| spec.env.clone()),
+                    working_dir: Some(spec.cwd.clone()),
+                    user: Some(spec::USER.to_string()),
+                    ..Default::default()
+                },
+            )
+            .await
+            .map_err(|e| match e {
+                BollardError::DockerResponseServerError {
+                    status_code: 409,
+                    message,
+                } if message.contains("not running") => RuntimeError::NotRunning(message),
+                BollardError::DockerResponseServerError {
+                    status_code: 404,
+                    message,
+                } => RuntimeError::NotFound(message),
+                e => self.fail(e),
+            })?;
+        let started = tokio::time::timeout(
+            Duration::from_secs(REQUEST_TIMEOUT_SECS),
+            docker.start_exec(
+                &exec.id,
+                Some(StartExecOptions {
+                    detach: false,
+                    tty: false,
+                    output_capacity: Some(64 * 1024),
+                }),
+            ),
+        )
+        .await
+        .map_err(|_| {
+            self.suspect.store(true, Ordering::Relaxed);
+            RuntimeError::Unavailable("Docker engine did not start the command in time".into())
+        })?
+        .map_err(|e| self.fail(e))?;
+        let StartExecResults::Attached { output, input } = started else {
+            return Err(RuntimeError::Engine(
+                "the engine started the command detached".into(),
+            ));
+        };
+        // The engine starts the process once the stream is attached: its
+        // pid is known a moment later.
+        let mut pid = 0;
+        for attempt in 0..200u32 {
+            let info = docker
+                .inspect_exec(&exec.id)
+                .await
+                .map_err(|e| self.fail(e))?;
+            pid = info.pid.and_then(|p| u32::try_from(p).ok()).unwrap_or(0);
+            if pid > 0 || (!info.running.unwrap_or(false) && info.exit_code.is_some()) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(u64::from(attempt.min(10)))).await;
+        }
+        let output = output.filter_map(|item| async move {
+            match item {
+                Ok(LogOutput::StdOut { message }) | Ok(LogOutput::Console { message }) => {
+                    Some(Ok((OutputStream::Stdout, message)))
+                }
+                Ok(LogOutput::StdErr { message }) => Some(Ok((OutputStream::Stderr, message))),
+                Ok(LogOutput::StdIn { .. }) => None,
+                Err(e) => Some(Err(map_err(e))),
+            }
+        });
+        Ok(CommandIo {
+            handle: CommandHandle {
+                exec_id: exec.id,
+                pid,
+            },
+            output: Box::pin(output),
+            input,
+        })
+    }
+
+    async fn wait_command(
+        &self,
+        container_id: &str,
+        handle: &CommandHandle,
+    ) -> Result<i64, RuntimeError> {
+        // The process itself, held by a pidfd, tells when it ends; the
+        // engine then tells its exit code.
+        if handle.pid > 0 {
+            let container = self.local(container_id).await.ok();
+            if let Ok(p) = Process::hold(handle.pid) {
+                let ours = container.is_some_and(|c| p.shares_pid_namespace(c.process()));
+                if ours {
+                    let _ = p.exited().await;
+                }
+            }
+        }
+        let docker = self.client().await?;
+        let mut attempt = 0u64;
+        loop {
+            let info = docker
+                .inspect_exec(&handle.exec_id)
+                .await
+                .map_err(|e| self.fail(e))?;
+            if !info.running.unwrap_or(false) {
+                if let Some(code) = info.exit_code {
+                    return Ok(code);
+                }
+            }
+            // Still running: the pid was not known, or the engine has not
+            // noted the end yet.
+            attempt += 1;
+            tokio::time::sleep(Duration::from_millis(attempt.min(100))).await;
+        }
+    }
+
+    async fn signal_command(
+        &self,
+        container_id: &str,
+        handle: &CommandHandle,
+        signal: i32,
+    ) -> Result<usize, RuntimeError> {
+        if handle.pid == 0 {
+            return Ok(0);
+        }
+        let files = self.local(container_id).await?;
+        let process = Arc::clone(files.process());
+        // runc makes each exec'd process a session (and group) leader.
+        let group = handle.pid;
+        tokio::task::spawn_blocking(move || procfs::signal_group(&process, group, signal))
+            .await
+            .map_err(|e| RuntimeError::Engine(e.to_string()))?
+            .map_err(|e| {
+                RuntimeError::NotRunning(format!("container {container_id} is not running: {e}"))
+            })
+    }
+
+    async fn files(&self, container_id: &str) -> Result<Arc<ContainerFiles>, RuntimeError> {
+        self.local(container_id).await
+    }
+
+    async fn listening_ports(
+        &self,
+        container_id: &str,
+    ) -> Result<std::collections::BTreeSet<u16>, RuntimeError> {
+        let files = self.local(container_id).await?;
+        let process = Arc::clone(files.process());
+        tokio::task::spawn_blocking(move || procfs::listening_ports(&process))
+            .await
+            .map_err(|e| RuntimeError::Engine(e.to_string()))?
+            .map_err(|e| {
+                RuntimeError::NotRunning(format!("container {container_id} is not running: {e}"))
+            })
     }
 
     async fn shell_exit_code(&self, exec_id: &str) -> Result<Option<i64>, RuntimeError> {

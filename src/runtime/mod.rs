@@ -6,9 +6,11 @@
 pub mod dial;
 pub mod docker;
 pub mod exit;
+pub mod files;
 pub mod firewall;
 pub mod hijack;
 pub mod network;
+pub mod procfs;
 pub mod spec;
 
 use std::collections::HashMap;
@@ -188,6 +190,52 @@ pub trait PortDialer: Send + Sync {
     fn address(&self) -> Option<IpAddr>;
 }
 
+/// A command to run apart from the terminal: no TTY, its output in two
+/// streams, as the session user, in `cwd`.
+#[derive(Debug, Clone)]
+pub struct CommandSpec {
+    pub cmd: Vec<String>,
+    /// `KEY=value` pairs on top of the container's own.
+    pub env: Vec<String>,
+    pub cwd: String,
+}
+
+/// Which stream a piece of a command's output came on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutputStream {
+    Stdout,
+    Stderr,
+}
+
+impl OutputStream {
+    pub fn name(self) -> &'static str {
+        match self {
+            OutputStream::Stdout => "stdout",
+            OutputStream::Stderr => "stderr",
+        }
+    }
+}
+
+/// What a command's output stream yields: a piece of output, on its stream.
+pub type OutputChunk = Result<(OutputStream, bytes::Bytes), RuntimeError>;
+
+/// A started command: its output as it comes, its stdin, its handle.
+pub struct CommandIo {
+    pub handle: CommandHandle,
+    pub output: Pin<Box<dyn futures_util::Stream<Item = OutputChunk> + Send>>,
+    /// Shut it down to close the command's stdin.
+    pub input: Pin<Box<dyn AsyncWrite + Send>>,
+}
+
+/// How the engine knows a started command.
+#[derive(Debug, Clone)]
+pub struct CommandHandle {
+    pub exec_id: String,
+    /// Its process as the engine's machine sees it, which leads its own
+    /// process group: what a signal for the command is sent to.
+    pub pid: u32,
+}
+
 /// A started TTY shell: its raw byte streams and its engine-side handle.
 pub struct ShellIo {
     pub exec_id: String,
@@ -227,6 +275,35 @@ pub trait ContainerRuntime: Send + Sync + 'static {
         spec: &ShellSpec,
     ) -> Result<ShellIo, RuntimeError>;
     async fn resize_shell(&self, exec_id: &str, cols: u16, rows: u16) -> Result<(), RuntimeError>;
+    /// Starts a command (no TTY) in a running container; `NotRunning`
+    /// when the container is stopped.
+    async fn start_command(
+        &self,
+        container_id: &str,
+        spec: &CommandSpec,
+    ) -> Result<CommandIo, RuntimeError>;
+    /// Waits for the command's own process to end; its exit code (128 + N
+    /// for a process ended by signal N).
+    async fn wait_command(
+        &self,
+        container_id: &str,
+        handle: &CommandHandle,
+    ) -> Result<i64, RuntimeError>;
+    /// Sends `signal` to every process of the command's process group in
+    /// the container (what it started, unless that left the group).
+    async fn signal_command(
+        &self,
+        container_id: &str,
+        handle: &CommandHandle,
+        signal: i32,
+    ) -> Result<usize, RuntimeError>;
+    /// The container's files, reached as the session user.
+    async fn files(&self, container_id: &str) -> Result<Arc<files::ContainerFiles>, RuntimeError>;
+    /// The TCP ports something in the container listens on.
+    async fn listening_ports(
+        &self,
+        container_id: &str,
+    ) -> Result<std::collections::BTreeSet<u16>, RuntimeError>;
     /// The shell's exit code once it has ended, `None` while it runs.
     async fn shell_exit_code(&self, exec_id: &str) -> Result<Option<i64>, RuntimeError>;
 }

@@ -120,17 +120,20 @@ impl SessionManager {
         if let Some((c, r)) = size {
             terminal.set_size(c, r);
         }
-        let session = self.insert(
-            SessionRecord {
-                session_id: id,
-                container_id,
-                owner: owner.0.clone(),
-                image: image.raw,
-                created,
-                preview_port: None,
-            },
-            terminal,
-        );
+        let session = self
+            .insert(
+                SessionRecord {
+                    session_id: id,
+                    container_id,
+                    owner: owner.0.clone(),
+                    image: image.raw,
+                    created,
+                    preview_port: None,
+                },
+                terminal,
+                "created",
+            )
+            .await;
         // The labels already say whose it is, so a lost record loses
         // nothing; still, the record is what a restart reads first.
         if let Err(e) = self.store.put(&session.record()).await {
@@ -284,7 +287,7 @@ impl SessionManager {
                 tracing::debug!(error = %e, "resizing a pooled shell failed");
             }
         }
-        let session = self.insert(record, terminal);
+        let session = self.insert(record, terminal, "created").await;
         tracing::info!(session = %session.id, container = %session.container_id, image = %session.image, "session created from the warm pool");
         Ok(session)
     }

@@ -79,17 +79,20 @@ impl SessionManager {
                 .as_ref()
                 .map_or_else(|| label(LABEL_IMAGE), |r| r.image.clone());
             let port = record.as_ref().and_then(|r| r.preview_port);
-            let session = self.insert(
-                SessionRecord {
-                    session_id: sid.clone(),
-                    container_id: c.id.clone(),
-                    owner: owner.0,
-                    image,
-                    created,
-                    preview_port: port,
-                },
-                terminal,
-            );
+            let session = self
+                .insert(
+                    SessionRecord {
+                        session_id: sid.clone(),
+                        container_id: c.id.clone(),
+                        owner: owner.0,
+                        image,
+                        created,
+                        preview_port: port,
+                    },
+                    terminal,
+                    "restored",
+                )
+                .await;
             if record.is_none() {
                 // Made just before a crash, or by a server without records:
                 // recorded now, so the next start finds it the same way.

@@ -15,11 +15,13 @@ use tokio_util::task::TaskTracker;
 
 use super::pool::WarmPool;
 use super::Session;
-use crate::auth::Owner;
+use crate::auth::{Names, Owner};
 use crate::clock::{now_millis, now_secs};
 use crate::config::Settings;
 use crate::error::ApiError;
+use crate::exec::Commands;
 use crate::image::ImagePolicy;
+use crate::protocol::ServerMessage;
 use crate::runtime::ContainerRuntime;
 use crate::store::{SessionRecord, SessionStore};
 use crate::terminal::Terminal;
@@ -57,6 +59,23 @@ pub struct SessionManager {
     /// Held by the one adoption that runs at a time.
     pub(super) adopting: tokio::sync::Mutex<()>,
     pub(super) shutdown: CancellationToken,
+    /// The server's names: a port's preview URL in `port_opened`.
+    pub(super) names: Arc<Names>,
+}
+
+/// Sets the session's preview port and records it (see
+/// [`SessionManager::set_preview_port`]).
+pub(super) async fn record_preview_port(
+    store: &dyn SessionStore,
+    session: &Session,
+    port: u16,
+) -> Result<(), ApiError> {
+    let _order = session.record_lock.lock().await;
+    *session.preview_port.lock().unwrap() = Some(port);
+    store.put(&session.record()).await.map_err(|e| {
+        tracing::warn!(session = %session.id, error = %e, "could not record the preview port");
+        ApiError::DockerDaemon("The preview port could not be recorded; try again shortly".into())
+    })
 }
 
 /// While the sessions of a previous run are not restored yet (the engine was
@@ -74,6 +93,7 @@ impl SessionManager {
         settings: Arc<Settings>,
         runtime: Arc<dyn ContainerRuntime>,
         store: Arc<dyn SessionStore>,
+        names: Arc<Names>,
         tasks: TaskTracker,
         shutdown: CancellationToken,
     ) -> Result<SessionManager, String> {
@@ -96,6 +116,7 @@ impl SessionManager {
             sweeps_total: Default::default(),
             restored: Default::default(),
             adopting: Default::default(),
+            names,
         })
     }
 
@@ -138,21 +159,30 @@ impl SessionManager {
     /// the state store before returning, so that a restart right after
     /// keeps it. Of two concurrent changes the later one is what is stored.
     pub async fn set_preview_port(&self, session: &Session, port: u16) -> Result<(), ApiError> {
-        let _order = session.record_lock.lock().await;
-        *session.preview_port.lock().unwrap() = Some(port);
-        self.store.put(&session.record()).await.map_err(|e| {
-            tracing::warn!(session = %session.id, error = %e, "could not record the preview port");
-            ApiError::DockerDaemon(
-                "The preview port could not be recorded; try again shortly".into(),
-            )
-        })
+        record_preview_port(&*self.store, session, port).await
     }
 
-    /// Puts a session with what `record` says of it into the table.
-    pub(super) fn insert(&self, record: SessionRecord, terminal: Arc<Terminal>) -> Arc<Session> {
+    /// Puts a session with what `record` says of it into the table; its
+    /// event log starts with `state` (`created`, `restored`).
+    pub(super) async fn insert(
+        &self,
+        record: SessionRecord,
+        terminal: Arc<Terminal>,
+        state: &'static str,
+    ) -> Arc<Session> {
         let id = record.session_id;
+        let ended = CancellationToken::new();
+        let commands = Commands::new(
+            &id,
+            &record.container_id,
+            Arc::clone(&self.runtime),
+            Arc::clone(&terminal),
+            self.tasks.clone(),
+            ended.clone(),
+        );
         let session = Arc::new(Session {
             terminal,
+            commands,
             id: id.clone(),
             container_id: record.container_id,
             image: record.image,
@@ -161,9 +191,23 @@ impl SessionManager {
             last_activity_ms: now_millis().into(),
             preview_port: Mutex::new(record.preview_port),
             record_lock: Default::default(),
-            ended: CancellationToken::new(),
+            ended,
             preview_tunnels: Arc::new(tokio::sync::Semaphore::new(super::PREVIEW_TUNNELS)),
+            ports: Mutex::default(),
         });
+        session
+            .terminal
+            .publish(&ServerMessage::Lifecycle {
+                session_id: &session.id,
+                state,
+                reason: if state == "created" {
+                    "Session created"
+                } else {
+                    "Session restored after a server restart"
+                },
+            })
+            .await;
+        self.watch_ports(&session);
         self.created_total
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         self.sessions
@@ -270,6 +314,19 @@ impl SessionManager {
             }
         };
         if removed {
+            let state = if reason == "Session removed" {
+                "removed"
+            } else {
+                "expired"
+            };
+            session
+                .terminal
+                .publish(&ServerMessage::Lifecycle {
+                    session_id: &session.id,
+                    state,
+                    reason,
+                })
+                .await;
             session.ended.cancel();
             session.terminal.close(reason).await;
             // A record left behind (the store failing now) is dropped at the

@@ -16,7 +16,9 @@ pub mod id;
 mod maintenance;
 mod manager;
 mod pool;
+mod ports;
 
+use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -25,6 +27,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::auth::Owner;
 use crate::clock::now_millis;
+use crate::exec::Commands;
 use crate::runtime::ContainerStatus;
 use crate::store::SessionRecord;
 use crate::terminal::Terminal;
@@ -39,6 +42,8 @@ pub struct Session {
     /// Unix seconds.
     pub created: i64,
     pub terminal: Arc<Terminal>,
+    /// Commands run apart from the terminal.
+    pub commands: Arc<Commands>,
     last_activity_ms: AtomicU64,
     preview_port: Mutex<Option<u16>>,
     /// Held while the session's record is written, so that of two writes
@@ -49,6 +54,8 @@ pub struct Session {
     pub ended: CancellationToken,
     /// Places for open preview WebSocket tunnels ([`PREVIEW_TUNNELS`]).
     pub preview_tunnels: Arc<Semaphore>,
+    /// The TCP ports something in the container listened on at the last look.
+    ports: Mutex<BTreeSet<u16>>,
 }
 
 /// Preview WebSockets one session may hold open at once (a browser tab's
@@ -66,6 +73,8 @@ pub struct SessionInfo {
     pub created_at: i64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub preview_port: Option<u16>,
+    /// The TCP ports something in the container listens on.
+    pub ports: Vec<u16>,
 }
 
 /// A container's state in the API's words, whatever the engine calls it:
@@ -120,6 +129,11 @@ impl Session {
             image: self.image.clone(),
             created_at: self.created,
             preview_port: self.preview_port(),
+            ports: self.ports(),
         }
+    }
+
+    pub fn ports(&self) -> Vec<u16> {
+        self.ports.lock().unwrap().iter().copied().collect()
     }
 }

@@ -23,7 +23,9 @@ use tokio::sync::Mutex;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::clock::now_millis;
 use crate::error::ApiError;
+use crate::events::{EventLog, Since};
 use crate::protocol::ServerMessage;
 use crate::runtime::{ContainerRuntime, RuntimeError, ShellSpec};
 use coalesce::InputPending;
@@ -60,6 +62,9 @@ struct Shell {
 struct Shared {
     replay: Replay,
     subscribers: Subscribers,
+    /// The session's events: recorded and sent under the same lock as
+    /// attaching, so an `attach` with `since` gets each event exactly once.
+    events: EventLog,
 }
 
 pub struct Terminal {
@@ -99,6 +104,7 @@ impl Terminal {
             shared: Mutex::new(Shared {
                 replay: Replay::new(REPLAY_BYTES),
                 subscribers: Subscribers::default(),
+                events: EventLog::new(now_millis()),
             }),
             shell: Mutex::new(None),
             size: std::sync::Mutex::new((80, 24)),
@@ -118,12 +124,14 @@ impl Terminal {
         *self.size.lock().unwrap() = (cols, rows);
     }
 
-    /// Attaches a connection: first what `mode` says of the past, then all
-    /// live output, with nothing lost or repeated between the two.
+    /// Attaches a connection: first what `mode` says of the past, then the
+    /// events after `since` (when given), then all live output and events,
+    /// with nothing lost or repeated between the two.
     pub async fn attach(
         self: &Arc<Self>,
         sub: Subscriber,
         mode: AttachMode,
+        since: Option<u64>,
     ) -> Result<(), ApiError> {
         {
             let mut shared = self.shared.lock().await;
@@ -145,8 +153,12 @@ impl Terminal {
                 };
                 preamble.push(replay.to_text());
             }
-            for msg in preamble {
-                if !send_with_timeout(&sub, msg.into()).await {
+            let missed = since
+                .map(|s| shared.events.since(s).events)
+                .unwrap_or_default();
+            let missed = missed.iter().map(|e| Utf8Bytes::from(e.to_string()));
+            for msg in preamble.into_iter().map(Utf8Bytes::from).chain(missed) {
+                if !send_with_timeout(&sub, msg).await {
                     return Ok(());
                 }
             }
@@ -234,6 +246,7 @@ impl Terminal {
                     .start_container(&self.container_id)
                     .await
                     .map_err(ApiError::engine)?;
+                self.restarted().await;
                 self.runtime.start_shell(&self.container_id, &spec).await
             }
             other => other,
@@ -262,12 +275,38 @@ impl Terminal {
         Ok(())
     }
 
-    /// Sends one pre-serialized message (a preview `console` entry, say) to
-    /// every attached connection, with the same flow control as output.
-    pub async fn broadcast(&self, frame: Utf8Bytes) {
+    /// Records an event in the session's log and sends it (with its `seq`)
+    /// to every attached connection, with the same flow control as output.
+    /// Returns the event's text as sent.
+    pub async fn publish(&self, message: &ServerMessage<'_>) -> Arc<str> {
         let mut shared = self.shared.lock().await;
-        shared.subscribers.send(frame).await;
+        let text = shared.events.record(&message.to_text());
+        shared
+            .subscribers
+            .send(Utf8Bytes::from(text.to_string()))
+            .await;
         self.count_attached(&shared);
+        text
+    }
+
+    /// Records that the session's container had stopped and was started again.
+    pub async fn restarted(&self) {
+        self.publish(&ServerMessage::Lifecycle {
+            session_id: &self.session_id,
+            state: "restarted",
+            reason: "The session's container had stopped; it was started again",
+        })
+        .await;
+    }
+
+    /// The session's events after `since`.
+    pub async fn events_since(&self, since: u64) -> Since {
+        self.shared.lock().await.events.since(since)
+    }
+
+    /// Changes whenever an event is recorded (its value: the latest `seq`).
+    pub async fn watch_events(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.shared.lock().await.events.subscribe()
     }
 
     fn count_attached(&self, shared: &Shared) {

@@ -90,7 +90,7 @@ impl Terminal {
                 big = None;
             }
             if !text.is_empty() {
-                self.publish(&text).await;
+                self.send_output(&text).await;
             }
             if ended {
                 break;
@@ -98,17 +98,16 @@ impl Terminal {
         }
         let tail = decoder.finish();
         if !tail.is_empty() {
-            self.publish(&tail).await;
+            self.send_output(&tail).await;
         }
         done.cancel();
         let code = self.exit_code(&exec_id).await;
-        let msg = ServerMessage::Exit {
+        self.publish(&ServerMessage::Exit {
             session_id: &self.session_id,
             code,
             signal: code.and_then(signal_name),
-        }
-        .to_text();
-        self.broadcast(Utf8Bytes::from(msg)).await;
+        })
+        .await;
     }
 
     /// The engine may report the exec as running for a moment after its
@@ -124,7 +123,7 @@ impl Terminal {
         None
     }
 
-    async fn publish(&self, text: &str) {
+    async fn send_output(&self, text: &str) {
         let frame: Utf8Bytes = ServerMessage::Output {
             session_id: &self.session_id,
             data: text,

@@ -49,6 +49,20 @@ impl Connection {
             .await;
     }
 
+    /// An error about one thing of a session (a command, a watched path),
+    /// which it names so the client can tell which.
+    pub async fn send_error_about(
+        &self,
+        err: &ApiError,
+        session_id: Option<&str>,
+        key: &str,
+        value: &str,
+    ) {
+        let mut v = err.to_ws_json(session_id);
+        v[key] = serde_json::Value::from(value);
+        let _ = self.tx.send(v.to_string().into()).await;
+    }
+
     pub fn set_current(&self, session_id: &str) {
         *self.current.lock().unwrap() = Some(session_id.to_string());
     }

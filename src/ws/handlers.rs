@@ -5,8 +5,11 @@ use std::sync::Arc;
 
 use super::client::Connection;
 use crate::error::ApiError;
+use crate::exec::Sink;
 use crate::ops;
-use crate::protocol::client::{Attach, ConfigurePreview, Create, Input, Resize};
+use crate::protocol::client::{
+    Attach, ConfigurePreview, Create, Exec, ExecInput, Input, Resize, Watch,
+};
 use crate::protocol::{ClientMessage, ServerMessage};
 use crate::runtime::PullProgress;
 use crate::session::Session;
@@ -20,6 +23,9 @@ pub fn lane_of(conn: &Connection, msg: &mut ClientMessage) -> Result<Option<Stri
     let implicit = match msg {
         ClientMessage::Input(m) => &mut m.session_id,
         ClientMessage::Resize(m) => &mut m.session_id,
+        ClientMessage::Exec(m) => &mut m.session_id,
+        ClientMessage::ExecInput(m) => &mut m.session_id,
+        ClientMessage::ExecKill(m) => &mut m.session_id,
         _ => return Ok(msg.session_id().map(str::to_string)),
     };
     let id = conn.session_or_current(implicit.take())?;
@@ -58,6 +64,63 @@ pub async fn handle(conn: &Arc<Connection>, msg: ClientMessage) {
             let id = m.session_id.clone();
             configure_preview(conn, m).await.map_err(|e| (e, Some(id)))
         }
+        ClientMessage::Exec(m) => {
+            exec(conn, m).await;
+            Ok(())
+        }
+        ClientMessage::ExecInput(m) => {
+            let (id, exec_id) = (m.session_id.clone(), m.exec_id.clone().unwrap_or_default());
+            if let Err(e) = exec_input(conn, m).await {
+                conn.send_error_about(&e, id.as_deref(), "execId", &exec_id)
+                    .await;
+            }
+            Ok(())
+        }
+        ClientMessage::ExecKill(m) => {
+            let (id, exec_id) = (m.session_id.clone(), m.exec_id.clone());
+            let r = ops::exec::signal(
+                &conn.app,
+                &conn.owner,
+                id.as_deref().unwrap_or_default(),
+                &m.exec_id,
+                m.signal.as_ref(),
+            )
+            .await;
+            if let Err(e) = r {
+                conn.send_error_about(&e, id.as_deref(), "execId", &exec_id)
+                    .await;
+            }
+            Ok(())
+        }
+        ClientMessage::Watch(m) => {
+            if let Err(e) = watch(conn, &m).await {
+                conn.send_error_about(&e, Some(&m.session_id), "path", &m.path)
+                    .await;
+            }
+            Ok(())
+        }
+        ClientMessage::Unwatch(m) => {
+            if conn
+                .app
+                .watches
+                .unwatch(conn.id, &m.session_id, &m.path)
+                .await
+            {
+                conn.send(&ServerMessage::Unwatched {
+                    session_id: &m.session_id,
+                    path: &m.path,
+                })
+                .await;
+            } else {
+                let e = ApiError::validation(format!(
+                    "{} is not watched on this connection",
+                    m.path.chars().take(256).collect::<String>()
+                ));
+                conn.send_error_about(&e, Some(&m.session_id), "path", &m.path)
+                    .await;
+            }
+            Ok(())
+        }
     };
     if let Err((e, session)) = result {
         conn.send_error(&e, session.as_deref()).await;
@@ -94,7 +157,7 @@ async fn joined(conn: &Arc<Connection>, session: &Session) -> Result<(), ApiErro
     conn.set_current(&session.id);
     session
         .terminal
-        .attach(conn.subscriber(), AttachMode::Creator)
+        .attach(conn.subscriber(), AttachMode::Creator, None)
         .await
 }
 
@@ -107,7 +170,7 @@ async fn input(conn: &Arc<Connection>, m: Input) -> Outcome {
     if !session.terminal.is_attached(conn.id).await {
         session
             .terminal
-            .attach(conn.subscriber(), AttachMode::Reattach)
+            .attach(conn.subscriber(), AttachMode::Reattach, None)
             .await
             .map_err(fail)?;
         conn.set_current(&id);
@@ -123,7 +186,7 @@ async fn attach(conn: &Arc<Connection>, m: Attach) -> Result<(), ApiError> {
     let session = conn.app.sessions.get(&m.session_id, &conn.owner)?;
     session
         .terminal
-        .attach(conn.subscriber(), AttachMode::Reattach)
+        .attach(conn.subscriber(), AttachMode::Reattach, m.since)
         .await?;
     conn.set_current(&session.id);
     Ok(())
@@ -136,6 +199,65 @@ async fn resize(conn: &Arc<Connection>, m: Resize) -> Outcome {
     let fail = |e| (e, Some(id.clone()));
     let session = conn.app.sessions.get(&id, &conn.owner).map_err(fail)?;
     session.terminal.resize(m.cols, m.rows).await.map_err(fail)
+}
+
+/// Starts a command; its messages (`exec_started`, `exec_output`,
+/// `exec_exit`) come to this connection, an error names its `execId`.
+async fn exec(conn: &Arc<Connection>, m: Exec) {
+    let session = m.session_id.clone().unwrap_or_default();
+    let exec_id = m.exec_id.clone();
+    let sub = conn.subscriber();
+    let sink = Sink {
+        tx: sub.tx,
+        kick: Some(sub.kick),
+        conn_id: Some(conn.id),
+    };
+    if let Err(e) = ops::exec::start(&conn.app, &conn.owner, &session, m, Some(sink)).await {
+        match exec_id {
+            Some(x) => {
+                conn.send_error_about(&e, Some(&session), "execId", &x)
+                    .await
+            }
+            None => conn.send_error(&e, Some(&session)).await,
+        }
+    }
+}
+
+async fn exec_input(conn: &Arc<Connection>, m: ExecInput) -> Result<(), ApiError> {
+    let data = m.bytes()?;
+    ops::exec::input(
+        &conn.app,
+        &conn.owner,
+        m.session_id.as_deref().unwrap_or_default(),
+        m.exec_id.as_deref().unwrap_or_default(),
+        data,
+        m.eof,
+    )
+    .await
+}
+
+async fn watch(conn: &Arc<Connection>, m: &Watch) -> Result<(), ApiError> {
+    let (session, files) = ops::files::open(&conn.app, &conn.owner, &m.session_id).await?;
+    let started = conn
+        .app
+        .watches
+        .watch(
+            conn.id,
+            conn.subscriber().tx,
+            &session.id,
+            files,
+            &m.path,
+            m.recursive,
+        )
+        .await?;
+    conn.send(&ServerMessage::Watching {
+        session_id: &session.id,
+        path: &m.path,
+        directories: started.directories,
+        truncated: started.truncated,
+    })
+    .await;
+    Ok(())
 }
 
 async fn configure_preview(conn: &Arc<Connection>, m: ConfigurePreview) -> Result<(), ApiError> {

@@ -247,5 +247,6 @@ pub async fn serve(
 
     tokio::join!(writer, reader);
     app.sessions.detach_everywhere(conn.id).await;
+    app.watches.forget_connection(conn.id);
     metrics.ws_connections.fetch_sub(1, Ordering::Relaxed);
 }

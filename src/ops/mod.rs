@@ -2,6 +2,10 @@
 //! (`api`) and the WebSocket handlers (`ws`) parse their input, call these,
 //! and render the result in their own form.
 
+pub mod events;
+pub mod exec;
+pub mod files;
+
 use std::sync::Arc;
 
 use crate::app::App;
@@ -160,7 +164,7 @@ pub async fn configure_preview(
     let listen_port = client_host
         .and_then(|h| crate::hosts::split_port(h).1.map(str::to_string))
         .unwrap_or_else(|| app.access.names.port().to_string());
-    let host_base = crate::preview::host_url(
+    let host_base = crate::hosts::host_url(
         "http",
         port,
         &session.id,
