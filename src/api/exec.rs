@@ -57,6 +57,8 @@ pub async fn start(
     req: Request,
 ) -> Result<Response, ApiError> {
     let lines = wants_lines(&req);
+    // Whose session it is comes before what the body says.
+    app.sessions.get(session_id, owner)?;
     let exec: Exec = body::json_within(req, MAX_EXEC_BODY).await?;
     same("sessionId", exec.session_id.as_deref(), session_id)?;
     if lines {
@@ -141,6 +143,7 @@ pub async fn input(
     exec_id: &str,
     req: Request,
 ) -> Result<Response, ApiError> {
+    app.sessions.get(session_id, owner)?;
     let m: ExecInput = body::json_within(req, MAX_EXEC_BODY).await?;
     same("sessionId", m.session_id.as_deref(), session_id)?;
     same("execId", m.exec_id.as_deref(), exec_id)?;

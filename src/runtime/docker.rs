@@ -642,16 +642,49 @@ impl ContainerRuntime for DockerRuntime {
         // The engine starts the process once the stream is attached: its
         // pid is known a moment later.
         let mut pid = 0;
+        let mut ended = None;
         for attempt in 0..200u32 {
             let info = docker
                 .inspect_exec(&exec.id)
                 .await
                 .map_err(|e| self.fail(e))?;
             pid = info.pid.and_then(|p| u32::try_from(p).ok()).unwrap_or(0);
-            if pid > 0 || (!info.running.unwrap_or(false) && info.exit_code.is_some()) {
+            if !info.running.unwrap_or(false) && info.exit_code.is_some() {
+                ended = info.exit_code;
+                break;
+            }
+            if pid > 0 {
                 break;
             }
             tokio::time::sleep(Duration::from_millis(u64::from(attempt.min(10)))).await;
+        }
+        let mut output = output;
+        if pid == 0 && matches!(ended, Some(126 | 127)) {
+            // It never ran: the runtime's reason is all the output there is
+            // (on stdout, with a CR). Said on stderr, as a shell would.
+            let mut said = Vec::new();
+            while let Ok(Some(Ok(piece))) =
+                tokio::time::timeout(Duration::from_secs(2), output.next()).await
+            {
+                said.extend_from_slice(&piece.into_bytes());
+            }
+            let said = String::from_utf8_lossy(&said).replace("\r\n", "\n");
+            let not_found = said.contains("executable file not found")
+                || said.contains("no such file or directory") && said.contains("exec:");
+            let failed_start = Some(if not_found { 127 } else { 126 });
+            let reason = bytes::Bytes::from(said.into_bytes());
+            return Ok(CommandIo {
+                handle: CommandHandle {
+                    exec_id: exec.id,
+                    pid: 0,
+                    failed_start,
+                },
+                output: Box::pin(futures_util::stream::iter([Ok((
+                    OutputStream::Stderr,
+                    reason,
+                ))])),
+                input,
+            });
         }
         let output = output.filter_map(|item| async move {
             match item {
@@ -667,6 +700,7 @@ impl ContainerRuntime for DockerRuntime {
             handle: CommandHandle {
                 exec_id: exec.id,
                 pid,
+                failed_start: None,
             },
             output: Box::pin(output),
             input,
@@ -678,6 +712,9 @@ impl ContainerRuntime for DockerRuntime {
         container_id: &str,
         handle: &CommandHandle,
     ) -> Result<i64, RuntimeError> {
+        if let Some(code) = handle.failed_start {
+            return Ok(code);
+        }
         // The process itself, held by a pidfd, tells when it ends; the
         // engine then tells its exit code.
         if handle.pid > 0 {

@@ -232,8 +232,14 @@ pub struct CommandIo {
 pub struct CommandHandle {
     pub exec_id: String,
     /// Its process as the engine's machine sees it, which leads its own
-    /// process group: what a signal for the command is sent to.
+    /// process group: what a signal for the command is sent to (0 when it
+    /// never started).
     pub pid: u32,
+    /// Set when the command could not start at all (no such program, no
+    /// such directory): its exit code, as a shell would give it (127 for a
+    /// program not found, 126 otherwise). The engine's reason comes on
+    /// stderr.
+    pub failed_start: Option<i64>,
 }
 
 /// A started TTY shell: its raw byte streams and its engine-side handle.

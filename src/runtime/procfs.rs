@@ -102,14 +102,20 @@ pub fn listening_ports(p: &Process) -> io::Result<BTreeSet<u16>> {
     Ok(ports)
 }
 
+/// Docker's embedded DNS server for the container's network listens in the
+/// container's namespace on this address (`127.0.0.11`, as the table writes
+/// it): the engine's, not the session's.
+const ENGINE_DNS: &str = "0B00007F";
+
 /// Ports in state LISTEN (`0A`) of a `/proc/net/tcp{,6}` table.
 fn parse_listening(table: &str) -> impl Iterator<Item = u16> + '_ {
     table.lines().skip(1).filter_map(|line| {
         let mut f = line.split_whitespace();
         let local = f.nth(1)?;
         let state = f.nth(1)?;
-        (state == "0A")
-            .then(|| u16::from_str_radix(local.rsplit(':').next()?, 16).ok())
+        let (addr, port) = local.rsplit_once(':')?;
+        (state == "0A" && addr != ENGINE_DNS)
+            .then(|| u16::from_str_radix(port, 16).ok())
             .flatten()
     })
 }
@@ -168,6 +174,7 @@ mod tests {
    0: 0100007F:1F90 00000000:0000 0A 00000000:00000000 00:00000000 00000000  1000        0 1 1 0 100 0 0 10 0
    1: 00000000:0BB8 00000000:0000 0A 00000000:00000000 00:00000000 00000000  1000        0 2 1 0 100 0 0 10 0
    2: 0100007F:1F90 0100007F:A2C4 01 00000000:00000000 00:00000000 00000000  1000        0 3 1 0 20 4 30 10 -1
+   3: 0B00007F:8F81 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 4 1 0 100 0 0 10 0
 ";
         let ports: Vec<u16> = parse_listening(tcp).collect();
         assert_eq!(ports, vec![8080, 3000]);
