@@ -45,10 +45,13 @@ impl Commands {
     ) {
         let mut stdout = Pieces::default();
         let mut stderr = Pieces::default();
-        let runtime = Arc::clone(&self.runtime);
-        let container = Arc::clone(&self.container_id);
-        let handle = command.handle.clone();
-        let mut exited = async move { runtime.wait_command(&container, &handle).await }.boxed();
+        let wait = || {
+            let runtime = Arc::clone(&self.runtime);
+            let container = Arc::clone(&self.container_id);
+            let handle = command.handle.clone();
+            async move { runtime.wait_command(&container, &handle).await }.boxed()
+        };
+        let mut exited = wait();
         let deadline = timeout.map(|t| tokio::time::Instant::now() + t);
         let mut timed_out = false;
         let mut code: Option<i64> = None;
@@ -71,7 +74,14 @@ impl Commands {
                             self.deliver(&mut sink, &command.id, stream, &piece).await;
                         }
                     }
-                    Some(Err(_)) | None => stream_done = true,
+                    Some(Err(_)) | None => {
+                        stream_done = true;
+                        // Most commands end with their output: ask now
+                        // rather than at the waiter's next look.
+                        if code.is_none() {
+                            exited = wait();
+                        }
+                    }
                 },
                 result = &mut exited, if code.is_none() => {
                     match result {
@@ -109,7 +119,12 @@ impl Commands {
                 self.deliver(&mut sink, &command.id, stream, &piece).await;
             }
         }
-        let code = code.filter(|c| *c >= 0);
+        let code = command
+            .handle
+            .failed_start
+            .get()
+            .copied()
+            .or(code.filter(|c| *c >= 0));
         let ended = Ended {
             exit_code: code,
             signal: code.and_then(signal_name),

@@ -639,68 +639,43 @@ impl ContainerRuntime for DockerRuntime {
                 "the engine started the command detached".into(),
             ));
         };
-        // The engine starts the process once the stream is attached: its
-        // pid is known a moment later.
-        let mut pid = 0;
-        let mut ended = None;
-        for attempt in 0..200u32 {
-            let info = docker
-                .inspect_exec(&exec.id)
-                .await
-                .map_err(|e| self.fail(e))?;
-            pid = info.pid.and_then(|p| u32::try_from(p).ok()).unwrap_or(0);
-            if !info.running.unwrap_or(false) && info.exit_code.is_some() {
-                ended = info.exit_code;
-                break;
-            }
-            if pid > 0 {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(u64::from(attempt.min(10)))).await;
-        }
-        let mut output = output;
-        if pid == 0 && matches!(ended, Some(126 | 127)) {
-            // It never ran: the runtime's reason is all the output there is
-            // (on stdout, with a CR). Said on stderr, as a shell would.
-            let mut said = Vec::new();
-            while let Ok(Some(Ok(piece))) =
-                tokio::time::timeout(Duration::from_secs(2), output.next()).await
-            {
-                said.extend_from_slice(&piece.into_bytes());
-            }
-            let said = String::from_utf8_lossy(&said).replace("\r\n", "\n");
-            let not_found = said.contains("executable file not found")
-                || said.contains("no such file or directory") && said.contains("exec:");
-            let failed_start = Some(if not_found { 127 } else { 126 });
-            let reason = bytes::Bytes::from(said.into_bytes());
-            return Ok(CommandIo {
-                handle: CommandHandle {
-                    exec_id: exec.id,
-                    pid: 0,
-                    failed_start,
-                },
-                output: Box::pin(futures_util::stream::iter([Ok((
-                    OutputStream::Stderr,
-                    reason,
-                ))])),
-                input,
-            });
-        }
-        let output = output.filter_map(|item| async move {
-            match item {
-                Ok(LogOutput::StdOut { message }) | Ok(LogOutput::Console { message }) => {
-                    Some(Ok((OutputStream::Stdout, message)))
+        // The engine's reason when the command cannot start comes as its
+        // only output (on stdout, with a CR): it goes to stderr, as a
+        // shell would say it, and sets the exit code a shell would give.
+        let failed_start: Arc<std::sync::OnceLock<i64>> = Arc::default();
+        let failed = Arc::clone(&failed_start);
+        let mut first = true;
+        let output = output.filter_map(move |item| {
+            let was_first = std::mem::replace(&mut first, false);
+            let failed = Arc::clone(&failed);
+            async move {
+                match item {
+                    Ok(LogOutput::StdOut { message }) | Ok(LogOutput::Console { message })
+                        if was_first && message.starts_with(b"OCI runtime exec failed") =>
+                    {
+                        let said = String::from_utf8_lossy(&message).replace("\r\n", "\n");
+                        let not_found = said.contains("executable file not found")
+                            || (said.contains("no such file or directory")
+                                && said.contains("exec:"));
+                        let _ = failed.set(if not_found { 127 } else { 126 });
+                        Some(Ok((
+                            OutputStream::Stderr,
+                            bytes::Bytes::from(said.into_bytes()),
+                        )))
+                    }
+                    Ok(LogOutput::StdOut { message }) | Ok(LogOutput::Console { message }) => {
+                        Some(Ok((OutputStream::Stdout, message)))
+                    }
+                    Ok(LogOutput::StdErr { message }) => Some(Ok((OutputStream::Stderr, message))),
+                    Ok(LogOutput::StdIn { .. }) => None,
+                    Err(e) => Some(Err(map_err(e))),
                 }
-                Ok(LogOutput::StdErr { message }) => Some(Ok((OutputStream::Stderr, message))),
-                Ok(LogOutput::StdIn { .. }) => None,
-                Err(e) => Some(Err(map_err(e))),
             }
         });
         Ok(CommandIo {
             handle: CommandHandle {
                 exec_id: exec.id,
-                pid,
-                failed_start: None,
+                failed_start,
             },
             output: Box::pin(output),
             input,
@@ -712,22 +687,8 @@ impl ContainerRuntime for DockerRuntime {
         container_id: &str,
         handle: &CommandHandle,
     ) -> Result<i64, RuntimeError> {
-        if let Some(code) = handle.failed_start {
-            return Ok(code);
-        }
-        // The process itself, held by a pidfd, tells when it ends; the
-        // engine then tells its exit code.
-        if handle.pid > 0 {
-            let container = self.local(container_id).await.ok();
-            if let Ok(p) = Process::hold(handle.pid) {
-                let ours = container.is_some_and(|c| p.shares_pid_namespace(c.process()));
-                if ours {
-                    let _ = p.exited().await;
-                }
-            }
-        }
         let docker = self.client().await?;
-        let mut attempt = 0u64;
+        let mut pause = Duration::from_millis(5);
         loop {
             let info = docker
                 .inspect_exec(&handle.exec_id)
@@ -735,13 +696,25 @@ impl ContainerRuntime for DockerRuntime {
                 .map_err(|e| self.fail(e))?;
             if !info.running.unwrap_or(false) {
                 if let Some(code) = info.exit_code {
-                    return Ok(code);
+                    return Ok(handle.failed_start.get().copied().unwrap_or(code));
                 }
             }
-            // Still running: the pid was not known, or the engine has not
-            // noted the end yet.
-            attempt += 1;
-            tokio::time::sleep(Duration::from_millis(attempt.min(100))).await;
+            // Once its process is known, the process itself (held by a
+            // pidfd) tells when it ends, without asking the engine again.
+            let pid = info.pid.and_then(|p| u32::try_from(p).ok()).unwrap_or(0);
+            if pid > 0 {
+                if let (Ok(p), Ok(container)) = (Process::hold(pid), self.local(container_id).await)
+                {
+                    if p.shares_pid_namespace(container.process()) {
+                        let _ = p.exited().await;
+                        // The engine notes the end a moment later.
+                        pause = Duration::from_millis(1);
+                        continue;
+                    }
+                }
+            }
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(Duration::from_millis(100));
         }
     }
 
@@ -751,13 +724,22 @@ impl ContainerRuntime for DockerRuntime {
         handle: &CommandHandle,
         signal: i32,
     ) -> Result<usize, RuntimeError> {
-        if handle.pid == 0 {
+        let docker = self.client().await?;
+        let info = docker
+            .inspect_exec(&handle.exec_id)
+            .await
+            .map_err(|e| self.fail(e))?;
+        // runc makes each exec'd process a session (and group) leader: the
+        // group has its pid, even after it ended and left children behind.
+        let Some(group) = info
+            .pid
+            .and_then(|p| u32::try_from(p).ok())
+            .filter(|p| *p > 0)
+        else {
             return Ok(0);
-        }
+        };
         let files = self.local(container_id).await?;
         let process = Arc::clone(files.process());
-        // runc makes each exec'd process a session (and group) leader.
-        let group = handle.pid;
         tokio::task::spawn_blocking(move || procfs::signal_group(&process, group, signal))
             .await
             .map_err(|e| RuntimeError::Engine(e.to_string()))?

@@ -231,15 +231,11 @@ pub struct CommandIo {
 #[derive(Debug, Clone)]
 pub struct CommandHandle {
     pub exec_id: String,
-    /// Its process as the engine's machine sees it, which leads its own
-    /// process group: what a signal for the command is sent to (0 when it
-    /// never started).
-    pub pid: u32,
-    /// Set when the command could not start at all (no such program, no
-    /// such directory): its exit code, as a shell would give it (127 for a
-    /// program not found, 126 otherwise). The engine's reason comes on
-    /// stderr.
-    pub failed_start: Option<i64>,
+    /// Set by the output stream when the command could not start at all
+    /// (no such program, no such directory): its exit code as a shell gives
+    /// it (127 for a program not found, 126 otherwise); the engine's reason
+    /// comes on stderr.
+    pub failed_start: Arc<std::sync::OnceLock<i64>>,
 }
 
 /// A started TTY shell: its raw byte streams and its engine-side handle.
@@ -289,14 +285,16 @@ pub trait ContainerRuntime: Send + Sync + 'static {
         spec: &CommandSpec,
     ) -> Result<CommandIo, RuntimeError>;
     /// Waits for the command's own process to end; its exit code (128 + N
-    /// for a process ended by signal N).
+    /// for a process ended by signal N). Each call looks afresh first: call
+    /// it again once the output has ended to learn the code at once.
     async fn wait_command(
         &self,
         container_id: &str,
         handle: &CommandHandle,
     ) -> Result<i64, RuntimeError>;
     /// Sends `signal` to every process of the command's process group in
-    /// the container (what it started, unless that left the group).
+    /// the container (what it started, unless that left the group); how
+    /// many got it.
     async fn signal_command(
         &self,
         container_id: &str,
