@@ -33,6 +33,9 @@
 //!    documented names), [`metrics`], [`hosts`], [`mime`], [`image`],
 //!    [`workspace`], [`clock`].
 //!
+//! Beside the server: [`cli`], the `claude-studio` subcommands that use a
+//! running server as a client (through its public API only).
+//!
 //! Data flow for a keystroke: WebSocket frame → `ws::socket` →
 //! `ws::handlers::input` → `terminal::Terminal::input` → the exec's raw
 //! stream. Output goes back the other way: the terminal's pump task reads the
@@ -41,6 +44,7 @@
 pub mod api;
 pub mod app;
 pub mod auth;
+pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod error;

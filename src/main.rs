@@ -28,6 +28,17 @@ fn fallbacks() -> Fallbacks {
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
+    // `claude-studio shell|run|exec|…`: a client of a running server.
+    let mut args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if let Some(first) = args.get(1).and_then(|a| a.to_str()) {
+        if claude_studio::cli::is_client_command(first) {
+            return claude_studio::cli::main(args).await;
+        }
+        // `claude-studio serve …` is the server, as `claude-studio …` is.
+        if first == "serve" {
+            args.remove(1);
+        }
+    }
     // Logs go through a queue to a thread of their own: a stderr that is
     // full (a parent that does not read it) or closed never blocks or
     // breaks the server; lines that do not fit are dropped instead. Colour
@@ -45,7 +56,7 @@ async fn main() -> std::process::ExitCode {
         .with_writer(writer)
         .log_internal_errors(false)
         .init();
-    let matches = command().get_matches();
+    let matches = command().get_matches_from(args);
     let settings = match Settings::resolve(&matches, &fallbacks()) {
         Ok(s) => s,
         Err(e) => {

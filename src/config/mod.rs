@@ -125,6 +125,10 @@ pub fn command() -> clap::Command {
         // A setting given twice: the later one counts (a wrapper's default,
         // then the caller's choice).
         .args_override_self(true)
+        .after_help(
+            "Client commands (claude-studio COMMAND --help): shell, run, exec, create, ls, rm, preview, cp, logs.\n\
+             The server is claude-studio with no command, or claude-studio serve.",
+        )
         .arg(
             clap::Arg::new("config")
                 .long("config")
