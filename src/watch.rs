@@ -59,6 +59,8 @@ struct Watch {
     files: Arc<ContainerFiles>,
     /// The watched directory (`None` for a file).
     root: Option<OwnedFd>,
+    /// For a file: its name in the directory watched for it.
+    only: Option<String>,
     tx: mpsc::Sender<Utf8Bytes>,
     wds: Vec<WatchDescriptor>,
     /// Changes waiting for the next flush: path, kind.
@@ -177,13 +179,15 @@ impl Hub {
             .await
             .map_err(|e| ApiError::Conflict(e.to_string()))?
             .map_err(file_error)?;
-        let (root, dirs, truncated) = match target {
-            WatchTarget::File(fd) => (None, vec![(String::new(), fd)], false),
+        let (root, dirs, truncated, only) = match target {
+            WatchTarget::File { dir, name } => {
+                (None, vec![(String::new(), dir)], false, Some(name))
+            }
             WatchTarget::Directory {
                 root,
                 dirs,
                 truncated,
-            } => (Some(root), dirs, truncated),
+            } => (Some(root), dirs, truncated, None),
         };
         let mut state = self.state.lock().unwrap();
         state.next_id += 1;
@@ -219,6 +223,7 @@ impl Hub {
                 recursive,
                 files,
                 root,
+                only,
                 tx,
                 wds,
                 pending: Vec::new(),
@@ -322,7 +327,11 @@ impl Hub {
                     format!("{}/{rel}", w.path.trim_end_matches('/'))
                 };
                 let Some(name) = name.as_deref() else {
-                    // About the watched directory or file itself.
+                    if w.only.is_some() {
+                        // About the directory of a watched file.
+                        continue;
+                    }
+                    // About the watched directory itself.
                     let kind = if e.mask.contains(EventMask::DELETE_SELF) {
                         "removed"
                     } else if e.mask.contains(EventMask::MOVE_SELF) {
@@ -336,8 +345,18 @@ impl Hub {
                     }
                     continue;
                 };
-                let path = format!("{}/{name}", base.trim_end_matches('/'));
                 let temp = target_of_temp(name);
+                let path = match w.only.as_deref() {
+                    // A watched file: only its name (or its write's
+                    // temporary file) in its directory concerns it.
+                    Some(only) => {
+                        if name != only && temp.is_none_or(|(t, _)| t != only) {
+                            continue;
+                        }
+                        w.path.clone()
+                    }
+                    None => format!("{}/{name}", base.trim_end_matches('/')),
+                };
                 let is_dir = e.mask.contains(EventMask::ISDIR);
                 if e.mask.contains(EventMask::MOVED_FROM) {
                     match temp {
@@ -386,6 +405,9 @@ impl Hub {
     }
 
     /// A directory made (or moved in) under a recursive watch is watched too.
+    /// What it holds by the time its watch is in place (made at once with it,
+    /// `mkdir -p a/b && touch a/b/c`, or moved in with it) was never seen by
+    /// a watch: it is reported as `created`, and its directories watched.
     fn watch_new_dir(&self, state: &mut State, inotify: &mut Watches, id: u64, rel: String) {
         let Some(w) = state.watches.get(&id) else {
             return;
@@ -397,16 +419,32 @@ impl Hub {
         let Ok(fd) = w.files.open_below(root, &rel) else {
             return;
         };
-        if let Ok(wd) = inotify.add(format!("/proc/self/fd/{}", fd.as_raw_fd()), MASK) {
-            let entry = state.by_wd.entry(wd.clone()).or_default();
-            if !entry.iter().any(|(i, _)| *i == id) {
-                entry.push((id, rel));
+        let Ok(wd) = inotify.add(format!("/proc/self/fd/{}", fd.as_raw_fd()), MASK) else {
+            return;
+        };
+        let entry = state.by_wd.entry(wd.clone()).or_default();
+        if !entry.iter().any(|(i, _)| *i == id) {
+            entry.push((id, rel.clone()));
+        }
+        let Some(w) = state.watches.get_mut(&id) else {
+            return;
+        };
+        if !w.wds.contains(&wd) {
+            w.wds.push(wd);
+        }
+        let base = format!("{}/{rel}", w.path.trim_end_matches('/'));
+        let mut subdirs = Vec::new();
+        for (name, is_dir) in w.files.names_in(&fd) {
+            if target_of_temp(&name).is_some() {
+                continue;
             }
-            if let Some(w) = state.watches.get_mut(&id) {
-                if !w.wds.contains(&wd) {
-                    w.wds.push(wd);
-                }
+            w.push(format!("{base}/{name}"), "created");
+            if is_dir {
+                subdirs.push(format!("{rel}/{name}"));
             }
+        }
+        for sub in subdirs {
+            self.watch_new_dir(state, inotify, id, sub);
         }
     }
 

@@ -7,6 +7,7 @@ use axum::extract::Request;
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use futures_util::StreamExt;
 use http_body_util::BodyExt;
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
@@ -161,9 +162,31 @@ pub async fn read(
     Ok((status, headers, Body::from_stream(stream)).into_response())
 }
 
+/// An error answered to a request whose body may not have been read (all of
+/// it): the connection closes after it. Kept open, the client would send
+/// its next request on a connection the server is about to drop, as it
+/// cannot read a request after the unread rest of this one's body.
+fn closing(e: ApiError) -> Response {
+    let mut resp = e.into_response();
+    resp.headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    resp
+}
+
 /// `PUT …/files/content?path=P[&parents=true]`: writes the file from the
 /// body, atomically (it appears whole or not at all).
 pub async fn write(
+    app: &App,
+    owner: &Owner,
+    session_id: &str,
+    req: Request,
+) -> Result<Response, ApiError> {
+    Ok(write_body(app, owner, session_id, req)
+        .await
+        .unwrap_or_else(closing))
+}
+
+async fn write_body(
     app: &App,
     owner: &Owner,
     session_id: &str,
@@ -263,6 +286,7 @@ pub async fn rename(
     session_id: &str,
     req: Request,
 ) -> Result<Json<Value>, ApiError> {
+    app.sessions.get(session_id, owner)?;
     let m: Move = body::json(req).await?;
     ops::files::rename(app, owner, session_id, m.from.clone(), m.to.clone()).await?;
     Ok(Json(json!({ "from": m.from, "to": m.to })))
@@ -270,7 +294,7 @@ pub async fn rename(
 
 /// Bytes written on a blocking thread, read as a body.
 struct ChannelWriter {
-    tx: tokio::sync::mpsc::Sender<Result<Bytes, std::io::Error>>,
+    tx: tokio::sync::mpsc::Sender<Result<Bytes, crate::runtime::files::FileError>>,
     buf: Vec<u8>,
 }
 
@@ -328,10 +352,20 @@ pub async fn download(
         if let Err(e) = done {
             // Cut the body short: the client sees a failed download, never
             // a tar that looks whole.
-            let _ = tx.blocking_send(Err(std::io::Error::other(e.to_string())));
+            let _ = tx.blocking_send(Err(e));
         }
     });
-    let stream = futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx));
+    // The first piece (up to CHUNK bytes) before answering: what fails
+    // by then (the directory swapped for a symlink out since the check
+    // above, an archive over the limit early on) is answered as the error
+    // it is, not as a connection dropped before any answer.
+    let first = match rx.recv().await {
+        Some(Err(e)) => return Err(ApiError::from(e)),
+        first => first,
+    };
+    let stream = futures_util::stream::iter(first)
+        .chain(futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx)))
+        .map(|piece| piece.map_err(|e| std::io::Error::other(e.to_string())));
     let name = q
         .path
         .trim_end_matches('/')
@@ -381,6 +415,18 @@ impl Read for ChannelReader {
 /// `PUT …/files/archive?path=P`: unpacks the tar in the body into the
 /// directory (made if missing).
 pub async fn upload(
+    app: &App,
+    owner: &Owner,
+    session_id: &str,
+    req: Request,
+) -> Result<Response, ApiError> {
+    Ok(match unpack_body(app, owner, session_id, req).await {
+        Ok(v) => v.into_response(),
+        Err(e) => closing(e),
+    })
+}
+
+async fn unpack_body(
     app: &App,
     owner: &Owner,
     session_id: &str,

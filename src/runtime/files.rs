@@ -68,6 +68,8 @@ fn fail(path: &str, e: io::Error) -> FileError {
         }
         Some(libc::ENOTDIR) => FileError::Refused(format!("Not a directory on the way to {path}")),
         Some(libc::EISDIR) => FileError::Refused(format!("{path} is a directory")),
+        // Moving a directory into itself (or another rename that cannot be).
+        Some(libc::EINVAL) => FileError::Refused(format!("{path}: not possible ({e})")),
         Some(libc::ENOTEMPTY) => FileError::Refused(format!(
             "Directory {path} is not empty: pass recursive=true to remove it with its contents"
         )),
@@ -346,7 +348,15 @@ impl ContainerFiles {
         let (place, rest) = locate(path)?;
         self.as_user(|| {
             let place_fd = self.place_dir(place)?;
-            let fd = Self::open_in(place_fd.as_fd(), &rest, OFlags::RDONLY, Mode::empty(), path)?;
+            // Non-blocking: opening a fifo would otherwise wait for a writer
+            // (for ever, holding a blocking thread); a regular file ignores it.
+            let fd = Self::open_in(
+                place_fd.as_fd(),
+                &rest,
+                OFlags::RDONLY | OFlags::NONBLOCK,
+                Mode::empty(),
+                path,
+            )?;
             let st = rustix::fs::fstat(&fd).map_err(|e| fail(path, e.into()))?;
             if FileType::from_raw_mode(st.st_mode) == FileType::Directory {
                 return Err(FileError::Refused(format!(
@@ -461,9 +471,14 @@ impl ContainerFiles {
                             "{from} and {to} are on different filesystems: only a file moves between them"
                         )));
                     }
-                    let mut src = std::fs::File::from(
-                        Self::open_in(fdir.as_fd(), &fname, OFlags::RDONLY | OFlags::NOFOLLOW, Mode::empty(), from)?,
-                    );
+                    let src = Self::open_in(fdir.as_fd(), &fname, OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK, Mode::empty(), from)?;
+                    // What was opened, not what was there a moment before.
+                    if !rustix::fs::fstat(&src).is_ok_and(|st| FileType::from_raw_mode(st.st_mode) == FileType::RegularFile) {
+                        return Err(FileError::Refused(format!(
+                            "{from} and {to} are on different filesystems: only a file moves between them"
+                        )));
+                    }
+                    let mut src = std::fs::File::from(src);
                     let existed = rustix::fs::statat(&tdir, tname.as_str(), AtFlags::SYMLINK_NOFOLLOW).is_ok();
                     let temp = temp_name(&tname, !existed);
                     let mut dst = std::fs::File::from(
@@ -534,6 +549,11 @@ impl ContainerFiles {
                 .map_err(|e| FileError::Invalid(format!("Not a tar archive: {e}")))?
             {
                 let mut e = e.map_err(|e| FileError::Invalid(format!("Broken tar archive: {e}")))?;
+                // Archive-wide metadata (`git archive` writes one, with the
+                // commit; others name it `/tmp/GlobalHead…`), not a file.
+                if e.header().entry_type() == tar::EntryType::XGlobalHeader {
+                    continue;
+                }
                 let name = e
                     .path()
                     .map_err(|e| FileError::Invalid(format!("Bad name in the archive: {e}")))?
@@ -618,7 +638,14 @@ impl ContainerFiles {
 /// What a watch is on: one file, or a directory and the directories below
 /// it (for a recursive watch), each opened beneath the session's place.
 pub enum WatchTarget {
-    File(OwnedFd),
+    /// A file is watched through its directory, by name: watching its inode
+    /// would go deaf at the first atomic replace (an editor's save, the
+    /// files API's own write), which puts a new inode under the name.
+    File {
+        /// The directory holding it.
+        dir: OwnedFd,
+        name: String,
+    },
     Directory {
         /// The watched directory itself (kept to open new ones below it).
         root: OwnedFd,
@@ -644,7 +671,18 @@ impl ContainerFiles {
             let fd = Self::open_in(place_fd.as_fd(), &rest, OFlags::PATH, Mode::empty(), path)?;
             let st = rustix::fs::fstat(&fd).map_err(|e| fail(path, e.into()))?;
             if FileType::from_raw_mode(st.st_mode) != FileType::Directory {
-                return Ok(WatchTarget::File(fd));
+                let (dir_part, name) = rest.rsplit_once('/').unwrap_or(("", rest.as_str()));
+                let dir = Self::open_in(
+                    place_fd.as_fd(),
+                    dir_part,
+                    OFlags::RDONLY | OFlags::DIRECTORY,
+                    Mode::empty(),
+                    path,
+                )?;
+                return Ok(WatchTarget::File {
+                    dir,
+                    name: name.to_string(),
+                });
             }
             let root = Self::open_in(place_fd.as_fd(), &rest, DIR, Mode::empty(), path)?;
             let mut dirs = vec![(
@@ -706,6 +744,28 @@ impl ContainerFiles {
     pub fn open_below(&self, root: &OwnedFd, rel: &str) -> Result<OwnedFd, FileError> {
         self.as_user(|| below(root, rel))
     }
+
+    /// The names in a directory opened by [`Self::open_below`], each with
+    /// whether it is a directory (not through a symlink).
+    pub fn names_in(&self, dir: &OwnedFd) -> Vec<(String, bool)> {
+        self.as_user(|| Ok(names_in(dir))).unwrap_or_default()
+    }
+}
+
+fn names_in(dir: &OwnedFd) -> Vec<(String, bool)> {
+    let Ok(d) = Dir::read_from(dir) else {
+        return Vec::new();
+    };
+    let mut names: Vec<(String, bool)> = d
+        .filter_map(|e| e.ok().as_ref().and_then(name_of))
+        .map(|n| {
+            let is_dir = rustix::fs::statat(dir, n.as_str(), AtFlags::SYMLINK_NOFOLLOW)
+                .is_ok_and(|st| FileType::from_raw_mode(st.st_mode) == FileType::Directory);
+            (n, is_dir)
+        })
+        .collect();
+    names.sort();
+    names
 }
 
 /// The directory `rel` below `root`, never through a symlink.
@@ -918,6 +978,19 @@ fn pack<W: Write>(
                 pack(tar, &sub, &format!("{rel}/"), path, budget)?;
             }
             FileType::RegularFile => {
+                let f = rustix::fs::openat2(
+                    dir,
+                    name.as_str(),
+                    OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOFOLLOW | OFlags::NONBLOCK,
+                    Mode::empty(),
+                    BENEATH,
+                )
+                .map_err(|e| fail(path, e.into()))?;
+                // The file as opened (it may have been swapped meanwhile).
+                let st = rustix::fs::fstat(&f).map_err(|e| fail(path, e.into()))?;
+                if FileType::from_raw_mode(st.st_mode) != FileType::RegularFile {
+                    continue;
+                }
                 let size = st.st_size as u64;
                 if size > *budget {
                     return Err(FileError::TooLarge(format!(
@@ -925,26 +998,33 @@ fn pack<W: Write>(
                     )));
                 }
                 *budget -= size;
-                let f = rustix::fs::openat2(
-                    dir,
-                    name.as_str(),
-                    OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOFOLLOW,
-                    Mode::empty(),
-                    BENEATH,
-                )
-                .map_err(|e| fail(path, e.into()))?;
+                h.set_mode(st.st_mode & 0o7777);
+                h.set_mtime(st.st_mtime.max(0) as u64);
                 h.set_entry_type(tar::EntryType::Regular);
                 h.set_size(size);
-                tar.append_data(&mut h, &rel, std::fs::File::from(f).take(size))
-                    .map_err(io)?;
+                // Exactly `size` bytes, as the header says, even if the file
+                // shrinks while it is read (zeros make up the rest, as GNU
+                // tar does): a short entry would corrupt all that follows.
+                let data = std::fs::File::from(f)
+                    .take(size)
+                    .chain(io::repeat(0))
+                    .take(size);
+                tar.append_data(&mut h, &rel, data).map_err(io)?;
             }
             FileType::Symlink => {
                 let target = rustix::fs::readlinkat(dir, name.as_str(), Vec::new())
                     .map_err(|e| fail(path, e.into()))?;
                 h.set_entry_type(tar::EntryType::Symlink);
                 h.set_size(0);
-                tar.append_link(&mut h, &rel, target.to_string_lossy().as_ref())
-                    .map_err(io)?;
+                let target = target.as_bytes();
+                if target.len() < 100 {
+                    // As it is: `set_link_name` would rewrite it (`/` as `//`).
+                    h.set_link_name_literal(target).map_err(io)?;
+                    tar.append_data(&mut h, &rel, io::empty()).map_err(io)?;
+                } else {
+                    tar.append_link(&mut h, &rel, String::from_utf8_lossy(target).as_ref())
+                        .map_err(io)?;
+                }
             }
             _ => {}
         }
