@@ -32,7 +32,12 @@ async fn main() -> std::process::ExitCode {
     let mut args: Vec<std::ffi::OsString> = std::env::args_os().collect();
     if let Some(first) = args.get(1).and_then(|a| a.to_str()) {
         if claude_studio::cli::is_client_command(first) {
-            return claude_studio::cli::main(args).await;
+            let code = claude_studio::cli::main(args).await;
+            // A read of stdin may still be pending on a blocking thread the
+            // runtime would wait for: leave now, output flushed.
+            use std::io::Write;
+            let _ = std::io::stdout().flush();
+            std::process::exit(code);
         }
         // `claude-studio serve …` is the server, as `claude-studio …` is.
         if first == "serve" {

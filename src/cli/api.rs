@@ -32,7 +32,7 @@ impl CliError {
 
 pub type Result<T> = std::result::Result<T, CliError>;
 
-/// Waits for rate limits at most this many times per call.
+/// Waits for rate limits at most this many times per call, by default.
 const RETRIES: u32 = 3;
 /// Longest wait for one rate-limit retry.
 const MAX_WAIT: Duration = Duration::from_secs(60);
@@ -42,6 +42,8 @@ pub struct Api {
     /// `http://host:port` (no trailing `/`).
     pub base: String,
     pub token: Option<String>,
+    /// Waits for rate limits at most this many times per call.
+    pub retries: u32,
 }
 
 fn unreachable(base: &str, e: &reqwest::Error) -> CliError {
@@ -89,6 +91,7 @@ impl Api {
                 .expect("an HTTP client"),
             base: base.trim_end_matches('/').to_string(),
             token,
+            retries: RETRIES,
         }
     }
 
@@ -127,7 +130,7 @@ impl Api {
         loop {
             let spare = req.try_clone();
             let resp = req.send().await.map_err(|e| unreachable(&self.base, &e))?;
-            if resp.status() == StatusCode::TOO_MANY_REQUESTS && attempt < RETRIES {
+            if resp.status() == StatusCode::TOO_MANY_REQUESTS && attempt < self.retries {
                 let wait = wait_for(&resp);
                 if let Some(spare) = spare.filter(|_| wait <= MAX_WAIT) {
                     attempt += 1;

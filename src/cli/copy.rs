@@ -2,7 +2,8 @@
 //! and a session, one side written `SESSION:/path` (as `docker cp` does).
 //! A file goes through the files API's content route, a directory as a tar
 //! archive. Copying into an existing directory puts the source inside it
-//! under its own name; otherwise the destination is the copy.
+//! under its own name; otherwise the destination is the copy (its missing
+//! parent directories are made in a session).
 
 use std::path::{Path, PathBuf};
 
@@ -114,7 +115,10 @@ async fn upload(api: &Api, src: &Path, sid: &str, path: &str, json: bool) -> Res
             .json(
                 api.request(
                     Method::PUT,
-                    &format!("/api/containers/{sid}/files/content?path={}", q(&target)),
+                    &format!(
+                        "/api/containers/{sid}/files/content?path={}&parents=true",
+                        q(&target)
+                    ),
                 )
                 .header("content-type", "application/octet-stream")
                 .header("content-length", meta.len())

@@ -16,7 +16,6 @@ mod shell;
 
 use std::ffi::OsString;
 use std::io::Write;
-use std::process::ExitCode;
 
 use base64::Engine;
 use futures_util::StreamExt;
@@ -26,8 +25,8 @@ use serde_json::{json, Value};
 use api::{Api, CliError, Result};
 
 /// The subcommands that make `claude-studio` a client.
-pub const COMMANDS: [&str; 9] = [
-    "shell", "run", "exec", "create", "ls", "rm", "preview", "cp", "logs",
+pub const COMMANDS: [&str; 11] = [
+    "shell", "run", "exec", "create", "ls", "inspect", "rm", "preview", "cp", "logs", "health",
 ];
 
 /// Whether `arg` (the first argument) names a client subcommand.
@@ -85,6 +84,7 @@ fn command() -> clap::Command {
         .arg(Arg::new("url").long("url").global(true).help("Server address [env: STUDIO_URL] [default: http://localhost:3333]"))
         .arg(Arg::new("token").long("token").global(true).help("API token [env: STUDIO_TOKEN]"))
         .arg(Arg::new("json").long("json").global(true).action(ArgAction::SetTrue).help("Machine-readable output"))
+        .arg(Arg::new("retries").long("retries").global(true).value_parser(clap::value_parser!(u32)).help("Waits for a rate limit at most this many times per call [default: 3]"))
         .subcommand(
             Command::new("shell")
                 .about("An interactive terminal in a session (a new one when none is named); detach with ctrl-p ctrl-q")
@@ -111,6 +111,8 @@ fn command() -> clap::Command {
                 .arg(Arg::new("workspace-dir").long("workspace-dir").help("Host directory mounted at /workspace")),
         )
         .subcommand(Command::new("ls").about("List your sessions"))
+        .subcommand(Command::new("inspect").about("One session's state, ports and preview").arg(session()))
+        .subcommand(Command::new("health").about("Whether the server and its engine are up"))
         .subcommand(
             Command::new("rm")
                 .about("Remove sessions and their containers")
@@ -166,17 +168,21 @@ fn connection(m: &clap::ArgMatches) -> (String, Option<String>) {
     (url, token)
 }
 
-/// Runs a client subcommand; `args` includes the program name.
-pub async fn main(args: Vec<OsString>) -> ExitCode {
+/// Runs a client subcommand (`args` includes the program name); the
+/// process's exit code.
+pub async fn main(args: Vec<OsString>) -> i32 {
     let m = match command().try_get_matches_from(args) {
         Ok(m) => m,
         Err(e) => {
             let _ = e.print();
-            return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
+            return if e.use_stderr() { 2 } else { 0 };
         }
     };
     let (url, token) = connection(&m);
-    let api = Api::new(&url, token);
+    let mut api = Api::new(&url, token);
+    if let Some(r) = m.get_one::<u32>("retries") {
+        api.retries = *r;
+    }
     let json = m.get_flag("json");
     let result = match m.subcommand() {
         Some(("shell", s)) => {
@@ -194,6 +200,39 @@ pub async fn main(args: Vec<OsString>) -> ExitCode {
         }
         Some(("create", s)) => create(&api, s, json).await.map(|_| 0),
         Some(("ls", _)) => ls(&api, json).await.map(|_| 0),
+        Some(("inspect", s)) => {
+            let sid = s.get_one::<String>("session").unwrap();
+            api.json(api.request(Method::GET, &format!("/api/containers/{sid}")))
+                .await
+                .map(|v| {
+                    println!(
+                        "{}",
+                        if json {
+                            v.to_string()
+                        } else {
+                            serde_json::to_string_pretty(&v).unwrap_or_default()
+                        }
+                    );
+                    0
+                })
+        }
+        Some(("health", _)) => api
+            .json(api.request(Method::GET, "/api/health"))
+            .await
+            .map(|v| {
+                if json {
+                    print_json(&v);
+                } else {
+                    println!(
+                        "{} (engine {}, {} sessions, up {} s)",
+                        v["status"].as_str().unwrap_or("?"),
+                        v["docker"].as_str().unwrap_or("?"),
+                        v["sessions"],
+                        v["uptime"]
+                    );
+                }
+                i32::from(v["status"] != "ok")
+            }),
         Some(("rm", s)) => rm(&api, s, json).await.map(|_| 0),
         Some(("preview", s)) => preview(&api, s, json).await.map(|_| 0),
         Some(("cp", s)) => copy::run(
@@ -216,7 +255,7 @@ pub async fn main(args: Vec<OsString>) -> ExitCode {
         _ => Err(CliError::new("UsageError", "no such command")),
     };
     match result {
-        Ok(code) => ExitCode::from(code.clamp(0, 255) as u8),
+        Ok(code) => code.clamp(0, 255),
         Err(e) => {
             if json {
                 let _ = writeln!(
@@ -227,7 +266,7 @@ pub async fn main(args: Vec<OsString>) -> ExitCode {
             } else {
                 let _ = writeln!(std::io::stderr(), "claude-studio: {e}");
             }
-            ExitCode::from(1)
+            1
         }
     }
 }
