@@ -73,9 +73,26 @@ impl Front {
     }
 
     async fn handle(self, req: Request) -> Response {
+        // An error answered before a request's body was read whole (a
+        // refused token, a missing session, a body over its limit) closes
+        // the connection, and says so: the client must not send its next
+        // request on a connection whose unread body the server is about to
+        // drop with it. (The preview passes its app's answers on as they are.)
+        let has_body = req.headers().contains_key(header::TRANSFER_ENCODING)
+            || req
+                .headers()
+                .get(header::CONTENT_LENGTH)
+                .is_some_and(|v| v.as_bytes() != b"0");
+        let close = |mut resp: Response| {
+            if has_body && (resp.status().is_client_error() || resp.status().is_server_error()) {
+                resp.headers_mut()
+                    .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            }
+            resp
+        };
         let app = &self.app;
         if let Err(refusal) = guard::check_head(app, &req) {
-            return refusal;
+            return close(refusal);
         }
         if let Some(preflight) = app.access.cors.preflight(req.method(), req.headers()) {
             return preflight;
@@ -86,10 +103,11 @@ impl Front {
         let route = route::classify(req.method(), req.uri().path(), upgrade, preview_host);
         let admitted = match guard::admit(app, &req, &route, self.peer) {
             Ok(a) => a,
-            Err(refusal) => return refusal,
+            Err(refusal) => return close(refusal),
         };
+        let previewed = matches!(route, Route::PathPreview | Route::HostPreview(_));
         let mut resp = match limits::check(&app.limits, route.limit(), admitted.ip) {
-            Err(refused) => refused,
+            Err(refused) => close(refused),
             Ok(limit) => {
                 let mut resp = self
                     .dispatch(route, admitted.owner.clone(), admitted.ip, req)
@@ -101,7 +119,11 @@ impl Front {
                 {
                     info.apply(resp.headers_mut());
                 }
-                resp
+                if previewed {
+                    resp
+                } else {
+                    close(resp)
+                }
             }
         };
         admitted.finish(app, &mut resp);
