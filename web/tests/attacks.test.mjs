@@ -6,10 +6,12 @@
 // console pane shows: every one fails, and the studio keeps working.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { BASE, TOKEN, createSession, lines, run, waitTerm, withPage, writeFile } from './helpers.mjs';
+import { BASE, TOKEN, createSession, lines, run, waitTerm, withPage, writeFile, previewPicks } from './helpers.mjs';
 
 const ATTACK = `<!doctype html><html><head><title>attack</title></head><body><script>
 const api = new URLSearchParams(location.search).get('api');
+// Loaded without a target (the preview taking the port by itself): idle.
+if (api) {
 const victim = new URLSearchParams(location.search).get('victim');
 const say = (m) => console.log('attack: ' + m);
 fetch(api + '/api/containers', { credentials: 'include' }).then((r) => r.text())
@@ -24,6 +26,7 @@ else try { say('parent storage ' + JSON.stringify(window.parent.sessionStorage))
 try { say('own storage ' + Object.keys(sessionStorage).length + ' keys'); } catch (e) { say('own storage blocked'); }
 const w = window.open(api + '/', '_blank');
 setTimeout(() => { try { say('studio storage ' + JSON.stringify(w.sessionStorage)); } catch (e) { say('studio storage blocked'); } try { w.close(); } catch (e) {} }, 800);
+}
 </script></body></html>`;
 
 const ATTEMPTS = ['api ', 'create ', 'ws ', 'parent ', 'studio storage '];
@@ -46,9 +49,8 @@ test('attacks: a previewed page, by host and by path, cannot drive the studio', 
     };
 
     // 1. Embedded in the studio (the preview pane's iframe, its own origin).
-    const port = page.getByTestId('preview-port');
-    await port.fill('8000');
-    await port.press('Enter');
+    // The first port to open is previewed by itself.
+    await previewPicks(page, 8000);
     const frameSrc = await page.waitForFunction(() => window.__studio.previewUrl, null, { timeout: 20000 });
     const hostUrl = new URL(/** @type {string} */ (await frameSrc.jsonValue()));
     await page.locator('#preview-frame').evaluate((f, q) => {

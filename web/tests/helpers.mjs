@@ -236,3 +236,23 @@ export async function writeFile(page, path, content) {
   await run(page, `base64 -d ${tmp} > ${path} && rm ${tmp} && echo ${mark}-$((1+1))`);
   await waitTerm(page, (t) => lines(t).includes(`${mark}-2`));
 }
+
+/**
+ * Waits for the preview pane to show `port` by itself: a new session with
+ * no preview port takes the first port that opens in its container (the
+ * server's `port_opened`), without the port field being touched.
+ * @param {import('playwright-core').Page} page
+ * @param {number} port
+ */
+export async function previewPicks(page, port) {
+  await page.waitForFunction(
+    (p) => {
+      const u = window.__studio.previewUrl;
+      return !!u && new URL(u).hostname.startsWith(`${p}-`);
+    },
+    port,
+    { timeout: 20000 },
+  );
+  const input = page.getByTestId('preview-port');
+  if ((await input.inputValue()) !== String(port)) throw new Error(`the port field shows ${await input.inputValue()}, not ${port}`);
+}

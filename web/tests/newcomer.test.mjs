@@ -5,7 +5,7 @@
 // absent and the development image built (scripts/test does both).
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { BASE, passTokenPrompt, run, waitCreated, waitTerm, withPage, writeFile } from './helpers.mjs';
+import { BASE, passTokenPrompt, run, waitCreated, waitTerm, withPage, writeFile, previewPicks } from './helpers.mjs';
 
 const APP = `require('http').createServer((q, r) => {
   r.setHeader('content-type', 'text/html');
@@ -28,9 +28,8 @@ test('newcomer: default image, a node server from the terminal, its page and con
     await run(page, 'node /tmp/app.js &');
     await waitTerm(page, 'listening-8000', 20000);
 
-    const port = page.getByTestId('preview-port');
-    await port.fill('8000');
-    await port.press('Enter');
+    // The first port to open is previewed by itself.
+    await previewPicks(page, 8000);
     const frame = page.frameLocator('#preview-frame');
     await frame.locator('#hello').waitFor({ timeout: 20000 });
     assert.equal(await frame.locator('#hello').textContent(), 'Hello, newcomer');

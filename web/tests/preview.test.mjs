@@ -2,16 +2,15 @@
 // origin), and its console reaches the console pane with the right levels.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { createSession, startHttpd, withPage } from './helpers.mjs';
+import { createSession, startHttpd, withPage, previewPicks } from './helpers.mjs';
 
 test('preview: httpd in the container, iframe on its own origin, console entries by level', async () => {
   await withPage({ width: 1400, height: 900 }, async (page) => {
     const id = await createSession(page);
     await startHttpd(page, 8000);
 
-    const port = page.getByTestId('preview-port');
-    await port.fill('8000');
-    await port.press('Enter');
+    // The first port to open is previewed by itself.
+    await previewPicks(page, 8000);
 
     const frame = page.frameLocator('#preview-frame');
     await frame.locator('#hello').waitFor({ timeout: 20000 });
