@@ -29,7 +29,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::error::ApiError;
 use crate::protocol::ServerMessage;
-use crate::runtime::files::{target_of_temp, ContainerFiles, FileError, WatchTarget};
+use crate::runtime::files::{target_of_temp, temp_is_for, ContainerFiles, FileError, WatchTarget};
 
 /// Watches one connection may hold.
 pub const MAX_WATCHES_PER_CONNECTION: usize = 16;
@@ -350,7 +350,7 @@ impl Hub {
                     // A watched file: only its name (or its write's
                     // temporary file) in its directory concerns it.
                     Some(only) => {
-                        if name != only && temp.is_none_or(|(t, _)| t != only) {
+                        if name != only && temp.is_none_or(|(t, _)| !temp_is_for(t, only)) {
                             continue;
                         }
                         w.path.clone()

@@ -34,7 +34,7 @@ pub async fn list(
         )),
         Some(w) => {
             return Err(ApiError::validation(format!(
-                "wait must be a number of seconds from 0 to 60, got {w}"
+                "wait must be a number of seconds, 0 or more (more than 60 waits 60), got {w}"
             )))
         }
     };

@@ -68,7 +68,7 @@ fn session_path_pattern(kind: PathKind) -> String {
         PathKind::Any => format!("^{place}(?:/{segment})*$"),
         PathKind::Below => format!("^{place}(?:/{segment})*/{name}(?:/{segment})*$"),
         PathKind::Written => {
-            let leaf = name_pattern(MAX_NAME - crate::runtime::files::temp_name("", true).len());
+            let leaf = name_pattern(MAX_NAME);
             format!("^{place}(?:/{segment})*/{leaf}(?:/\\.?)*$")
         }
     }
@@ -826,8 +826,9 @@ fn command_operations() -> Vec<Op> {
                     "400",
                     "the body is not a JSON object with the fields of `ExecRequest`, or a value is \
                      refused (an empty `cmd`, a relative `cwd`, a `timeout` out of range, a bad \
-                     environment variable, an `execId` that is malformed or in use in this session)",
+                     environment variable, a malformed `execId`)",
                 ),
+                ("409", "the `execId` is in use in this session"),
                 ("403", "the request carries an `Origin` this server does not allow"),
                 ("404", "no session of the caller's has this id, or its container no longer exists"),
                 ("413", &format!("the body is larger than {exec_body}")),
@@ -879,9 +880,9 @@ fn command_operations() -> Vec<Op> {
             &[
                 (
                     "400",
-                    "the signal is not one of the allowed ones, the query has another parameter, or \
-                     the command has ended already",
+                    "the signal is not one of the allowed ones, or the query has another parameter",
                 ),
+                ("409", "the command has ended already"),
                 ("403", "the request carries an `Origin` this server does not allow"),
                 ("404-command", "no session of the caller's has this id, or the session has no command with this id"),
                 ("503", "the container engine does not answer"),
@@ -907,10 +908,10 @@ fn command_operations() -> Vec<Op> {
             &[
                 (
                     "400",
-                    "the body is not a JSON object with the fields of `ExecInput`, `data` is not valid \
-                     base64 with `encoding: base64`, or the command does not take input any more (its \
-                     stdin is closed, or it ended)",
+                    "the body is not a JSON object with the fields of `ExecInput`, or `data` is not \
+                     valid base64 with `encoding: base64`",
                 ),
+                ("409", "the command does not take input any more (its stdin is closed, or it ended)"),
                 ("403", "the request carries an `Origin` this server does not allow"),
                 ("404-command", "no session of the caller's has this id, or the session has no command with this id"),
                 ("413", &format!("the body is larger than {exec_body}")),
@@ -1802,9 +1803,7 @@ fn file_schemas(put: &mut impl FnMut(&str, Value)) {
             "pattern": session_path_pattern(PathKind::Written),
             "description": format!(
                 "An absolute path of a file to write below {places}; `..` is refused, empty and `.` \
-                segments are ignored, a directory's name is at most {MAX_NAME} bytes and the file's \
-                own at most {} (it is written under a longer temporary name first).",
-                MAX_NAME - crate::runtime::files::temp_name("", true).len()
+                segments are ignored, a name is at most {MAX_NAME} bytes."
             ),
         }),
     );

@@ -363,7 +363,7 @@ impl Commands {
     fn reserve(&self, id: &str) -> Result<Reserved<'_>, ApiError> {
         let table = self.table.lock().unwrap();
         if table.get(id).is_some() {
-            return Err(ApiError::validation(format!(
+            return Err(ApiError::Conflict(format!(
                 "execId '{id}' is in use in this session; choose another or leave it out"
             )));
         }
@@ -410,7 +410,7 @@ impl Commands {
         let command = self.get(id)?;
         let tx = command.input.lock().unwrap().clone();
         let Some(tx) = tx.filter(|_| command.is_running()) else {
-            return Err(ApiError::validation(format!(
+            return Err(ApiError::Conflict(format!(
                 "Command '{id}' does not take input any more (its stdin is closed, or it ended)"
             )));
         };
@@ -432,7 +432,7 @@ impl Commands {
     pub async fn signal(&self, id: &str, signal: i32) -> Result<(), ApiError> {
         let command = self.get(id)?;
         if !command.is_running() {
-            return Err(ApiError::validation(format!(
+            return Err(ApiError::Conflict(format!(
                 "Command '{id}' has ended already"
             )));
         }

@@ -780,12 +780,32 @@ fn below(root: &OwnedFd, rel: &str) -> Result<OwnedFd, FileError> {
     .map_err(|e| fail(rel, e.into()))
 }
 
+/// Bytes of a target's name a temporary name keeps: with its dot, suffix
+/// and marker it stays within the 255 bytes a name may have, whatever the
+/// target's length.
+pub const TEMP_NAME_KEEPS: usize = 255 - ".".len() - ".studio-new-".len() - 16;
+
 /// The name of a write's new file beside its target `name` until it is
 /// renamed over it: hidden, and telling a watcher (see `watch`) whether the
-/// target is new (`created`) or replaced (`modified`).
+/// target is new (`created`) or replaced (`modified`). A long target name
+/// is cut (at a character boundary) to [`TEMP_NAME_KEEPS`] bytes.
 pub fn temp_name(name: &str, new: bool) -> String {
     let kind = if new { "new" } else { "upd" };
-    format!(".{name}.studio-{kind}-{:016x}", rand::random::<u64>())
+    let mut end = name.len().min(TEMP_NAME_KEEPS);
+    while !name.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!(
+        ".{}.studio-{kind}-{:016x}",
+        &name[..end],
+        rand::random::<u64>()
+    )
+}
+
+/// Whether `temp` (what [`target_of_temp`] found in a temporary name) is
+/// the beginning kept of `name`.
+pub fn temp_is_for(temp: &str, name: &str) -> bool {
+    temp == name || (temp.len() + 3 >= TEMP_NAME_KEEPS && name.starts_with(temp))
 }
 
 /// For a name made by [`temp_name`]: its target's name, and whether the
@@ -1111,6 +1131,17 @@ mod tests {
         ] {
             assert!(matches!(locate(bad), Err(FileError::Invalid(_))), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn temporary_names_fit_whatever_the_target() {
+        for name in ["a", &"n".repeat(255), &"é".repeat(127)] {
+            let t = temp_name(name, true);
+            assert!(t.len() <= 255, "{}", t.len());
+            let (kept, new) = target_of_temp(&t).unwrap();
+            assert!(new && temp_is_for(kept, name), "{name}");
+        }
+        assert!(!temp_is_for("ab", "abc"));
     }
 
     #[test]
