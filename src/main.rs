@@ -23,6 +23,10 @@ fn fallbacks() -> Fallbacks {
         state_home: var("XDG_STATE_HOME")
             .map(PathBuf::from)
             .or_else(|| var("HOME").map(|h| PathBuf::from(h).join(".local/state"))),
+        docker_cert_path: var("DOCKER_TLS_VERIFY")
+            .filter(|v| v != "0")
+            .and(var("DOCKER_CERT_PATH"))
+            .map(PathBuf::from),
     }
 }
 

@@ -469,3 +469,22 @@ async fn an_agent_drives_a_workspace_from_code() {
         .await;
     assert_eq!(status, 200);
 }
+
+#[tokio::test]
+async fn a_removed_session_says_so_to_its_clients() {
+    let server = Server::start().await;
+    let mut ws = server.ws().await;
+    let (sid, _) = ws.create(json!({})).await;
+    let (status, _) = server.delete(&format!("/api/containers/{sid}")).await;
+    assert_eq!(status, 200);
+    // The event first (a client learns what happened), then the
+    // `reconnect`, which names the session it is about.
+    let gone = ws.expect("lifecycle").await;
+    assert_eq!(
+        (gone["state"].as_str(), gone["sessionId"].as_str()),
+        (Some("removed"), Some(sid.as_str()))
+    );
+    let reconnect = ws.expect("reconnect").await;
+    assert_eq!(reconnect["reason"], "Session removed");
+    assert_eq!(reconnect["sessionId"], sid.as_str());
+}

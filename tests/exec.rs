@@ -492,3 +492,28 @@ async fn a_slow_reader_slows_the_command_instead_of_filling_memory() {
     }
     assert_eq!(got, 30_000_000);
 }
+
+#[tokio::test]
+async fn a_signal_sent_right_after_the_start_is_not_lost() {
+    let server = Server::start().await;
+    let mut ws = server.ws().await;
+    let (sid, _) = ws.create(json!({})).await;
+    for i in 0..5 {
+        let id = format!("quick-{i}");
+        // The kill follows the start at once: before the engine may know
+        // the command's process.
+        ws.send(json!({"type": "exec", "sessionId": sid, "execId": id, "cmd": ["sleep", "30"]}))
+            .await;
+        ws.send(json!({"type": "exec_kill", "sessionId": sid, "execId": id, "signal": "SIGTERM"}))
+            .await;
+        let t = std::time::Instant::now();
+        let exit = loop {
+            let m = ws.expect("exec_exit").await;
+            if m["execId"] == id.as_str() {
+                break m;
+            }
+        };
+        assert_eq!(exit["signal"], "SIGTERM", "{exit}");
+        assert!(t.elapsed() < Duration::from_secs(10));
+    }
+}

@@ -363,7 +363,11 @@ impl Engine {
 /// Starts an exec and takes over its raw connection, with the server's own
 /// hijack (plain hyper, no decoding): the baseline stream is the engine's.
 async fn hijack(api_version: &str, exec_id: &str) -> Result<RawStream> {
-    hijack::start_exec(std::path::Path::new(SOCKET), api_version, exec_id)
-        .await
-        .map_err(|e| anyhow!("exec start: {e}"))
+    hijack::start_exec(
+        &claude_studio::runtime::endpoint::Endpoint::Unix(SOCKET.into()),
+        api_version,
+        exec_id,
+    )
+    .await
+    .map_err(|e| anyhow!("exec start: {e}"))
 }

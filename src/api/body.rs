@@ -2,6 +2,7 @@
 
 use axum::body::Bytes;
 use axum::extract::Request;
+use http_body_util::BodyExt;
 use serde::de::DeserializeOwned;
 
 use crate::error::ApiError;
@@ -30,23 +31,50 @@ pub async fn json_within<T: DeserializeOwned>(req: Request, limit: usize) -> Res
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     if announced.is_some_and(|n| n > limit as u64) {
+        drain(req.into_body()).await;
         return Err(too_large(limit));
     }
-    let bytes = axum::body::to_bytes(req.into_body(), limit + 1)
-        .await
-        .map_err(|e| {
-            let length = std::error::Error::source(&e)
-                .is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
-            if length {
-                too_large(limit)
-            } else {
-                ApiError::validation(format!("The request body could not be read: {e}"))
-            }
+    let mut body = req.into_body();
+    let mut bytes = Vec::new();
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| {
+            ApiError::validation(format!("The request body could not be read: {e}"))
         })?;
+        if let Ok(data) = frame.into_data() {
+            bytes.extend_from_slice(&data);
+            if bytes.len() > limit {
+                drain(body).await;
+                return Err(too_large(limit));
+            }
+        }
+    }
+    let bytes = Bytes::from(bytes);
     if bytes.len() > limit {
         return Err(too_large(limit));
     }
     parse(&bytes, says_json)
+}
+
+/// Bytes of a refused body read (and dropped) before answering, at most.
+pub const DRAIN_BYTES: u64 = 8 * 1024 * 1024;
+/// How long a refused body is read before answering, at most.
+const DRAIN_TIME: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Reads what is left of a refused request's body, up to [`DRAIN_BYTES`]
+/// for at most [`DRAIN_TIME`], and drops it. A client still sending when
+/// the answer comes would otherwise have its connection reset (a socket
+/// closed with unread data is reset) and lose the answer; past these bounds
+/// it may, as with any server.
+pub async fn drain(body: axum::body::Body) {
+    let mut body = body;
+    let mut read: u64 = 0;
+    let until = tokio::time::Instant::now() + DRAIN_TIME;
+    while read < DRAIN_BYTES {
+        match tokio::time::timeout_at(until, body.frame()).await {
+            Ok(Some(Ok(frame))) => read += frame.data_ref().map_or(0, |d| d.len() as u64),
+            _ => break,
+        }
+    }
 }
 
 fn too_large(limit: usize) -> ApiError {

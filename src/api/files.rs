@@ -199,7 +199,10 @@ async fn write_body(
             "The file exceeds the limit of {limit} bytes (--max-file-size)"
         ))
     };
-    if declared_length(req.headers()).is_some_and(|n| n > limit) {
+    if let Some(n) = declared_length(req.headers()).filter(|n| *n > limit) {
+        if n <= body::DRAIN_BYTES {
+            body::drain(req.into_body()).await;
+        }
         return Err(too_large());
     }
     let shown = q.path.clone();
@@ -215,6 +218,7 @@ async fn write_body(
         if let Ok(data) = frame.into_data() {
             written += data.len() as u64;
             if written > limit {
+                body::drain(body).await;
                 return Err(too_large());
             }
             file.write_all(&data)
@@ -441,7 +445,10 @@ async fn unpack_body(
             "The archive exceeds the limit of {limit} bytes of files (--max-file-size)"
         ))
     };
-    if declared_length(req.headers()).is_some_and(|n| n > body_limit) {
+    if let Some(n) = declared_length(req.headers()).filter(|n| *n > body_limit) {
+        if n <= body::DRAIN_BYTES {
+            body::drain(req.into_body()).await;
+        }
         return Err(too_large());
     }
     let (_, files) = ops::files::open(app, owner, session_id).await?;

@@ -48,6 +48,8 @@ settings! {
     egress_allow: Vec<Allow> = many("egress-allow", "STUDIO_EGRESS_ALLOW", Allow::parse);
     /// Docker Engine address (unix:///path); defaults to DOCKER_HOST, then the local socket.
     docker_host: Option<String> = optional("docker-host", "STUDIO_DOCKER_HOST", parse::text);
+    /// Directory of a remote engine's TLS files (ca.pem, cert.pem, key.pem) for tcp:// and https:// Docker hosts; defaults to DOCKER_CERT_PATH when DOCKER_TLS_VERIFY is set.
+    docker_tls_dir: Option<PathBuf> = optional("docker-tls-dir", "STUDIO_DOCKER_TLS_DIR", parse::path);
     /// API token (repeatable).
     api_tokens: Vec<String> = many("api-token", "STUDIO_API_TOKEN", parse::text);
     /// File with one API token per line ('#' starts a comment).
@@ -115,6 +117,9 @@ pub struct Fallbacks {
     pub docker_host: Option<String>,
     /// `XDG_STATE_HOME`, else `$HOME/.local/state`.
     pub state_home: Option<PathBuf>,
+    /// `DOCKER_CERT_PATH` when `DOCKER_TLS_VERIFY` is set, as the Docker CLI
+    /// reads them.
+    pub docker_cert_path: Option<PathBuf>,
 }
 
 /// The server's command line: every setting's flag, and `--config`.
@@ -138,16 +143,21 @@ pub fn command() -> clap::Command {
     DECLARATIONS.iter().fold(cmd, |cmd, d| cmd.arg(d.arg()))
 }
 
+/// A command line with no flags that reads no environment variable: only
+/// the file and the defaults count.
+fn no_flags() -> clap::ArgMatches {
+    DECLARATIONS
+        .iter()
+        .fold(clap::Command::new("claude-studio"), |cmd, d| {
+            cmd.arg(d.arg().env(None::<&str>))
+        })
+        .get_matches_from(["claude-studio"])
+}
+
 impl Default for Settings {
     /// The defaults alone, whatever the environment says.
     fn default() -> Self {
-        let cmd = DECLARATIONS
-            .iter()
-            .fold(clap::Command::new("claude-studio"), |cmd, d| {
-                cmd.arg(d.arg().env(None::<&str>))
-            });
-        let m = cmd.get_matches_from(["claude-studio"]);
-        Settings::from_layers(&m, &Default::default()).expect("the defaults are valid")
+        Settings::from_layers(&no_flags(), &Default::default()).expect("the defaults are valid")
     }
 }
 
@@ -174,12 +184,34 @@ impl Settings {
             .docker_host
             .take()
             .or_else(|| fallbacks.docker_host.clone().filter(|h| !h.is_empty()));
+        if s.docker_tls_dir.is_none()
+            && s.docker_host
+                .as_deref()
+                .is_some_and(|h| h.starts_with("tcp://") || h.starts_with("https://"))
+        {
+            s.docker_tls_dir = fallbacks.docker_cert_path.clone();
+        }
         if s.state_dir.is_none() {
             s.state_dir = fallbacks
                 .state_home
                 .as_ref()
                 .map(|h| h.join("claude-studio"));
         }
+        if s.warm_pool_images.is_empty() {
+            s.warm_pool_images.push(s.default_image.clone());
+        }
+        s.check()?;
+        Ok(s)
+    }
+
+    /// The settings a config file's text gives on its own (no flags, no
+    /// environment, no tokens file), checked as at start-up: the entry of
+    /// the `config` fuzz target; not an API.
+    #[doc(hidden)]
+    pub fn from_file_text(text: &str) -> Result<Settings, String> {
+        let known: Vec<&str> = DECLARATIONS.iter().map(|d| d.flag).collect();
+        let file = file::parse(text, &known)?;
+        let mut s = Settings::from_layers(&no_flags(), &file)?;
         if s.warm_pool_images.is_empty() {
             s.warm_pool_images.push(s.default_image.clone());
         }
@@ -363,7 +395,7 @@ mod tests {
     fn docker_host_from_the_environment_counts_after_the_file() {
         let fallbacks = Fallbacks {
             docker_host: Some("unix:///from-env.sock".into()),
-            state_home: None,
+            ..Default::default()
         };
         assert_eq!(
             resolve_with(&[], &fallbacks)

@@ -39,9 +39,15 @@ pub enum ServerMessage<'a> {
         current: Option<i64>,
         total: Option<i64>,
     },
+    /// Connect (or attach) again after `delay` ms. With `sessionId`: about
+    /// that session only (it was removed or expired, or its terminal ended
+    /// with the server's restart of it); without: the whole connection.
+    #[serde(rename_all = "camelCase")]
     Reconnect {
         reason: &'a str,
         delay: u64,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        session_id: Option<&'a str>,
     },
     #[serde(rename_all = "camelCase")]
     PreviewConfigured {
@@ -197,7 +203,8 @@ mod tests {
         assert_eq!(
             ServerMessage::Reconnect {
                 reason: "Session expired",
-                delay: 1000
+                delay: 1000,
+                session_id: None,
             }
             .to_text(),
             r#"{"type":"reconnect","reason":"Session expired","delay":1000}"#

@@ -6,7 +6,6 @@
 //! its own socket connection when the old one is gone.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
@@ -27,6 +26,7 @@ use futures_util::StreamExt;
 use tokio::sync::Mutex;
 
 use super::dial::NetnsDialer;
+use super::endpoint::Endpoint;
 use super::files::ContainerFiles;
 use super::firewall::{self, Egress};
 use super::hijack;
@@ -47,7 +47,7 @@ const REQUEST_TIMEOUT_SECS: u64 = 30;
 const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
 
 pub struct DockerRuntime {
-    socket: PathBuf,
+    engine: Endpoint,
     client: Mutex<Option<Docker>>,
     network: String,
     /// The network's id once found or made: Docker allows duplicate names,
@@ -94,20 +94,17 @@ fn status_of(word: Option<&str>) -> ContainerStatus {
 }
 
 impl DockerRuntime {
-    /// `host` is `unix:///path` or a bare socket path; `None` means the local default.
-    pub fn new(host: Option<&str>, network: &str, egress: Egress) -> Result<DockerRuntime, String> {
-        let host = host.unwrap_or("unix:///var/run/docker.sock");
-        let socket = match host.strip_prefix("unix://") {
-            Some(p) => PathBuf::from(p),
-            None if host.starts_with('/') => PathBuf::from(host),
-            None => {
-                return Err(format!(
-                    "unsupported Docker host {host:?}: only unix sockets are supported"
-                ))
-            }
-        };
+    /// `host`: see [`Endpoint::parse`] (`None`: the local socket);
+    /// `tls_dir`: the remote engine's client certificates.
+    pub fn new(
+        host: Option<&str>,
+        tls_dir: Option<&std::path::Path>,
+        network: &str,
+        egress: Egress,
+    ) -> Result<DockerRuntime, String> {
+        let engine = Endpoint::parse(host, tls_dir)?;
         Ok(DockerRuntime {
-            socket,
+            engine,
             client: Mutex::new(None),
             network: network.to_string(),
             network_id: Mutex::new(None),
@@ -148,6 +145,33 @@ impl DockerRuntime {
             .filter(|p| *p > 0)
             .ok_or_else(not_running)?;
         let process = Process::hold(pid).map_err(|_| not_running())?;
+        // An engine reached over TCP may be on another machine, where this
+        // pid is some other process: only a process whose root holds the
+        // container's own hostname file is taken for it.
+        if !self.engine.is_local_socket() {
+            let want = info
+                .config
+                .as_ref()
+                .and_then(|c| c.hostname.clone())
+                .unwrap_or_default();
+            let here = process
+                .open("root/etc/hostname", false)
+                .ok()
+                .and_then(|mut f| {
+                    let mut s = String::new();
+                    std::io::Read::read_to_string(&mut f, &mut s)
+                        .ok()
+                        .map(|_| s)
+                })
+                .unwrap_or_default();
+            if want.is_empty() || here.trim() != want {
+                return Err(RuntimeError::Engine(format!(
+                    "the engine ({}) is not on this machine: a session's files, ports and command \
+                     signals are reached from the engine's machine",
+                    self.engine.label()
+                )));
+            }
+        }
         let files = Arc::new(ContainerFiles::new(Arc::new(process)).map_err(|e| match e {
             super::files::FileError::NotRunning(_) => not_running(),
             e => RuntimeError::Engine(e.to_string()),
@@ -201,10 +225,19 @@ impl DockerRuntime {
         if let Some(c) = slot.as_ref() {
             return Ok(c.clone());
         }
-        let path = self.socket.to_string_lossy();
-        let c =
-            Docker::connect_with_unix(&path, REQUEST_TIMEOUT_SECS, bollard::API_DEFAULT_VERSION)
-                .map_err(|e| RuntimeError::Unavailable(e.to_string()))?;
+        let v = bollard::API_DEFAULT_VERSION;
+        let c = match &self.engine {
+            Endpoint::Unix(path) => {
+                Docker::connect_with_unix(&path.to_string_lossy(), REQUEST_TIMEOUT_SECS, v)
+            }
+            Endpoint::Tcp { addr, tls: None } => {
+                Docker::connect_with_http(&format!("http://{addr}"), REQUEST_TIMEOUT_SECS, v)
+            }
+            Endpoint::Tcp { addr, tls: Some(f) } => {
+                Docker::connect_with_ssl(addr, &f.key, &f.cert, &f.ca, REQUEST_TIMEOUT_SECS, v)
+            }
+        }
+        .map_err(|e| RuntimeError::Unavailable(e.to_string()))?;
         let c = tokio::time::timeout(CONNECT_TIMEOUT, c.negotiate_version())
             .await
             .map_err(|_| {
@@ -220,10 +253,22 @@ impl DockerRuntime {
         if let Some(id) = id.as_ref() {
             return Ok(id.clone());
         }
-        let found = network::ensure(docker, &self.socket.to_string_lossy(), &self.network).await?;
+        let found = network::ensure(docker, &self.engine.label(), &self.network).await?;
         // No session joins the network before its isolation is in place:
-        // rules that cannot be installed fail the create.
+        // rules that cannot be installed fail the create. An engine on
+        // another machine has its bridge there, out of this server's reach.
         let (bridge, egress) = (found.bridge.clone(), self.egress.clone());
+        if egress.mode != firewall::EgressMode::Unfiltered
+            && !std::path::Path::new("/sys/class/net")
+                .join(&bridge)
+                .exists()
+        {
+            return Err(RuntimeError::Engine(format!(
+                "network isolation could not be installed: the engine's bridge {bridge} is not on \
+                 this machine (a remote engine); isolate sessions on the engine's machine and \
+                 start this server with --egress unfiltered"
+            )));
+        }
         tokio::task::spawn_blocking(move || firewall::install(&bridge, &egress))
             .await
             .map_err(|e| RuntimeError::Engine(e.to_string()))?
@@ -557,7 +602,7 @@ impl ContainerRuntime for DockerRuntime {
         let version = docker.client_version().to_string();
         let stream = tokio::time::timeout(
             Duration::from_secs(REQUEST_TIMEOUT_SECS),
-            hijack::start_exec(&self.socket, &version, &exec.id),
+            hijack::start_exec(&self.engine, &version, &exec.id),
         )
         .await
         .map_err(|_| {
@@ -725,19 +770,27 @@ impl ContainerRuntime for DockerRuntime {
         signal: i32,
     ) -> Result<usize, RuntimeError> {
         let docker = self.client().await?;
-        let info = docker
-            .inspect_exec(&handle.exec_id)
-            .await
-            .map_err(|e| self.fail(e))?;
         // runc makes each exec'd process a session (and group) leader: the
         // group has its pid, even after it ended and left children behind.
-        let Some(group) = info
-            .pid
-            .and_then(|p| u32::try_from(p).ok())
-            .filter(|p| *p > 0)
-        else {
+        // Right after the start the engine may not know the pid yet: a
+        // signal waits for it (or for the command's end) rather than be lost.
+        let mut pause = Duration::from_millis(2);
+        let mut group = 0;
+        for _ in 0..60 {
+            let info = docker
+                .inspect_exec(&handle.exec_id)
+                .await
+                .map_err(|e| self.fail(e))?;
+            group = info.pid.and_then(|p| u32::try_from(p).ok()).unwrap_or(0);
+            if group > 0 || !info.running.unwrap_or(false) && info.exit_code.is_some() {
+                break;
+            }
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(Duration::from_millis(100));
+        }
+        if group == 0 {
             return Ok(0);
-        };
+        }
         let files = self.local(container_id).await?;
         let process = Arc::clone(files.process());
         tokio::task::spawn_blocking(move || procfs::signal_group(&process, group, signal))

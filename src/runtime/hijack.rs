@@ -3,29 +3,25 @@
 //! bytes, and a decoder that sniffs for multiplexing headers would misread a
 //! terminal byte 0x00–0x02 (Ctrl-A in an editor) as a frame header.
 
-use std::path::Path;
-
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::header::{CONNECTION, CONTENT_TYPE, HOST, UPGRADE};
 use hyper::{Request, StatusCode};
 use hyper_util::rt::TokioIo;
-use tokio::net::UnixStream;
 
+use super::endpoint::Endpoint;
 use super::RuntimeError;
 
 /// A bidirectional raw byte stream to the exec's TTY.
 pub type RawStream = TokioIo<hyper::upgrade::Upgraded>;
 
 pub async fn start_exec(
-    socket: &Path,
+    engine: &Endpoint,
     api_version: &str,
     exec_id: &str,
 ) -> Result<RawStream, RuntimeError> {
     let unavailable = |e: &dyn std::fmt::Display| RuntimeError::Unavailable(e.to_string());
-    let stream = UnixStream::connect(socket)
-        .await
-        .map_err(|e| unavailable(&e))?;
+    let stream = engine.connect().await.map_err(|e| unavailable(&e))?;
     let (mut sender, conn) =
         hyper::client::conn::http1::handshake::<_, Full<Bytes>>(TokioIo::new(stream))
             .await

@@ -5,6 +5,7 @@
 
 pub mod dial;
 pub mod docker;
+pub mod endpoint;
 pub mod exit;
 pub mod files;
 pub mod firewall;

@@ -38,6 +38,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     let runtime: Arc<dyn ContainerRuntime> = Arc::new(
         DockerRuntime::new(
             settings.docker_host.as_deref(),
+            settings.docker_tls_dir.as_deref(),
             &settings.network,
             settings.egress_policy(),
         )

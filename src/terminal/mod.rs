@@ -322,6 +322,7 @@ impl Terminal {
         let msg: Utf8Bytes = ServerMessage::Reconnect {
             reason,
             delay: RECONNECT_DELAY_MS,
+            session_id: Some(&self.session_id),
         }
         .to_text()
         .into();

@@ -158,6 +158,7 @@ pub async fn serve(
                     ServerMessage::Reconnect {
                         reason,
                         delay: RECONNECT_DELAY_MS,
+                        session_id: None,
                     }
                     .to_text(),
                 );
