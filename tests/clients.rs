@@ -66,3 +66,33 @@ async fn the_python_client_type_checks() {
     let dir = root().join("clients/python");
     suite(&dir, &dir.join(".venv/bin/mypy"), &[], "Python type check").await;
 }
+
+fn npm() -> PathBuf {
+    std::env::var_os("PATH")
+        .and_then(|p| {
+            std::env::split_paths(&p)
+                .map(|d| d.join("npm"))
+                .find(|f| f.exists())
+        })
+        .expect("npm on the PATH")
+}
+
+#[tokio::test]
+async fn the_typescript_client_passes_its_suite() {
+    let dir = root().join("clients/typescript");
+    assert!(
+        dir.join("node_modules/typescript").exists(),
+        "clients/typescript/node_modules is missing: scripts/test installs it (npm ci)"
+    );
+    let text = suite(&dir, &npm(), &["test"], "TypeScript client").await;
+    assert!(
+        text.contains("# fail 0") && !text.contains("# pass 0"),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn the_typescript_client_type_checks() {
+    let dir = root().join("clients/typescript");
+    suite(&dir, &npm(), &["run", "typecheck"], "TypeScript type check").await;
+}

@@ -335,10 +335,15 @@ async fn stdin_kill_and_listing_over_rest_and_websocket() {
         ))
         .await;
     assert_eq!(status, 400, "{v}");
-    ws.send(json!({"type": "exec", "sessionId": sid, "cmd": 7}))
+    ws.send(json!({"type": "exec", "sessionId": sid, "execId": "bad-1", "cmd": 7}))
         .await;
     let err = ws.expect("error").await;
     assert_eq!(err["error"], "ValidationError");
+    // The error names the session and the command it is about.
+    assert_eq!(
+        (err["sessionId"].as_str(), err["execId"].as_str()),
+        (Some(sid.as_str()), Some("bad-1"))
+    );
     // The connection is still usable after every error.
     ws.send(json!({"type": "ping"})).await;
     ws.expect("pong").await;

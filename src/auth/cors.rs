@@ -10,7 +10,8 @@ pub struct Cors {
     origins: Vec<String>,
 }
 
-const EXPOSED: &str = "x-ratelimit-limit, x-ratelimit-remaining, x-ratelimit-reset, retry-after";
+const EXPOSED: &str =
+    "x-ratelimit-limit, x-ratelimit-remaining, x-ratelimit-reset, retry-after, content-range, content-disposition";
 
 impl Cors {
     pub fn new(origins: &[String]) -> Cors {
@@ -46,11 +47,11 @@ impl Cors {
         h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
         h.insert(
             header::ACCESS_CONTROL_ALLOW_METHODS,
-            HeaderValue::from_static("GET, POST, DELETE"),
+            HeaderValue::from_static("GET, HEAD, POST, PUT, DELETE"),
         );
         h.insert(
             header::ACCESS_CONTROL_ALLOW_HEADERS,
-            HeaderValue::from_static("authorization, content-type"),
+            HeaderValue::from_static("authorization, content-type, range, accept"),
         );
         h.insert(
             header::ACCESS_CONTROL_MAX_AGE,
@@ -95,6 +96,18 @@ mod tests {
             .headers()
             .get(header::ACCESS_CONTROL_ALLOW_CREDENTIALS)
             .is_none());
+        // Every method the API has (files are written with PUT), and the
+        // headers its clients send.
+        let methods = r.headers()[header::ACCESS_CONTROL_ALLOW_METHODS]
+            .to_str()
+            .unwrap();
+        for m in ["GET", "HEAD", "POST", "PUT", "DELETE"] {
+            assert!(methods.contains(m), "{methods}");
+        }
+        let allowed = r.headers()[header::ACCESS_CONTROL_ALLOW_HEADERS]
+            .to_str()
+            .unwrap();
+        assert!(allowed.contains("range"), "{allowed}");
         h.insert(header::ORIGIN, "https://evil.example".parse().unwrap());
         assert!(c.preflight(&Method::OPTIONS, &h).is_none());
         assert!(Cors::new(&[]).allowed(&h).is_none());

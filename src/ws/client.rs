@@ -63,6 +63,27 @@ impl Connection {
         let _ = self.tx.send(v.to_string().into()).await;
     }
 
+    /// An error about a message that could not be read as one: it names the
+    /// session, command or path the message named, when it named them as
+    /// strings, so the client can tell which request failed.
+    pub async fn send_refusal(&self, err: &ApiError, text: &str) {
+        let named: serde_json::Value = serde_json::from_str(text).unwrap_or_default();
+        let pick = |k: &str| {
+            named
+                .get(k)
+                .and_then(|v| v.as_str())
+                .filter(|s| s.len() <= 256)
+                .map(String::from)
+        };
+        let mut v = err.to_ws_json(pick("sessionId").as_deref());
+        for key in ["execId", "path"] {
+            if let Some(x) = pick(key) {
+                v[key] = serde_json::Value::from(x);
+            }
+        }
+        let _ = self.tx.send(v.to_string().into()).await;
+    }
+
     pub fn set_current(&self, session_id: &str) {
         *self.current.lock().unwrap() = Some(session_id.to_string());
     }

@@ -224,7 +224,9 @@ pub async fn serve(
                             Ok(None) => handlers::handle(&conn, m).await,
                             Err(e) => conn.send_error(&e, None).await,
                         },
-                        Err(e) => conn.send_error(&e, None).await,
+                        // Refused as written: the error names what the
+                        // message named (its session, command or path).
+                        Err(e) => conn.send_refusal(&e, &text).await,
                     },
                     Message::Binary(_) => {
                         let err = ApiError::validation(
