@@ -33,7 +33,7 @@ def test_readme_examples_run(start_server: StartServer, tmp_path: Path) -> None:
         script.write_text(example)
         out = subprocess.run(
             [sys.executable, str(script)],
-            env={**os.environ, "CLAUDE_STUDIO_URL": srv.url},
+            env={**os.environ, "STUDIO_URL": srv.url},
             capture_output=True,
             text=True,
             timeout=120,
@@ -60,7 +60,7 @@ SMOKE = textwrap.dedent(
 
     assert claude_studio.__file__.startswith(sys.prefix), claude_studio.__file__
     assert os.path.exists(os.path.join(os.path.dirname(claude_studio.__file__), "py.typed"))
-    with Client(os.environ["CLAUDE_STUDIO_URL"]) as client:
+    with Client(os.environ["STUDIO_URL"]) as client:
         with client.create_container() as s:
             r = client.execute_command(s.id, ["echo", "from-the-wheel"])
             assert r.stdout == "from-the-wheel\\n", r
@@ -130,7 +130,7 @@ def test_wheel_installs_and_runs_in_a_clean_venv(start_server: StartServer, tmp_
     out = subprocess.run(
         [str(python), "-I", str(script)],
         cwd=tmp_path,
-        env={"PATH": os.environ.get("PATH", ""), "CLAUDE_STUDIO_URL": srv.url},
+        env={"PATH": os.environ.get("PATH", ""), "STUDIO_URL": srv.url},
         capture_output=True,
         text=True,
         timeout=120,
