@@ -70,11 +70,20 @@ async fn tokens_right_wrong_and_missing() {
         let r = get(&server, "/api/containers", &[("authorization", &bearer(t))]).await;
         assert_eq!(r.status, 200, "{}", r.body);
     }
-    // Health needs no token.
+    // Health needs no token, and neither does being told which methods its
+    // public paths take.
     assert_eq!(get(&server, "/api/health", &[]).await.status, 200);
+    for (m, p) in [("TRACE", "/api/health"), ("POST", "/api/openapi.json")] {
+        let r = send(&server, m, p, &[], None).await;
+        r.assert_error(405, "ValidationError");
+        assert_eq!(r.header("allow"), Some("GET,HEAD"), "{m} {p}");
+    }
     // Every other route does, known or not, whatever the method.
     for (m, p) in [
         ("POST", "/api/containers"),
+        ("PATCH", "/api/containers"),
+        ("TRACE", "/api/containers/session-x"),
+        ("POST", "/metrics"),
         ("DELETE", "/api/containers/session-x"),
         ("GET", "/api/containers/session-x"),
         ("POST", "/api/preview/configure"),

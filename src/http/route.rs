@@ -72,8 +72,13 @@ pub enum Route {
     /// whatever its path: it never reaches the API.
     HostPreview(HostTarget),
     /// A known path asked with a method it does not take; `Allow` lists
-    /// the ones it does.
-    MethodNotAllowed { allow: &'static str, api: bool },
+    /// the ones it does. `public`: the path's routes need no token, so
+    /// neither does being told which methods it takes.
+    MethodNotAllowed {
+        allow: &'static str,
+        api: bool,
+        public: bool,
+    },
     /// No such path.
     NotFound { api: bool },
 }
@@ -111,6 +116,7 @@ impl Route {
         match self {
             // The page holds no secrets: it asks for the token itself.
             Route::Health | Route::OpenApi | Route::Banner | Route::Studio => Auth::Public,
+            Route::MethodNotAllowed { public: true, .. } => Auth::Public,
             Route::Metrics
             | Route::Terminal
             | Route::Images
@@ -208,17 +214,27 @@ pub fn classify(
     let get = method == Method::GET || method == Method::HEAD;
     let post = method == Method::POST;
     let api = path == "/api" || path.starts_with("/api/");
-    let wrong = |allow| Route::MethodNotAllowed { allow, api };
+    let wrong = |allow| Route::MethodNotAllowed {
+        allow,
+        api,
+        public: false,
+    };
+    let wrong_public = |allow| Route::MethodNotAllowed {
+        allow,
+        api,
+        public: true,
+    };
     match path {
         "/" | "/ws" if get && upgrade => Route::Terminal,
         "/" if get => Route::Studio,
         "/ws" if get => Route::Banner,
-        "/" | "/ws" => wrong("GET,HEAD"),
+        "/" | "/ws" => wrong_public("GET,HEAD"),
         _ if get && (path.starts_with("/s/") || path.starts_with("/assets/")) => Route::Studio,
         "/api/health" if get => Route::Health,
         "/api/openapi.json" if get => Route::OpenApi,
         "/metrics" if get => Route::Metrics,
-        "/api/health" | "/api/openapi.json" | "/metrics" => wrong("GET,HEAD"),
+        "/api/health" | "/api/openapi.json" => wrong_public("GET,HEAD"),
+        "/metrics" => wrong("GET,HEAD"),
         "/api/images" if get => Route::Images,
         "/api/images" => wrong("GET,HEAD"),
         "/api/containers" if get => Route::ListSessions,
@@ -239,7 +255,11 @@ fn session_route(method: &Method, rest: &str, api: bool) -> Route {
     let post = method == Method::POST;
     let put = method == Method::PUT;
     let delete = method == Method::DELETE;
-    let wrong = |allow| Route::MethodNotAllowed { allow, api };
+    let wrong = |allow| Route::MethodNotAllowed {
+        allow,
+        api,
+        public: false,
+    };
     let parts: Vec<&str> = rest.split('/').collect();
     if parts.iter().any(|p| p.is_empty()) {
         return Route::NotFound { api };
@@ -327,7 +347,7 @@ mod tests {
             (Method::GET, format!("/api/containers/{SID}/events"), false, Route::Events(id()), Auth::Token, Limit::General),
             (Method::PUT, format!("/preview/{SID}/x"), false, Route::PathPreview, Auth::Preview, Limit::None),
             (Method::POST, "/api/containers".into(), false, Route::HostPreview(host), Auth::Preview, Limit::None),
-            (Method::PATCH, "/api/containers".into(), false, Route::MethodNotAllowed { allow: "GET,HEAD,POST", api: true }, Auth::Token, Limit::General),
+            (Method::PATCH, "/api/containers".into(), false, Route::MethodNotAllowed { allow: "GET,HEAD,POST", api: true, public: false }, Auth::Token, Limit::General),
             (Method::GET, "/api/nothing".into(), false, Route::NotFound { api: true }, Auth::Token, Limit::General),
         ]
     }
@@ -383,6 +403,30 @@ mod tests {
             assert_eq!(row(&got), i, "{method} {path} is not in its row");
             assert_eq!(got.auth(), auth, "{method} {path}");
             assert_eq!(got.limit(), limit, "{method} {path}");
+        }
+    }
+
+    /// A wrong method on a path whose routes are public is a 405 for
+    /// anyone (the path and its methods are no secret); on any other path
+    /// it needs a token first, like an unknown path.
+    #[test]
+    fn a_wrong_method_needs_a_token_only_where_the_path_does() {
+        for (method, path, auth) in [
+            (Method::TRACE, "/api/health", Auth::Public),
+            (Method::POST, "/api/openapi.json", Auth::Public),
+            (Method::DELETE, "/", Auth::Public),
+            (Method::PUT, "/ws", Auth::Public),
+            (Method::POST, "/metrics", Auth::Token),
+            (Method::TRACE, "/api/images", Auth::Token),
+            (Method::PATCH, "/api/containers", Auth::Token),
+            (Method::POST, &format!("/api/containers/{SID}"), Auth::Token),
+        ] {
+            let route = classify(&method, path, false, None);
+            assert!(
+                matches!(route, Route::MethodNotAllowed { .. }),
+                "{method} {path}"
+            );
+            assert_eq!(route.auth(), auth, "{method} {path}");
         }
     }
 

@@ -26,6 +26,9 @@ pub async fn create(
     req: Create,
     mut progress: Box<dyn FnMut(PullProgress) + Send>,
 ) -> Result<Arc<Session>, ApiError> {
+    // Checked first, also when it names an existing session: an invalid
+    // request is refused whatever it names.
+    app.sessions.check(&req)?;
     if let Some(existing) = req
         .session_id
         .as_deref()
@@ -33,7 +36,6 @@ pub async fn create(
     {
         return Ok(existing);
     }
-    req.check()?;
     let sessions = Arc::clone(&app.sessions);
     let owner = owner.clone();
     app.tasks

@@ -57,6 +57,35 @@ impl Drop for CreatingSlot<'_> {
 }
 
 impl SessionManager {
+    /// Checks what a create can be refused for without the engine: the
+    /// terminal size, the image (well formed and allowed), the workspace
+    /// directory and the environment. A create that names an existing
+    /// session (a retry) is checked too: an invalid request is refused
+    /// whatever it names.
+    pub fn check(&self, req: &Create) -> Result<(), ApiError> {
+        optional_dims(req.cols, req.rows)?;
+        self.allowed_image(req)?;
+        if let Some(dir) = req.workspace_dir.as_deref() {
+            self.roots.resolve(dir)?;
+        }
+        env_pairs(&req.env.clone().unwrap_or_default())?;
+        Ok(())
+    }
+
+    /// The image the request names (or the default), when it is well
+    /// formed and allowed (--allowed-image).
+    fn allowed_image(&self, req: &Create) -> Result<ImageRef, ApiError> {
+        let requested = req.image.as_deref().unwrap_or(&self.settings.default_image);
+        let image = ImageRef::parse(requested).map_err(ApiError::Validation)?;
+        if !self.images.allows(&image) {
+            return Err(ApiError::validation(format!(
+                "Image '{}' is not allowed on this server",
+                image.raw
+            )));
+        }
+        Ok(image)
+    }
+
     /// Validates the request, makes sure the image is there (pulling it with
     /// progress), and starts a hardened container.
     pub async fn create(
@@ -69,14 +98,7 @@ impl SessionManager {
         // The owner's session limit counts sessions not restored yet too.
         self.ensure_restored().await?;
         let _slot = self.reserve_slot(owner)?;
-        let requested = req.image.as_deref().unwrap_or(&self.settings.default_image);
-        let mut image = ImageRef::parse(requested).map_err(ApiError::Validation)?;
-        if !self.images.allows(&image) {
-            return Err(ApiError::validation(format!(
-                "Image '{}' is not allowed on this server",
-                image.raw
-            )));
-        }
+        let mut image = self.allowed_image(&req)?;
         let workspace = req
             .workspace_dir
             .as_deref()

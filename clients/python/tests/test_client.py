@@ -103,6 +103,11 @@ def test_background_command_input_and_wait(client: Client, sid: str) -> None:
     r = h.wait(timeout=10)
     assert r.stdout == "got-abc\n" and r.exit_code == 0
     h2 = client.start_command(sid, "echo ready; sleep 30", exec_id="to-term")
+    # The signal must land after the echo, so wait for its output first.
+    deadline = time.monotonic() + 10
+    while client.get_command(sid, "to-term").stdout != "ready\n":
+        assert time.monotonic() < deadline, "the command never printed ready"
+        time.sleep(0.02)
     h2.kill("TERM")
     r2 = h2.wait(timeout=10)
     assert r2.signal == "SIGTERM" and r2.exit_code == 143 and r2.stdout == "ready\n"
