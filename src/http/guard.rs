@@ -33,7 +33,7 @@ use axum::response::{IntoResponse, Response};
 use super::route::{Auth, Route};
 use crate::app::App;
 use crate::auth::tokens::bearer;
-use crate::auth::Owner;
+use crate::auth::{Names, Owner};
 use crate::error::ApiError;
 use crate::limits::size::{head_bytes, MAX_HEAD_BYTES};
 use crate::limits::ClientIp;
@@ -87,6 +87,14 @@ fn protocol_token(req: &Request) -> Option<String> {
 /// its `Host` names this server. `Err` is the refusal to send.
 #[allow(clippy::result_large_err)]
 pub fn check_head(app: &App, req: &Request) -> Result<(), Response> {
+    check_head_for(&app.access.names, req)
+}
+
+/// [`check_head`] against the names the server answers to (what it reads
+/// of the app): the entry of the `preview_headers` fuzz target.
+#[doc(hidden)]
+#[allow(clippy::result_large_err)]
+pub fn check_head_for(names: &Names, req: &Request) -> Result<(), Response> {
     let n = head_bytes(req);
     if n > MAX_HEAD_BYTES {
         return Err(with_status(
@@ -114,7 +122,7 @@ pub fn check_head(app: &App, req: &Request) -> Result<(), Response> {
         );
     }
     for host in [authority, host].into_iter().flatten() {
-        let allowed = std::str::from_utf8(host).is_ok_and(|h| app.access.names.host_allowed(h));
+        let allowed = std::str::from_utf8(host).is_ok_and(|h| names.host_allowed(h));
         if !allowed {
             let shown: String = String::from_utf8_lossy(host).chars().take(200).collect();
             return Err(ApiError::validation(format!(

@@ -25,11 +25,11 @@ pub struct Sink {
 }
 
 impl Sink {
-    fn new() -> Sink {
+    fn new(limit: usize) -> Sink {
         Sink {
             buf: Vec::new(),
             total: 0,
-            limit: MAX_DECODED,
+            limit,
         }
     }
 
@@ -65,8 +65,8 @@ pub enum Decoder {
     Zlib(Box<flate2::write::ZlibDecoder<Sink>>),
     RawDeflate(Box<flate2::write::DeflateDecoder<Sink>>),
     /// `deflate` is zlib-wrapped by the standard and raw in some servers;
-    /// the first bytes tell which.
-    DeflateUndecided(Vec<u8>),
+    /// the first bytes tell which. (The bytes so far, and the limit.)
+    DeflateUndecided(Vec<u8>, usize),
     Brotli(Box<brotli::DecompressorWriter<Sink>>),
 }
 
@@ -74,6 +74,13 @@ impl Decoder {
     /// The decoder for a response's `Content-Encoding`; `None` for a coding
     /// (or a stack of codings) it cannot decode.
     pub fn for_headers(headers: &HeaderMap) -> Option<Decoder> {
+        Decoder::for_headers_within(headers, MAX_DECODED)
+    }
+
+    /// [`Decoder::for_headers`] with another limit than [`MAX_DECODED`] on
+    /// what the body may decode to (the fuzz targets use a small one).
+    #[doc(hidden)]
+    pub fn for_headers_within(headers: &HeaderMap, limit: usize) -> Option<Decoder> {
         let mut codings = headers
             .get_all(header::CONTENT_ENCODING)
             .iter()
@@ -86,12 +93,12 @@ impl Decoder {
         }
         Some(match first.as_deref() {
             None => Decoder::Identity,
-            Some("gzip" | "x-gzip") => {
-                Decoder::Gzip(Box::new(flate2::write::MultiGzDecoder::new(Sink::new())))
-            }
-            Some("deflate") => Decoder::DeflateUndecided(Vec::new()),
+            Some("gzip" | "x-gzip") => Decoder::Gzip(Box::new(flate2::write::MultiGzDecoder::new(
+                Sink::new(limit),
+            ))),
+            Some("deflate") => Decoder::DeflateUndecided(Vec::new(), limit),
             Some("br") => Decoder::Brotli(Box::new(brotli::DecompressorWriter::new(
-                Sink::new(),
+                Sink::new(limit),
                 16 * 1024,
             ))),
             Some(_) => return None,
@@ -128,16 +135,18 @@ impl Decoder {
                 d.write_all(data)?;
                 d.get_mut().take()
             }
-            Decoder::DeflateUndecided(head) => {
+            Decoder::DeflateUndecided(head, limit) => {
                 head.extend_from_slice(data);
                 if head.len() < 2 {
                     return Ok(Some(Bytes::new()));
                 }
-                let head = std::mem::take(head);
+                let (head, limit) = (std::mem::take(head), *limit);
                 *self = if is_zlib_header(head[0], head[1]) {
-                    Decoder::Zlib(Box::new(flate2::write::ZlibDecoder::new(Sink::new())))
+                    Decoder::Zlib(Box::new(flate2::write::ZlibDecoder::new(Sink::new(limit))))
                 } else {
-                    Decoder::RawDeflate(Box::new(flate2::write::DeflateDecoder::new(Sink::new())))
+                    Decoder::RawDeflate(Box::new(flate2::write::DeflateDecoder::new(Sink::new(
+                        limit,
+                    ))))
                 };
                 return self.feed_slice(&head);
             }
@@ -165,8 +174,8 @@ impl Decoder {
                 d.close()?;
                 Ok(d.get_mut().take())
             }
-            Decoder::DeflateUndecided(head) if head.is_empty() => Ok(Vec::new()),
-            Decoder::DeflateUndecided(_) => Err(io::Error::new(
+            Decoder::DeflateUndecided(head, _) if head.is_empty() => Ok(Vec::new()),
+            Decoder::DeflateUndecided(..) => Err(io::Error::new(
                 io::ErrorKind::InvalidData,
                 "truncated deflate stream",
             )),

@@ -36,6 +36,19 @@ use crate::session::Session;
 pub use inject::REPORT_PATH;
 pub use upstream::Connections;
 
+/// The preview's pure parts, for the fuzz targets in `fuzz/`; not an API.
+#[doc(hidden)]
+pub mod fuzzing {
+    pub use super::csp::amend as amend_csp;
+    pub use super::decode::{Decoder, MAX_DECODED};
+    pub use super::headers::{
+        cookie_name, filter_accept_encoding, rewrite_location, rewrite_set_cookie, set_forwarded,
+        strip_hop_by_hop, upstream_target, wants_upgrade, Forwarded,
+    };
+    pub use super::inject::{inject, script_tag};
+    pub use super::sniff::{looks_like_html, not_ascii_compatible};
+}
+
 pub struct Preview {
     pub app: AppState,
     upstreams: upstream::Upstreams,
