@@ -239,12 +239,22 @@ async fn metrics_are_prometheus_text_and_track_sessions() {
         "studio_docker_up 1",
         "studio_websocket_connections 1",
         "# TYPE studio_sessions gauge",
+        "# TYPE studio_tasks gauge",
     ] {
         assert!(
             text.lines().any(|l| l == line),
             "missing {line:?} in\n{text}"
         );
     }
+    // The process figures a soak watches: tasks, memory, open files.
+    let value = |name: &str| -> u64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+            .unwrap_or_else(|| panic!("no {name} in\n{text}"))
+    };
+    assert!(value("studio_tasks") >= 1);
+    assert!(value("process_resident_memory_bytes") > 1 << 20);
+    assert!(value("process_open_fds") >= 3);
 }
 
 #[tokio::test]

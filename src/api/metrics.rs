@@ -68,6 +68,26 @@ pub async fn metrics(app: &App) -> Response {
             "Client messages received.",
             m.ws_messages_total.load(Ordering::Relaxed),
         ),
+        (
+            "studio_tasks",
+            "gauge",
+            "Tasks alive on the server's runtime.",
+            tokio::runtime::Handle::current()
+                .metrics()
+                .num_alive_tasks() as u64,
+        ),
+        (
+            "process_resident_memory_bytes",
+            "gauge",
+            "Resident memory of the server process in bytes.",
+            process::resident_bytes().unwrap_or(0),
+        ),
+        (
+            "process_open_fds",
+            "gauge",
+            "Open file descriptors of the server process.",
+            process::open_fds().unwrap_or(0),
+        ),
     ]);
     (
         [(
@@ -77,4 +97,34 @@ pub async fn metrics(app: &App) -> Response {
         text,
     )
         .into_response()
+}
+
+/// The server process's own figures, read from `/proc/self` (Linux).
+mod process {
+    /// Resident set size in bytes (`VmRSS` of `/proc/self/status`).
+    pub fn resident_bytes() -> Option<u64> {
+        let status = std::fs::read_to_string("/proc/self/status").ok()?;
+        let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+        let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+        Some(kib * 1024)
+    }
+
+    /// Entries of `/proc/self/fd` (less the one the listing itself holds).
+    pub fn open_fds() -> Option<u64> {
+        let n = std::fs::read_dir("/proc/self/fd").ok()?.count() as u64;
+        Some(n.saturating_sub(1))
+    }
+
+    #[cfg(test)]
+    mod tests {
+        #[test]
+        fn figures_of_this_process_are_plausible() {
+            let rss = super::resident_bytes().unwrap();
+            assert!(rss > 1 << 20, "{rss}");
+            // stdin, stdout, stderr and the file opened here at least.
+            let f = std::fs::File::open("/proc/self/status").unwrap();
+            assert!(super::open_fds().unwrap() >= 4);
+            drop(f);
+        }
+    }
 }
