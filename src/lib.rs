@@ -15,16 +15,23 @@
 //!    live preview's reverse proxy and its console reports) and [`web`]
 //!    (the studio page, built into the binary).
 //! 4. [`ops`]: the operations both doors offer (create, configure preview,
-//!    remove, inspect), each written once.
+//!    remove, inspect, commands, files, events), each written once.
 //! 5. [`app`]: the shared state handlers get: settings, sessions, runtime,
 //!    access, limits, metrics, tasks.
 //! 6. [`session`]: the session table and its life cycle (create, look up by
 //!    owner, remove, expire, re-adopt after a restart, the warm pool).
-//! 7. [`terminal`]: one session's TTY shell, its replay buffer, and the
-//!    fan-out of its output to attached connections with bounded queues.
+//! 7. Per session: [`terminal`] (the TTY shell, its replay buffer, and the
+//!    fan-out of its output to attached connections with bounded queues),
+//!    [`exec`] (commands with exit codes and stdout/stderr apart, bounded
+//!    output, timeouts and signals), [`events`] (the session's event log
+//!    that outlives a connection: `since`, `GET …/events`), [`watch`] (file
+//!    change notifications from one inotify hub).
 //! 8. [`runtime`]: the container engine behind the `ContainerRuntime` trait
 //!    (`runtime::docker` is the Docker implementation, `runtime::spec` fixes
-//!    the hardening every container gets); [`store`]: the state store
+//!    the hardening every container gets, `runtime::endpoint` reaches a
+//!    local or remote engine, `runtime::files` and `runtime::procfs` reach
+//!    a container's files, ports and processes through the host's `/proc`
+//!    when the engine is on this machine); [`store`]: the state store
 //!    (what a session keeps across restarts), behind `SessionStore`.
 //! 9. Leaves: [`auth`] (tokens, owners, allowed names and origins, signed
 //!    preview access), [`limits`] (the rate limits: N per window, per client

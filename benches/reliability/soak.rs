@@ -110,7 +110,11 @@ async fn preview_http(studio: Arc<Studio>, load: Arc<Load>, sids: Vec<String>) {
     while load.running() {
         i += 1;
         let sid = &sids[i % sids.len()];
-        let path = if i.is_multiple_of(4) { "html20k" } else { "small" };
+        let path = if i.is_multiple_of(4) {
+            "html20k"
+        } else {
+            "small"
+        };
         match studio
             .http
             .get(studio.url(&format!("/preview/{sid}/{path}")))
