@@ -103,7 +103,7 @@ test('terminal, commands, files, events, ports and watches', { timeout: 90_000 }
     assert.equal(res.exitCode, 0);
 
     const sleeper = await client.startCommand(s.id, 'sleep 0.5; echo started; sleep 30');
-    // The server drops a signal sent before it knows the process: wait for output first.
+    // Wait for its output, so the signal lands after the echo.
     for await (const c of sleeper) if (c.data.includes('started')) break;
     await sleeper.kill('SIGTERM');
     const killed = await sleeper.result;
