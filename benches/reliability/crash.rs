@@ -52,6 +52,9 @@ struct Tally {
 
 struct Model {
     known: Mutex<HashMap<String, Known>>,
+    /// Sessions a delete is in flight for: another client's delete of one
+    /// of these may rightly get a 404 first.
+    deleting: Mutex<std::collections::HashSet<String>>,
     tally: Mutex<Tally>,
 }
 
@@ -113,21 +116,25 @@ async fn client(studio: Arc<Studio>, model: Arc<Model>) {
             let Some((sid, k)) = model.pick() else {
                 continue;
             };
-            match studio
+            let racing = !model.deleting.lock().unwrap().insert(sid.clone());
+            let answer = studio
                 .call(
                     Method::DELETE,
                     &format!("/api/containers/{sid}"),
                     Some(TOKENS[k.owner]),
                     None,
                 )
-                .await
-            {
+                .await;
+            if !racing {
+                model.deleting.lock().unwrap().remove(&sid);
+            }
+            match answer {
                 Ok((200, _)) => {
                     model.known.lock().unwrap().remove(&sid);
                     model.tally.lock().unwrap().deletes_told += 1;
                 }
                 // Another client removed it first.
-                Ok((404, _)) if !model.known.lock().unwrap().contains_key(&sid) => {}
+                Ok((404, _)) if racing || !model.known.lock().unwrap().contains_key(&sid) => {}
                 Ok((503, _)) => {}
                 Ok((s, v)) => model.unexpected(format!("delete {sid}: {s} {v}")),
                 Err(_) => {
@@ -338,6 +345,7 @@ pub async fn run(kills: usize, engine_restarts: usize) -> Result<()> {
     ];
     let model = Arc::new(Model {
         known: Mutex::new(HashMap::new()),
+        deleting: Mutex::new(Default::default()),
         tally: Mutex::new(Tally::default()),
     });
     let mut violations = Vec::new();

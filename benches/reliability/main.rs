@@ -29,10 +29,20 @@ async fn main() -> Result<()> {
             None => Ok(default),
         }
     };
-    match args.first().map(String::as_str) {
-        Some("scale") => scale::run(num(1, 1000.0)? as usize, num(2, 16.0)? as usize).await,
-        Some("crash") => crash::run(num(1, 100.0)? as usize, num(2, 0.0)? as usize).await,
-        Some("soak") => soak::run(num(1, 30.0)?, num(2, 50.0)? as usize).await,
-        _ => bail!("say which harness: scale, crash or soak (see benches/reliability/main.rs)"),
+    let harness = async {
+        match args.first().map(String::as_str) {
+            Some("scale") => scale::run(num(1, 1000.0)? as usize, num(2, 16.0)? as usize).await,
+            Some("crash") => crash::run(num(1, 100.0)? as usize, num(2, 0.0)? as usize).await,
+            Some("soak") => soak::run(num(1, 30.0)?, num(2, 50.0)? as usize).await,
+            _ => bail!("say which harness: scale, crash or soak (see benches/reliability/main.rs)"),
+        }
+    };
+    // Interrupted (Ctrl-C, SIGTERM): the harness is dropped, and with it
+    // the run's guard, which stops its server and removes its containers.
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        r = harness => r,
+        _ = tokio::signal::ctrl_c() => bail!("interrupted"),
+        _ = term.recv() => bail!("terminated"),
     }
 }

@@ -252,31 +252,39 @@ pub async fn run(minutes: f64, sessions: usize) -> Result<()> {
     );
     let load = Arc::new(Load::default());
     eprintln!("soak: creating {sessions} sessions");
-    let mut terms = Vec::new();
-    for _ in 0..sessions {
-        terms.push(Term::create(studio.addr, None).await?);
-    }
+    // Each terminal starts typing as soon as it exists: a client that
+    // reads nothing while the others are made would rightly be dropped by
+    // the server's heartbeat.
+    let mut tasks = Vec::new();
     let mut dev = Vec::new();
-    for t in terms.iter_mut().take(DEV_SERVERS) {
-        t.run(
-            &format!("preview-upstream {DEV_PORT} >/dev/null 2>&1 & "),
-            Duration::from_secs(10),
-        )
-        .await?;
-        let (s, v) = studio
-            .call(
-                Method::POST,
-                "/api/preview/configure",
-                None,
-                Some(json!({"sessionId": t.session, "port": DEV_PORT})),
+    for i in 0..sessions {
+        let mut t = Term::create(studio.addr, None).await?;
+        if i < DEV_SERVERS {
+            t.run(
+                &format!("preview-upstream {DEV_PORT} >/dev/null 2>&1 & "),
+                Duration::from_secs(10),
             )
             .await?;
-        if s != 200 {
-            bail!("configure preview: {s} {v}");
+            let (s, v) = studio
+                .call(
+                    Method::POST,
+                    "/api/preview/configure",
+                    None,
+                    Some(json!({"sessionId": t.session, "port": DEV_PORT})),
+                )
+                .await?;
+            if s != 200 {
+                bail!("configure preview: {s} {v}");
+            }
+            dev.push(t.session.clone());
         }
-        dev.push(t.session.clone());
+        tasks.push(tokio::spawn(typist(
+            Arc::clone(&studio),
+            Arc::clone(&load),
+            t,
+        )));
     }
-    // The dev servers answer before the load starts.
+    // The dev servers answer before the preview load starts.
     for sid in &dev {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
@@ -293,14 +301,6 @@ pub async fn run(minutes: f64, sessions: usize) -> Result<()> {
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-    }
-    let mut tasks = Vec::new();
-    for t in terms {
-        tasks.push(tokio::spawn(typist(
-            Arc::clone(&studio),
-            Arc::clone(&load),
-            t,
-        )));
     }
     tasks.push(tokio::spawn(preview_http(
         Arc::clone(&studio),
