@@ -22,10 +22,15 @@ pub fn request_host<'a>(uri: &'a Uri, headers: &'a HeaderMap) -> Option<&'a str>
         .or_else(|| headers.get(header::HOST).and_then(|h| h.to_str().ok()))
 }
 
-/// A `Host` value's name and port (`[::1]:3333` → `[::1]`, `3333`).
+/// A `Host` value's name and port (`[::1]:3333` → `[::1]`, `3333`). An
+/// IPv6 literal followed by anything but a port is no literal: the whole
+/// value is the name.
 pub fn split_port(host: &str) -> (&str, Option<&str>) {
     let name_end = if host.starts_with('[') {
-        host.find(']').map_or(host.len(), |i| i + 1)
+        match host.find(']') {
+            Some(i) if host[i + 1..].is_empty() || host[i + 1..].starts_with(':') => i + 1,
+            _ => host.len(),
+        }
     } else {
         host.rfind(':').unwrap_or(host.len())
     };
@@ -171,6 +176,15 @@ mod tests {
         assert_eq!(split_port("[::1]:3333"), ("[::1]", Some("3333")));
         assert_eq!(split_port("[::1]"), ("[::1]", None));
         assert_eq!(split_port("127.0.0.1:1"), ("127.0.0.1", Some("1")));
+    }
+
+    /// Found by the `preview_headers` fuzz target: what followed an IPv6
+    /// literal was dropped, so `[::1]evil.example` read as the loopback.
+    #[test]
+    fn an_ipv6_literal_with_anything_but_a_port_after_it_is_no_literal() {
+        for host in ["[::1]evil.example", "[::1]x:3333", "[::1].", "[::1"] {
+            assert_eq!(split_port(host), (host, None), "{host}");
+        }
     }
 
     #[test]

@@ -6,7 +6,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::*;
-use serde_json::json;
+use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 #[tokio::test]
@@ -338,4 +338,82 @@ async fn a_client_that_cannot_keep_up_is_told_to_reconnect_and_others_go_on() {
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
     drop(gone);
+}
+
+/// A removal cut short by a crash (the container going, its record marked
+/// `removing`) is finished at the next start: the session is not brought
+/// back half-removed, and its container and record are gone. The mark is
+/// written before the engine is asked and dropped with the record.
+#[tokio::test]
+async fn a_removal_cut_short_by_a_crash_is_finished_at_the_next_start() {
+    let instance = unique("rm-crash");
+    let mut first = Server::builder().instance(&instance).start().await;
+    let (sid, cid) = first.create_rest().await;
+    let (kept, kept_cid) = first.create_rest().await;
+    assert_eq!(first.recorded()[&sid].get("removing"), None);
+    first.keep_containers();
+    first.kill().await;
+    // What the record holds when the server dies between marking the
+    // removal and finishing it.
+    let dir = state_root(&instance)
+        .join("instances")
+        .join(&instance)
+        .join("sessions");
+    let file = std::fs::read_dir(&dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| {
+            serde_json::from_slice::<Value>(&std::fs::read(p).unwrap()).unwrap()["sessionId"]
+                == sid.as_str()
+        })
+        .expect("the session's record");
+    let mut record: Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+    record["removing"] = json!(true);
+    std::fs::write(&file, record.to_string()).unwrap();
+
+    let second = Server::builder().instance(&instance).start().await;
+    eventually("the other session re-adopted", || async {
+        (second.get(&format!("/api/containers/{kept}")).await.0 == 200).then_some(())
+    })
+    .await;
+    let (status, body) = second.get(&format!("/api/containers/{sid}")).await;
+    assert_eq!(status, 404, "{body}");
+    eventually("the container removed", || async {
+        docker_inspect("container", &cid).is_none().then_some(())
+    })
+    .await;
+    assert!(!second.recorded().contains_key(&sid));
+    assert!(docker_inspect("container", &kept_cid).is_some());
+}
+
+/// A container of this instance made by another (ended) server process and
+/// in no session is removed by the first sweep that sees it, even when the
+/// engine finished making it after this server started (a create a crash
+/// cut short completes late) and it never ran.
+#[tokio::test]
+async fn a_late_container_of_an_ended_process_is_swept_at_once() {
+    let server = Server::builder()
+        .args(["--cleanup-interval", "300ms"])
+        .start()
+        .await;
+    let late = docker(&[
+        "create",
+        "--label",
+        &format!("studio.instance={}", server.instance),
+        "--label",
+        "studio.session=session-CCCCCCCCCCCCCCCCCCCCCC",
+        "--label",
+        "studio.process=0123456789abcdef",
+        "--network",
+        "none",
+        &test_image(),
+        "true",
+    ]);
+    // Within `eventually`'s 20 s: well under the 60 s a stopped container of
+    // this process is given.
+    eventually("the late container removed", || async {
+        docker_inspect("container", &late).is_none().then_some(())
+    })
+    .await;
 }

@@ -6,8 +6,10 @@
 //! - every session a client was told it created (and did not see removed)
 //!   exists for its owner, is invisible to the other owner, and runs a
 //!   command;
-//! - a preview port a client was told it set is the session's port (or,
-//!   when the call got no answer, the old or the new one);
+//! - a preview port a client was told it set is the session's port, unless
+//!   a later or concurrent setting (answered or cut off) may have replaced
+//!   it: the port read back is one a register written by these clients may
+//!   hold;
 //! - every container of the instance belongs to a session: no orphans.
 //!
 //! Then, optionally, the Docker engine itself is restarted under load a
@@ -30,11 +32,45 @@ const LIVE: usize = 12;
 #[derive(Clone, Debug)]
 struct Known {
     owner: usize,
-    /// The preview port as told; `uncertain` holds the other possible one.
+    /// The preview port the last check found.
     port: Option<u16>,
-    uncertain_port: Option<Option<u16>>,
+    /// Preview ports set since then (from several clients, possibly at
+    /// once, some cut off by the kill).
+    writes: Vec<Write>,
     /// A delete was sent and got no answer: the session may or may not exist.
     maybe_removed: bool,
+}
+
+#[derive(Clone, Debug)]
+struct Write {
+    port: u16,
+    sent: Instant,
+    /// When the 200 arrived; `None`: no answer (the kill came first).
+    answered: Option<Instant>,
+}
+
+impl Known {
+    /// The ports the session may rightly have now, as a register written by
+    /// clients at once: a write is possible unless a write answered later
+    /// was sent after it was answered; the port from before the writes is
+    /// possible unless some write was answered.
+    fn possible_ports(&self) -> Vec<Option<u16>> {
+        let mut ok = Vec::new();
+        if self.writes.iter().all(|w| w.answered.is_none()) {
+            ok.push(self.port);
+        }
+        for w in &self.writes {
+            let superseded = w.answered.is_some_and(|done| {
+                self.writes
+                    .iter()
+                    .any(|o| o.answered.is_some() && o.sent > done)
+            });
+            if !superseded {
+                ok.push(Some(w.port));
+            }
+        }
+        ok
+    }
 }
 
 #[derive(Default)]
@@ -98,7 +134,7 @@ async fn client(studio: Arc<Studio>, model: Arc<Model>) {
                         Known {
                             owner,
                             port: None,
-                            uncertain_port: None,
+                            writes: Vec::new(),
                             maybe_removed: false,
                         },
                     );
@@ -150,19 +186,24 @@ async fn client(studio: Arc<Studio>, model: Arc<Model>) {
                 continue;
             };
             let port = 3000 + (rand_u32() % 6000) as u16;
-            match studio
+            let sent = Instant::now();
+            let answer = studio
                 .call(
                     Method::POST,
                     "/api/preview/configure",
                     Some(TOKENS[k.owner]),
                     Some(json!({"sessionId": sid, "port": port})),
                 )
-                .await
-            {
+                .await;
+            let answered = Instant::now();
+            match answer {
                 Ok((200, _)) => {
                     if let Some(k) = model.known.lock().unwrap().get_mut(&sid) {
-                        k.port = Some(port);
-                        k.uncertain_port = None;
+                        k.writes.push(Write {
+                            port,
+                            sent,
+                            answered: Some(answered),
+                        });
                     }
                     model.tally.lock().unwrap().ports_told += 1;
                 }
@@ -170,7 +211,11 @@ async fn client(studio: Arc<Studio>, model: Arc<Model>) {
                 Ok((s, v)) => model.unexpected(format!("configure {sid}: {s} {v}")),
                 Err(_) => {
                     if let Some(k) = model.known.lock().unwrap().get_mut(&sid) {
-                        k.uncertain_port = Some(Some(port));
+                        k.writes.push(Write {
+                            port,
+                            sent,
+                            answered: None,
+                        });
                     }
                     model.tally.lock().unwrap().ports_unanswered += 1;
                     return;
@@ -254,16 +299,16 @@ async fn verify(run: &Run, studio: &Studio, model: &Model) -> Result<Vec<String>
             bad.push(format!("{sid}: the other owner gets {s}, not 404"));
         }
         let port = info["previewPort"].as_u64().map(|p| p as u16);
-        let ok = port == k.port || k.uncertain_port.is_some_and(|u| u == port);
-        if !ok {
+        let possible = k.possible_ports();
+        if !possible.contains(&port) {
             bad.push(format!(
-                "{sid}: preview port {port:?}, told {:?} (or {:?})",
-                k.port, k.uncertain_port
+                "{sid}: preview port {port:?}, possible {possible:?} ({:?})",
+                k.writes
             ));
         }
         if let Some(m) = model.known.lock().unwrap().get_mut(&sid) {
             m.port = port;
-            m.uncertain_port = None;
+            m.writes.clear();
         }
         let (s, r) = settled(
             studio,
@@ -408,7 +453,7 @@ pub async fn run(kills: usize, engine_restarts: usize) -> Result<()> {
                 Known {
                     owner,
                     port: None,
-                    uncertain_port: None,
+                    writes: Vec::new(),
                     maybe_removed: false,
                 },
             );

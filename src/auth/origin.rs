@@ -30,10 +30,22 @@ fn host_literal(ip: IpAddr) -> String {
 }
 
 /// The name part of a `Host` value: lower-case, without port or final dot.
+/// An IPv6 literal followed by anything but a port is no literal: the
+/// whole value is the name.
 pub fn host_name(host: &str) -> String {
     let h = host.trim();
     let name = if h.starts_with('[') {
-        h.split_inclusive(']').next().unwrap_or(h)
+        match h.split_once(']') {
+            Some((literal, after))
+                if after.is_empty()
+                    || after
+                        .strip_prefix(':')
+                        .is_some_and(|p| p.bytes().all(|b| b.is_ascii_digit())) =>
+            {
+                &h[..literal.len() + 1]
+            }
+            _ => h,
+        }
     } else {
         match h.rsplit_once(':') {
             Some((name, port)) if port.bytes().all(|b| b.is_ascii_digit()) => name,
@@ -208,6 +220,29 @@ mod tests {
         assert!(n.host_allowed("10.0.0.5:3333"));
         assert!(n.host_allowed("[2001:db8::1]:3333"));
         assert!(!n.host_allowed("evil.com"));
+    }
+
+    /// Found by the `preview_headers` fuzz target (through
+    /// `hosts::split_port`, which read hosts the same way): what followed
+    /// an IPv6 literal was dropped, so `[::1]evil.example` passed as the
+    /// loopback.
+    #[test]
+    fn an_ipv6_literal_with_anything_but_a_port_after_it_is_not_allowed() {
+        for listen in ["127.0.0.1:3333", "0.0.0.0:3333"] {
+            let n = names(listen, &[], &[]);
+            for bad in [
+                "[::1]evil.example",
+                "[::1]x:3333",
+                "[::1]:x",
+                "[2001:db8::1]evil.com",
+            ] {
+                assert!(!n.host_allowed(bad), "{bad} with {listen}");
+            }
+            assert!(n.host_allowed("[::1]:3333"));
+            assert!(n.host_allowed("[::1]"));
+        }
+        assert_eq!(host_name("[::1]:3333"), "[::1]");
+        assert_eq!(host_name("[::1]evil.example"), "[::1]evil.example");
     }
 
     #[test]

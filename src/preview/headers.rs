@@ -139,16 +139,15 @@ pub fn set_forwarded(headers: &mut HeaderMap, f: &Forwarded) {
 }
 
 /// Keeps only the content codings the HTML injector can decode, so a page
-/// never arrives in one it cannot rewrite.
+/// never arrives in one it cannot rewrite. Every `Accept-Encoding` line
+/// counts (the upstream reads them as one list); a line that is not text
+/// names nothing the injector decodes, and is dropped.
 pub fn filter_accept_encoding(headers: &mut HeaderMap) {
-    let Some(v) = headers
-        .get(header::ACCEPT_ENCODING)
-        .and_then(|v| v.to_str().ok())
-    else {
-        return;
-    };
-    let kept: Vec<&str> = v
-        .split(',')
+    let kept: Vec<String> = headers
+        .get_all(header::ACCEPT_ENCODING)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
         .map(str::trim)
         .filter(|t| {
             let coding = t.split(';').next().unwrap_or("").trim();
@@ -156,14 +155,14 @@ pub fn filter_accept_encoding(headers: &mut HeaderMap) {
                 .iter()
                 .any(|k| coding.eq_ignore_ascii_case(k))
         })
+        .map(String::from)
         .collect();
-    match HeaderValue::from_str(&kept.join(", ")) {
-        Ok(v) if !kept.is_empty() => {
-            headers.insert(header::ACCEPT_ENCODING, v);
-        }
-        _ => {
-            headers.remove(header::ACCEPT_ENCODING);
-        }
+    headers.remove(header::ACCEPT_ENCODING);
+    if kept.is_empty() {
+        return;
+    }
+    if let Ok(v) = HeaderValue::from_str(&kept.join(", ")) {
+        headers.insert(header::ACCEPT_ENCODING, v);
     }
 }
 
@@ -399,6 +398,38 @@ mod tests {
         filter_accept_encoding(&mut h);
         assert_eq!(h["accept-encoding"], "gzip, deflate, br");
         let mut h = map(&[("accept-encoding", "zstd")]);
+        filter_accept_encoding(&mut h);
+        assert!(!h.contains_key("accept-encoding"));
+    }
+
+    /// Found by the `preview_headers` fuzz target: only the first line was
+    /// read, so a first line that was not text let every line through as
+    /// sent (`zstd` included), and a text one replaced the others.
+    #[test]
+    fn accept_encoding_filters_every_line_and_drops_one_that_is_not_text() {
+        let mut h = map(&[("accept-encoding", "gzip"), ("accept-encoding", "zstd, br")]);
+        filter_accept_encoding(&mut h);
+        let all: Vec<_> = h.get_all("accept-encoding").iter().collect();
+        assert_eq!(all, ["gzip, br"]);
+
+        let mut h = HeaderMap::new();
+        h.append(
+            header::ACCEPT_ENCODING,
+            HeaderValue::from_bytes(b"gzip\xff").unwrap(),
+        );
+        h.append(header::ACCEPT_ENCODING, HeaderValue::from_static("zstd"));
+        h.append(header::ACCEPT_ENCODING, HeaderValue::from_static("deflate"));
+        h.insert(header::CONNECTION, HeaderValue::from_static("close"));
+        filter_accept_encoding(&mut h);
+        let all: Vec<_> = h.get_all("accept-encoding").iter().collect();
+        assert_eq!(all, ["deflate"]);
+        assert_eq!(h["connection"], "close");
+
+        let mut h = HeaderMap::new();
+        h.insert(
+            header::ACCEPT_ENCODING,
+            HeaderValue::from_bytes(b"\xff zstd").unwrap(),
+        );
         filter_accept_encoding(&mut h);
         assert!(!h.contains_key("accept-encoding"));
     }

@@ -30,6 +30,13 @@ static SCRIPT_PARTS: LazyLock<(&str, &str)> = LazyLock::new(|| {
         .expect("console.js names its endpoint")
 });
 
+/// Elements the HTML parser keeps in the head ("in head" insertion mode);
+/// any other element of content starts the body.
+const HEAD_CONTENT: [&str; 11] = [
+    "base", "basefont", "bgsound", "link", "meta", "noframes", "noscript", "script", "style",
+    "template", "title",
+];
+
 /// The rewriter's selectors, parsed once (lol_html compiles them per page).
 static HEAD: LazyLock<Selector> = LazyLock::new(|| "head".parse().unwrap());
 static BODY: LazyLock<Selector> = LazyLock::new(|| "body".parse().unwrap());
@@ -99,6 +106,7 @@ fn rewriter(
     let (in_head, in_body, in_other) = (Arc::clone(&injected), Arc::clone(&injected), injected);
     let (tag2, tag3) = (tag.clone(), tag.clone());
     let other_seen = Arc::clone(&body_seen);
+    let meta_body_seen = Arc::clone(&body_seen);
     let settings = Settings::new_send()
         .append_element_content_handler(on(&HEAD, move |el| {
             if !in_head.swap(true, Ordering::Relaxed) {
@@ -116,16 +124,29 @@ fn rewriter(
         }))
         // A page with neither (`<h1>hi</h1>`, `<html><p>…`): before its
         // first element of content, where the parser opens the head for
-        // it. Nothing after that can be a `<meta>` CSP a browser heeds.
+        // it. An element that belongs in the head (`<title>`, `<meta>`…)
+        // stays in that implied head; any other starts the body, and
+        // nothing after it can be a `<meta>` CSP a browser heeds.
         .append_element_content_handler(on(&ANY, move |el| {
-            let structural = matches!(el.tag_name().as_str(), "html" | "head" | "body");
-            if !structural && !in_other.swap(true, Ordering::Relaxed) {
+            let name = el.tag_name();
+            if matches!(name.as_str(), "html" | "head" | "body") {
+                return Ok(());
+            }
+            if !in_other.swap(true, Ordering::Relaxed) {
                 el.before(&tag3, ContentType::Html);
+            }
+            if !HEAD_CONTENT.contains(&name.as_str()) {
                 other_seen.store(true, Ordering::Relaxed);
             }
             Ok(())
         }))
         .append_element_content_handler(on(&META, move |el| {
+            // Past the head a browser ignores it (CSP3: a `<meta>` policy
+            // counts only as a child of `<head>`); so does this, whatever
+            // is left of the slice the body started in.
+            if meta_body_seen.load(Ordering::Relaxed) {
+                return Ok(());
+            }
             let is_csp = el
                 .get_attribute("http-equiv")
                 .is_some_and(|v| v.trim().eq_ignore_ascii_case("content-security-policy"));
@@ -152,6 +173,9 @@ struct State<B> {
     ended: bool,
     /// Whether the page's first bytes have been looked at.
     started: bool,
+    /// The page's first byte, when it came alone: kept until the next
+    /// shows whether the two are a UTF-16 byte order mark.
+    held: Vec<u8>,
 }
 
 fn bad(e: impl std::fmt::Display) -> std::io::Error {
@@ -169,8 +193,17 @@ impl<B> State<B> {
     }
 
     /// Called only once `ready` has drained everything.
-    fn write(&mut self, decoded: Bytes) -> std::io::Result<()> {
-        if !self.started && !decoded.is_empty() {
+    fn write(&mut self, mut decoded: Bytes) -> std::io::Result<()> {
+        if !self.started {
+            if !self.held.is_empty() {
+                self.held.extend_from_slice(&decoded);
+                decoded = Bytes::from(std::mem::take(&mut self.held));
+            }
+            // A byte order mark is two bytes, which may come apart.
+            if decoded.len() < 2 && !self.ended {
+                self.held = decoded.to_vec();
+                return Ok(());
+            }
             self.started = true;
             // A UTF-16 page (byte order mark): not for an HTML rewriter that
             // reads ASCII, nor for a UTF-8 script. It passes untouched.
@@ -231,6 +264,7 @@ where
         rest: None,
         ended: false,
         started: false,
+        held: Vec::new(),
     };
     let stream = futures_util::stream::unfold(Some(state), |state| async move {
         let mut s = state?;
@@ -434,6 +468,36 @@ mod tests {
         assert_eq!(&out[..], &page[..]);
     }
 
+    /// Found by the `html_inject` fuzz target: a page whose first piece
+    /// was a single byte was taken for ASCII, though that byte and the
+    /// next were a UTF-16 byte order mark.
+    #[tokio::test]
+    async fn a_utf16_page_passes_untouched_when_its_byte_order_mark_comes_apart() {
+        for bom in [[0xFE, 0xFF], [0xFF, 0xFE]] {
+            let mut page = bom.to_vec();
+            page.extend_from_slice(b"<html><head></head></html>");
+            let frames: Vec<Result<http_body::Frame<Bytes>, std::io::Error>> =
+                [&page[..1], &[][..], &page[1..2], &page[2..]]
+                    .into_iter()
+                    .map(|c| Ok(http_body::Frame::data(Bytes::copy_from_slice(c))))
+                    .collect();
+            let body = http_body_util::StreamBody::new(futures_util::stream::iter(frames));
+            let out = inject(
+                body,
+                Decoder::Identity,
+                "<script>S</script>".into(),
+                "N".into(),
+            )
+            .collect()
+            .await
+            .unwrap()
+            .to_bytes();
+            assert_eq!(&out[..], &page[..]);
+        }
+        // A page of one byte is sent all the same.
+        assert_eq!(run("<", 1).await, "<");
+    }
+
     #[tokio::test]
     async fn the_body_after_head_passes_byte_for_byte() {
         // Odd constructs far past <body> and across slice boundaries.
@@ -461,6 +525,31 @@ mod tests {
         // Other meta tags are left alone.
         let page = "<head><meta http-equiv=\"refresh\" content=\"5\"></head>";
         assert!(run(page, 6).await.contains("content=\"5\""));
+    }
+
+    /// Found by the `html_inject` fuzz target: a page without `<head>`
+    /// whose first element is `<title>` had its `<meta>` CSP amended only
+    /// when it came in the same piece of the page, though a browser puts
+    /// both in the head and heeds the policy.
+    #[tokio::test]
+    async fn meta_csp_in_an_implied_head_is_amended_whatever_the_chunking() {
+        let page = "<!doctype html>\n<title>t</title><meta http-equiv=\"Content-Security-Policy\" content=\"script-src 'self'\"><p>x";
+        let want = "<!doctype html>\n<script nonce=\"N\">S</script><title>t</title><meta http-equiv=\"Content-Security-Policy\" content=\"script-src 'self' 'nonce-N'\"><p>x";
+        for chunk in [1, 7, 20, 1000] {
+            assert_eq!(run(page, chunk).await, want, "{chunk}-byte pieces");
+        }
+    }
+
+    /// Once an element of content has started the body, a later `<meta>`
+    /// CSP is one a browser ignores: left as it is, whatever the chunking.
+    #[tokio::test]
+    async fn meta_csp_after_the_body_started_is_left_alone_whatever_the_chunking() {
+        let page =
+            "<p>x</p><meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'\">";
+        let want = format!("<script nonce=\"N\">S</script>{page}");
+        for chunk in [1, 7, 1000] {
+            assert_eq!(run(page, chunk).await, want, "{chunk}-byte pieces");
+        }
     }
 
     #[tokio::test]

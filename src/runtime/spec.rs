@@ -15,6 +15,10 @@ pub const LABEL_INSTANCE: &str = "studio.instance";
 /// Set on warm-pool containers, which are made before anyone owns them:
 /// one is a session only once the state store records its owner.
 pub const LABEL_POOL: &str = "studio.pool";
+/// The server process that made the container (random per start): a
+/// container of another process that belongs to no session is a leftover
+/// at once, however recently the engine finished making it.
+pub const LABEL_PROCESS: &str = "studio.process";
 
 /// The uid:gid every session process runs as.
 pub const USER: &str = "1000:1000";

@@ -17,7 +17,8 @@ use crate::image::ImageRef;
 use crate::protocol::client::Create;
 use crate::protocol::validate::{env_pairs, optional_dims};
 use crate::runtime::spec::{
-    LABEL_CREATED, LABEL_IMAGE, LABEL_INSTANCE, LABEL_OWNER, LABEL_POOL, LABEL_SESSION,
+    LABEL_CREATED, LABEL_IMAGE, LABEL_INSTANCE, LABEL_OWNER, LABEL_POOL, LABEL_PROCESS,
+    LABEL_SESSION,
 };
 use crate::runtime::{ContainerSpec, PullProgress, RuntimeError};
 use crate::store::SessionRecord;
@@ -151,6 +152,7 @@ impl SessionManager {
                     image: image.raw,
                     created,
                     preview_port: None,
+                    removing: false,
                 },
                 terminal,
                 "created",
@@ -242,6 +244,7 @@ impl SessionManager {
             (LABEL_IMAGE.to_string(), image.raw.clone()),
             (LABEL_CREATED.to_string(), created.to_string()),
             (LABEL_INSTANCE.to_string(), self.settings.instance.clone()),
+            (LABEL_PROCESS.to_string(), self.process.clone()),
         ]);
         if pooled {
             labels.insert(LABEL_POOL.to_string(), "1".to_string());
@@ -291,6 +294,7 @@ impl SessionManager {
             image: image.raw.clone(),
             created,
             preview_port: None,
+            removing: false,
         };
         if let Err(e) = self.store.put(&record).await {
             tracing::warn!(container = %pooled.container_id, error = %e, "could not record a pooled container's owner; discarding it");

@@ -15,7 +15,9 @@ use crate::auth::Owner;
 use crate::clock::{now_millis, now_secs};
 use crate::error::ApiError;
 use crate::image::ImageRef;
-use crate::runtime::spec::{LABEL_CREATED, LABEL_IMAGE, LABEL_OWNER, LABEL_POOL, LABEL_SESSION};
+use crate::runtime::spec::{
+    LABEL_CREATED, LABEL_IMAGE, LABEL_OWNER, LABEL_POOL, LABEL_PROCESS, LABEL_SESSION,
+};
 use crate::runtime::{ManagedContainer, RuntimeError};
 use crate::store::SessionRecord;
 
@@ -61,6 +63,13 @@ impl SessionManager {
             }
             let label = |k: &str| c.labels.get(k).cloned().unwrap_or_default();
             let record = record.filter(|r| r.container_id == c.id);
+            // A removal a crash cut short: finish it.
+            if record.as_ref().is_some_and(|r| r.removing) {
+                tracing::info!(session = %sid, "finishing a removal cut short");
+                self.remove_orphan(&c.id).await;
+                let _ = self.store.remove(&sid).await;
+                continue;
+            }
             let owner = match (&record, c.labels.contains_key(LABEL_POOL)) {
                 (Some(r), _) => Owner(r.owner.clone()),
                 // A pool container is a session only if it had been handed
@@ -88,6 +97,7 @@ impl SessionManager {
                         image,
                         created,
                         preview_port: port,
+                        removing: false,
                     },
                     terminal,
                     "restored",
@@ -183,14 +193,20 @@ impl SessionManager {
             if known.contains(&c.id) || self.pool.contains(&c.id) || self.is_pending(sid) {
                 continue;
             }
-            // A running container that is in no session may be one between
-            // two of this server's steps (a pooled one being handed out): it
-            // is an orphan only if it still is at the next sweep.
-            if c.is_running() && c.created >= self.started && !suspects.contains(&c.id) {
+            // Made by another process of this instance (one that ended: one
+            // server serves an instance), it is a leftover whenever the
+            // engine finished making it: a create cut short by a crash can
+            // complete after the next start.
+            let ours = c.labels.get(LABEL_PROCESS) == Some(&self.process);
+            // A running container of ours that is in no session may be one
+            // between two of this server's steps (a pooled one being handed
+            // out): it is an orphan only if it still is at the next sweep.
+            if c.is_running() && ours && !suspects.contains(&c.id) {
                 self.suspects.lock().unwrap().insert(c.id.clone());
                 continue;
             }
-            let leftover = c.created < self.started
+            let leftover = !ours
+                || c.created < self.started
                 || orphans.contains(&c.id)
                 || c.is_running()
                 || now_secs - c.created > STOPPED_GRACE_SECS;

@@ -44,6 +44,8 @@ pub struct SessionManager {
     /// Unix seconds at start-up: labelled containers older than this that we
     /// did not adopt are leftovers, not another server's live sessions.
     pub(super) started: i64,
+    /// This process's mark on the containers it makes ([`LABEL_PROCESS`]).
+    pub(super) process: String,
     pub(super) tasks: TaskTracker,
     pub(super) pool: WarmPool,
     /// Session ids whose container is being created right now, so that
@@ -78,6 +80,19 @@ pub(super) async fn record_preview_port(
     })
 }
 
+/// Records that the session's removal has begun (or, `false`, was given
+/// up). A store that cannot be written is logged: the removal goes on, as
+/// it did before the mark existed.
+async fn mark_removing(store: &dyn SessionStore, session: &Session, removing: bool) {
+    let _order = session.record_lock.lock().await;
+    session
+        .removing
+        .store(removing, std::sync::atomic::Ordering::Relaxed);
+    if let Err(e) = store.put(&session.record()).await {
+        tracing::warn!(session = %session.id, error = %e, "could not record the removal");
+    }
+}
+
 /// While the sessions of a previous run are not restored yet (the engine was
 /// unreachable at start), a session the table lacks may still exist.
 pub(super) fn not_restored_yet() -> ApiError {
@@ -108,6 +123,7 @@ impl SessionManager {
             suspects: Mutex::new(HashSet::new()),
             creating: Mutex::new(HashMap::new()),
             started: now_secs(),
+            process: format!("{:016x}", rand::random::<u64>()),
             tasks,
             shutdown,
             pool: WarmPool::default(),
@@ -190,6 +206,7 @@ impl SessionManager {
             created: record.created,
             last_activity_ms: now_millis().into(),
             preview_port: Mutex::new(record.preview_port),
+            removing: Default::default(),
             record_lock: Default::default(),
             ended,
             preview_tunnels: Arc::new(tokio::sync::Semaphore::new(super::PREVIEW_TUNNELS)),
@@ -294,10 +311,14 @@ impl SessionManager {
     /// cannot remove it, the session stays and the error is returned.
     pub async fn remove(&self, id: &str, owner: &Owner) -> Result<(), ApiError> {
         let session = self.get(id, owner)?;
-        self.runtime
-            .remove_container(&session.container_id)
-            .await
-            .map_err(ApiError::engine)?;
+        // Recorded first: a crash from here on finishes the removal at the
+        // next start instead of bringing back a half-removed session.
+        mark_removing(&*self.store, &session, true).await;
+        if let Err(e) = self.runtime.remove_container(&session.container_id).await {
+            // Nothing was removed: the session stays as it was.
+            mark_removing(&*self.store, &session, false).await;
+            return Err(ApiError::engine(e));
+        }
         self.forget(&session, "Session removed").await;
         tracing::info!(session = %id, "session removed");
         Ok(())

@@ -46,6 +46,8 @@ pub struct Session {
     pub commands: Arc<Commands>,
     last_activity_ms: AtomicU64,
     preview_port: Mutex<Option<u16>>,
+    /// Set (and recorded) while the session is being removed.
+    removing: std::sync::atomic::AtomicBool,
     /// Held while the session's record is written, so that of two writes
     /// the later one holds the latest state.
     record_lock: tokio::sync::Mutex<()>,
@@ -118,6 +120,7 @@ impl Session {
             image: self.image.clone(),
             created: self.created,
             preview_port: self.preview_port(),
+            removing: self.removing.load(Ordering::Relaxed),
         }
     }
 

@@ -140,6 +140,7 @@ mod tests {
             image: "img:1".into(),
             created: 1,
             preview_port: port,
+            removing: false,
         }
     }
 

@@ -27,6 +27,10 @@ pub struct SessionRecord {
     /// Unix seconds.
     pub created: i64,
     pub preview_port: Option<u16>,
+    /// Its removal has begun: a restart that finds this finishes it rather
+    /// than re-adopting a session whose client was told it is going.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub removing: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
