@@ -41,7 +41,9 @@ pub fn split_port(host: &str) -> (&str, Option<&str>) {
 /// Parses `PORT-session-XXXX.DOMAIN` with an optional `:port`; `None` for
 /// any other host, which then goes to the API.
 pub fn parse(host: &str, domain: &str) -> Option<HostTarget> {
-    if host.starts_with('[') || domain.is_empty() {
+    // Host names on the wire are ASCII (browsers send IDNs as punycode);
+    // the slicing below relies on it.
+    if host.starts_with('[') || domain.is_empty() || !host.is_ascii() {
         return None;
     }
     let name = match host.rsplit_once(':') {
@@ -176,6 +178,21 @@ mod tests {
         assert_eq!(split_port("[::1]:3333"), ("[::1]", Some("3333")));
         assert_eq!(split_port("[::1]"), ("[::1]", None));
         assert_eq!(split_port("127.0.0.1:1"), ("127.0.0.1", Some("1")));
+    }
+
+    /// Found by the `preview_headers` fuzz target: a host with a non-ASCII
+    /// character where the name was cut panicked instead of being no
+    /// preview host.
+    #[test]
+    fn a_host_that_is_not_ascii_is_no_preview_host() {
+        for host in [
+            format!("3000-{SID}\u{353}ocalhost:3334"),
+            format!("3000-{SID}.\u{e9}ocalhost"),
+            format!("3000-s\u{e9}{SID}.localhost"),
+            "\u{e9}\u{e9}\u{e9}\u{e9}\u{e9}\u{e9}.localhost".to_string(),
+        ] {
+            assert_eq!(parse(&host, "localhost"), None, "{host}");
+        }
     }
 
     /// Found by the `preview_headers` fuzz target: what followed an IPv6
