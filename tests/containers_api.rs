@@ -273,6 +273,28 @@ async fn the_openapi_document_describes_every_rest_route() {
     }
     assert!(doc["paths"]["/api/containers"]["post"].is_object());
     assert!(doc["paths"]["/api/containers/{sessionId}"]["delete"].is_object());
+    // Without API tokens no operation needs one (a tester that believed the
+    // document sent tokens nobody asked for, and expected 401s that never come).
+    assert_eq!(doc["security"], serde_json::json!([]));
+    assert!(doc["paths"]["/api/containers"]["get"]["responses"]
+        .get("401")
+        .is_none());
+}
+
+#[tokio::test]
+async fn with_api_tokens_the_openapi_document_asks_for_one() {
+    let server = Server::builder()
+        .args(["--api-token", "openapi-test-token"])
+        .start()
+        .await;
+    let (status, doc) = server.get("/api/openapi.json").await;
+    assert_eq!(status, 200);
+    assert_eq!(doc["security"], serde_json::json!([{ "bearer": [] }]));
+    assert!(doc["paths"]["/api/containers"]["get"]["responses"]["401"].is_object());
+    assert_eq!(
+        doc["paths"]["/api/health"]["get"]["security"],
+        serde_json::json!([])
+    );
 }
 
 #[tokio::test]

@@ -19,10 +19,42 @@ use serde_json::{json, Map, Value};
 
 use crate::http::route::{classify, Auth, Limit, Route};
 
-/// `GET /api/openapi.json`: the document, serialized once.
-pub fn openapi() -> Response {
-    static TEXT: LazyLock<String> = LazyLock::new(|| document().to_string());
-    ([(header::CONTENT_TYPE, "application/json")], TEXT.as_str()).into_response()
+/// `GET /api/openapi.json`: the document for a server with API tokens or
+/// without, each serialized once.
+pub fn openapi(tokens: bool) -> Response {
+    static WITH_TOKENS: LazyLock<String> = LazyLock::new(|| document().to_string());
+    static WITHOUT_TOKENS: LazyLock<String> =
+        LazyLock::new(|| document_without_tokens().to_string());
+    let text = if tokens {
+        WITH_TOKENS.as_str()
+    } else {
+        WITHOUT_TOKENS.as_str()
+    };
+    ([(header::CONTENT_TYPE, "application/json")], text).into_response()
+}
+
+/// The document as a server without API tokens serves it: no operation
+/// needs the bearer scheme (the top-level `security` is empty; the scheme
+/// stays described), and none answers 401. Saying a token is required
+/// where the server takes none would be wrong for every client and tester
+/// that reads the document.
+pub fn document_without_tokens() -> Value {
+    let mut doc = document();
+    doc["security"] = json!([]);
+    if let Some(paths) = doc["paths"].as_object_mut() {
+        for item in paths.values_mut() {
+            for op in item
+                .as_object_mut()
+                .into_iter()
+                .flat_map(|i| i.values_mut())
+            {
+                if let Some(responses) = op.get_mut("responses").and_then(Value::as_object_mut) {
+                    responses.remove("401");
+                }
+            }
+        }
+    }
+    doc
 }
 
 /// A session id as this server makes them (`session::id`).
@@ -2100,14 +2132,16 @@ mod tests {
 
     #[tokio::test]
     async fn the_route_serves_the_document() {
-        let resp = openapi();
-        assert_eq!(resp.status(), 200);
-        assert_eq!(resp.headers()[header::CONTENT_TYPE], "application/json");
-        let body = axum::body::to_bytes(resp.into_body(), usize::MAX)
-            .await
-            .unwrap();
-        let served: Value = serde_json::from_slice(&body).unwrap();
-        assert_eq!(served, document());
+        for (tokens, expected) in [(true, document()), (false, document_without_tokens())] {
+            let resp = openapi(tokens);
+            assert_eq!(resp.status(), 200);
+            assert_eq!(resp.headers()[header::CONTENT_TYPE], "application/json");
+            let body = axum::body::to_bytes(resp.into_body(), usize::MAX)
+                .await
+                .unwrap();
+            let served: Value = serde_json::from_slice(&body).unwrap();
+            assert_eq!(served, expected, "tokens: {tokens}");
+        }
     }
 
     // ----- (2) the document and the route table agree -----
@@ -2415,6 +2449,27 @@ mod tests {
                     }
                 }
             }
+        }
+    }
+
+    #[test]
+    fn without_tokens_no_operation_needs_one_or_answers_401() {
+        let with = document();
+        let without = document_without_tokens();
+        assert_eq!(with["security"], json!([{ "bearer": [] }]));
+        assert_eq!(without["security"], json!([]));
+        let _: openapiv3::OpenAPI =
+            serde_json::from_value(without.clone()).expect("still OpenAPI 3");
+        let with_ops = operations_of(&with);
+        let without_ops = operations_of(&without);
+        assert_eq!(with_ops.len(), without_ops.len());
+        for ((template, method, a), (_, _, b)) in with_ops.iter().zip(&without_ops) {
+            let at = format!("{method} {template}");
+            assert_eq!(a.get("security"), b.get("security"), "{at}");
+            let mut kept: Vec<&String> = a["responses"].as_object().unwrap().keys().collect();
+            kept.retain(|s| *s != "401");
+            let left: Vec<&String> = b["responses"].as_object().unwrap().keys().collect();
+            assert_eq!(kept, left, "{at}");
         }
     }
 

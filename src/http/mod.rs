@@ -148,7 +148,9 @@ impl Front {
         };
         let result: Result<Response, ApiError> = match route {
             Route::Health => Ok(api::health::health(app).await.into_response()),
-            Route::OpenApi => Ok(api::openapi::openapi().into_response()),
+            Route::OpenApi => {
+                Ok(api::openapi::openapi(app.access.tokens.enabled()).into_response())
+            }
             Route::Metrics => Ok(api::metrics::metrics(app).await),
             Route::Banner => Ok(banner()),
             Route::Studio => Ok(crate::web::serve(
