@@ -119,9 +119,11 @@ fn from_its_own_pages(headers: &HeaderMap, own_host: &str) -> bool {
     }
 }
 
-/// The `token` query parameter, and the URI without it.
+/// The `token` query parameter, and the URI without it: a path on this
+/// origin, its leading slashes folded into one (`//evil.example/x` would
+/// be another host to a browser).
 fn split_token(uri: &Uri) -> (Option<String>, String) {
-    let path = uri.path().to_string();
+    let path = format!("/{}", uri.path().trim_start_matches(['/', '\\']));
     let Some(q) = uri.query() else {
         return (None, path);
     };
@@ -290,6 +292,32 @@ mod tests {
             g.preview_url("/preview/session-a", "session-a", &Owner::default()),
             "/preview/session-a"
         );
+    }
+
+    /// Found by the `preview_headers` fuzz target: on a preview host the
+    /// exchange redirected to the path as sent, so `//evil.example/x`
+    /// left for another host.
+    #[test]
+    fn the_exchange_redirect_stays_on_the_preview_origin() {
+        let a = access(&["tok-1"]);
+        let g = PreviewGate { access: &a };
+        let owner = a.tokens.verify("tok-1").unwrap();
+        for (path, want) in [
+            ("//evil.example/x", "/evil.example/x?y=1"),
+            ("///evil.example", "/evil.example?y=1"),
+            ("/", "/?y=1"),
+            ("/a//b", "/a//b?y=1"),
+        ] {
+            let uri: Uri = g
+                .preview_url(&format!("{path}?y=1"), "session-a", &owner)
+                .parse()
+                .unwrap();
+            let verdict = g.check("session-a", &owner, &HeaderMap::new(), &uri, "/", "h:1");
+            let PreviewAccess::Exchange { location, .. } = verdict else {
+                panic!("{path}: {verdict:?}");
+            };
+            assert_eq!(location, want, "{path}");
+        }
     }
 
     #[test]
