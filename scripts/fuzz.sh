@@ -15,8 +15,9 @@
 # ran out of memory.
 #
 # Environment: FUZZ_TIMEOUT (seconds one input may take, default 10),
-# FUZZ_RSS_LIMIT_MB (default 2048), FUZZ_JOBS is not used: one target at
-# a time, one process each.
+# FUZZ_RSS_LIMIT_MB (default 2048), FUZZ_NO_BUILD=1 (run the binaries
+# already in fuzz/target as they are). One target runs at a time, in one
+# process (no -jobs or -workers).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -53,8 +54,12 @@ if rustup toolchain list 2>/dev/null | grep -q '^nightly'; then
 else
   build=(env RUSTC_BOOTSTRAP=1 cargo fuzz build)
 fi
-echo "building: ${build[*]}" >&2
-"${build[@]}" >&2
+if [ "${FUZZ_NO_BUILD:-}" = 1 ]; then
+  echo "not building (FUZZ_NO_BUILD=1)" >&2
+else
+  echo "building: ${build[*]}" >&2
+  "${build[@]}" >&2
+fi
 
 bin_dir=fuzz/target/x86_64-unknown-linux-gnu/release
 mkdir -p fuzz/logs
