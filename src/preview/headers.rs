@@ -239,7 +239,7 @@ pub fn rewrite_location(loc: &str, prefix: &str, upstream_hosts: &[String]) -> O
 }
 
 /// For `authority/path…`, the path when the authority is the upstream's.
-fn self_path<'a>(rest: &'a str, upstream_hosts: &[String]) -> Option<&'a str> {
+fn self_path(rest: &str, upstream_hosts: &[String]) -> Option<String> {
     let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
     let authority = &rest[..end];
     if !upstream_hosts
@@ -248,8 +248,14 @@ fn self_path<'a>(rest: &'a str, upstream_hosts: &[String]) -> Option<&'a str> {
     {
         return None;
     }
+    // An empty path is `/`, also before a query or a fragment: `//app#x`
+    // is `/#x`, where `#x` alone would stay on the page it came from.
     let path = &rest[end..];
-    Some(if path.is_empty() { "/" } else { path })
+    Some(if path.starts_with('/') {
+        path.to_string()
+    } else {
+        format!("/{path}")
+    })
 }
 
 /// Rewrites a `Set-Cookie`: `Path` moves under the prefix and `Domain` is
@@ -400,6 +406,27 @@ mod tests {
         let mut h = map(&[("accept-encoding", "zstd")]);
         filter_accept_encoding(&mut h);
         assert!(!h.contains_key("accept-encoding"));
+    }
+
+    /// Found by the `preview_headers` fuzz target: a `Location` naming the
+    /// upstream with no path but a query or fragment lost its `/`, so the
+    /// browser stayed on the page it came from.
+    #[test]
+    fn a_location_with_no_path_before_its_query_or_fragment_goes_to_the_root() {
+        let hosts = vec!["localhost:8080".to_string()];
+        for (loc, prefix, want) in [
+            ("//localhost:8080#x", "", "/#x"),
+            ("http://localhost:8080?a=1", "", "/?a=1"),
+            ("http://localhost:8080#x", "/preview/s", "/preview/s/#x"),
+            ("http://localhost:8080", "/preview/s", "/preview/s/"),
+            ("http://localhost:8080/p?q#f", "", "/p?q#f"),
+        ] {
+            assert_eq!(
+                rewrite_location(loc, prefix, &hosts).as_deref(),
+                Some(want),
+                "{loc}"
+            );
+        }
     }
 
     /// Found by the `preview_headers` fuzz target: only the first line was
