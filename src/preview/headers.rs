@@ -250,12 +250,12 @@ fn self_path(rest: &str, upstream_hosts: &[String]) -> Option<String> {
     }
     // An empty path is `/`, also before a query or a fragment: `//app#x`
     // is `/#x`, where `#x` alone would stay on the page it came from.
-    let path = &rest[end..];
-    Some(if path.starts_with('/') {
-        path.to_string()
-    } else {
-        format!("/{path}")
-    })
+    // The path's leading slashes (and backslashes, which browsers read as
+    // slashes) fold into one: the app's own `http://app//evil.example/x`
+    // must not become the protocol-relative `//evil.example/x`, another
+    // host, where no prefix comes first (host-based previews).
+    let path = rest[end..].trim_start_matches(['/', '\\']);
+    Some(format!("/{path}"))
 }
 
 /// Rewrites a `Set-Cookie`: `Path` moves under the prefix and `Domain` is
@@ -522,6 +522,29 @@ mod tests {
         assert_eq!(
             rewrite_set_cookie("t=1; Path=/; Domain=.x", ""),
             "t=1; Path=/"
+        );
+    }
+
+    /// Found by the `preview_headers` fuzz target: the app's redirect to its
+    /// own path `//evil.example/x` became a protocol-relative URL, another
+    /// host, on a host-based preview (no prefix before it).
+    #[test]
+    fn a_redirect_to_the_apps_own_path_never_names_another_host() {
+        let hosts = vec!["localhost:8080".to_string()];
+        for loc in [
+            "http://localhost:8080//evil.example/x",
+            "http://localhost:8080///evil.example/x",
+            "http://localhost:8080/\\evil.example/x",
+            "//localhost:8080//evil.example/x",
+        ] {
+            for prefix in ["", "/preview/s"] {
+                let out = rewrite_location(loc, prefix, &hosts).expect(loc);
+                assert_eq!(out, format!("{prefix}/evil.example/x"), "{loc}");
+            }
+        }
+        assert_eq!(
+            rewrite_location("http://localhost:8080/a//b", "", &hosts).as_deref(),
+            Some("/a//b")
         );
     }
 }
