@@ -368,7 +368,7 @@ pub async fn download(
         first => first,
     };
     let stream = futures_util::stream::iter(first)
-        .chain(futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx)))
+        .chain(cut_after_flush(rx))
         .map(|piece| piece.map_err(|e| std::io::Error::other(e.to_string())));
     let name = q
         .path
@@ -392,6 +392,32 @@ pub async fn download(
         headers.insert(header::CONTENT_DISPOSITION, v);
     }
     Ok((headers, Body::from_stream(stream)).into_response())
+}
+
+/// The pieces from `rx`, where an error (which makes the server drop the
+/// connection) comes one poll late: the body answers "not yet" first, and
+/// the connection writes out what it holds (the status line and headers
+/// among it) before it is cut. Without that, an error that is already
+/// queued behind the first piece drops the head unsent, and the client
+/// sees a connection closed without any answer instead of a `200` whose
+/// download stops short.
+fn cut_after_flush<T, E>(
+    mut rx: tokio::sync::mpsc::Receiver<Result<T, E>>,
+) -> impl futures_util::Stream<Item = Result<T, E>> {
+    let mut held: Option<E> = None;
+    futures_util::stream::poll_fn(move |cx| {
+        if let Some(e) = held.take() {
+            return std::task::Poll::Ready(Some(Err(e)));
+        }
+        match rx.poll_recv(cx) {
+            std::task::Poll::Ready(Some(Err(e))) => {
+                held = Some(e);
+                cx.waker().wake_by_ref();
+                std::task::Poll::Pending
+            }
+            other => other,
+        }
+    })
 }
 
 /// A body read on a blocking thread.
@@ -523,5 +549,27 @@ mod tests {
         assert_eq!(range(&h("bytes=5-2"), 10), Err(()));
         assert_eq!(range(&h("bytes=x-2"), 10), Err(()));
         assert_eq!(range(&h("bytes=0-0"), 0), Err(()));
+    }
+
+    #[tokio::test]
+    async fn a_queued_error_comes_after_one_pending_poll() {
+        use futures_util::StreamExt;
+        let (tx, rx) = tokio::sync::mpsc::channel::<Result<u8, &str>>(4);
+        tx.send(Ok(1)).await.unwrap();
+        tx.send(Err("over")).await.unwrap();
+        let mut s = std::pin::pin!(cut_after_flush(rx));
+        let waker = futures_util::task::noop_waker();
+        let mut cx = std::task::Context::from_waker(&waker);
+        assert_eq!(
+            s.poll_next_unpin(&mut cx),
+            std::task::Poll::Ready(Some(Ok(1)))
+        );
+        // The error is there, but the body says "not yet" once, so the
+        // connection flushes what it holds before it is cut.
+        assert_eq!(s.poll_next_unpin(&mut cx), std::task::Poll::Pending);
+        assert_eq!(
+            s.poll_next_unpin(&mut cx),
+            std::task::Poll::Ready(Some(Err("over")))
+        );
     }
 }

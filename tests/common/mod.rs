@@ -500,25 +500,29 @@ impl Ws {
     }
 
     /// Runs a command in the shell and returns what it printed, without the
-    /// terminal's echo of the typed line: the end marker is computed by the
-    /// shell (`$((…))`), so the echo cannot match it, and everything up to
-    /// the end of the echoed line is cut off.
+    /// terminal's echo of the typed line: the output is what comes between
+    /// two markers the shell computes (`$((…))`), so no echo of the typed
+    /// line can match them, however the line editor redraws or wraps it.
     pub async fn run(&mut self, session: &str, cmd: &str) -> String {
         let n: u32 = rand_marker();
+        let start = format!("__start_{}__", n + 2);
         let marker = format!("__done_{}__", n + 1);
-        let typed_tail = format!("echo __done_$(({n}+1))__");
         let before = self.output.get(session).map(|s| s.len()).unwrap_or(0);
-        self.input(session, &format!("{cmd}; {typed_tail}\n")).await;
+        self.input(
+            session,
+            &format!("echo __start_$(({n}+2))__; {cmd}; echo __done_$(({n}+1))__\n"),
+        )
+        .await;
         let all = self.read_until_after(session, &marker, before).await;
         let fresh = &all[before..];
-        // The line may be echoed twice (by the tty before the shell reads it,
-        // then by the shell's line editor): cut at the last echo before the marker.
         let end = fresh.find(&marker).expect("marker");
-        let echo_end = fresh[..end]
-            .rfind(&typed_tail)
-            .expect("the shell echoes the typed line")
-            + typed_tail.len();
-        fresh[echo_end..end].to_string()
+        let begin = fresh[..end]
+            .find(&start)
+            .expect("the shell prints the start marker before the end marker")
+            + start.len();
+        let out = &fresh[begin..end];
+        // The start marker's own line end.
+        out.strip_prefix("\r\n").unwrap_or(out).to_string()
     }
 
     /// The next raw frame (answers pings as a live client does); `None` on close.
