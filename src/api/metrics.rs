@@ -39,6 +39,12 @@ pub async fn metrics(app: &App) -> Response {
             app.sessions.pool_ready() as u64,
         ),
         (
+            "studio_warm_pool_memory_bytes",
+            "gauge",
+            "Memory the warm pool's waiting containers hold, as the engine measured each.",
+            app.sessions.pool_memory(),
+        ),
+        (
             "studio_websocket_connections",
             "gauge",
             "Open WebSocket connections.",

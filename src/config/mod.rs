@@ -6,6 +6,7 @@
 mod declare;
 pub mod file;
 pub mod parse;
+pub mod pool;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -94,8 +95,14 @@ settings! {
     preview_timeout: Duration = one("preview-timeout", "STUDIO_PREVIEW_TIMEOUT", parse::duration, Duration::from_secs(120));
     /// Largest file a session's files API takes in one write, and largest archive it packs or unpacks (file contents) [default: 100m].
     max_file_size: u64 = one("max-file-size", "STUDIO_MAX_FILE_SIZE", parse::bytes, 100 << 20);
-    /// Pre-started hardened containers kept ready per pooled image; 0 turns the pool off [default: 0].
-    warm_pool: usize = one("warm-pool", "STUDIO_WARM_POOL", parse::number::<usize>, 0);
+    /// Most pre-started hardened containers kept ready per pooled image (the pool follows demand up to it); 0 turns the pool off; auto: 4 per CPU, between 4 and 16 [default: auto].
+    warm_pool: pool::Auto<usize> = one("warm-pool", "STUDIO_WARM_POOL", pool::count, pool::Auto::Auto);
+    /// Ready containers the warm pool keeps per image when nobody has asked for one lately; auto: 2, or --warm-pool when less [default: auto].
+    warm_pool_min: pool::Auto<usize> = one("warm-pool-min", "STUDIO_WARM_POOL_MIN", pool::count, pool::Auto::Auto);
+    /// How long a create counts as demand: the pool grows by one per create within it, and is back to --warm-pool-min after this long without one [default: 2m].
+    warm_pool_idle: Duration = one("warm-pool-idle", "STUDIO_WARM_POOL_IDLE", parse::duration, Duration::from_secs(120));
+    /// Memory the warm pool's waiting containers may hold together (as the engine measures them); auto: a 32nd of the machine's memory, between 64m and 1g [default: auto].
+    warm_pool_memory: pool::Auto<u64> = one("warm-pool-memory", "STUDIO_WARM_POOL_MEMORY", pool::size, pool::Auto::Auto);
     /// Image to keep a warm pool of (repeatable) [default: the default image].
     warm_pool_images: Vec<String> = many("warm-pool-image", "STUDIO_WARM_POOL_IMAGE", parse::text);
 }
@@ -219,6 +226,17 @@ impl Settings {
         Ok(s)
     }
 
+    /// The warm pool's bounds on `machine` (see [`pool::PoolPlan::new`]).
+    pub fn pool_plan(&self, machine: &pool::Machine) -> pool::PoolPlan {
+        pool::PoolPlan::new(
+            self.warm_pool,
+            self.warm_pool_min,
+            self.warm_pool_memory,
+            self.warm_pool_idle,
+            machine,
+        )
+    }
+
     pub fn container_limits(&self) -> ContainerLimits {
         ContainerLimits {
             memory_bytes: self.memory,
@@ -275,11 +293,13 @@ impl Settings {
         crate::image::ImageRef::parse(&self.default_image)
             .map_err(|e| format!("invalid --default-image: {e}"))?;
         let policy = crate::image::ImagePolicy::new(&self.allowed_images)?;
-        if self.warm_pool > 64 {
-            return Err(format!(
-                "--warm-pool {} is too large (at most 64)",
-                self.warm_pool
-            ));
+        for (flag, n) in [
+            ("--warm-pool", self.warm_pool),
+            ("--warm-pool-min", self.warm_pool_min),
+        ] {
+            if let pool::Auto::Set(n @ 65..) = n {
+                return Err(format!("{flag} {n} is too large (at most 64)"));
+            }
         }
         for image in &self.warm_pool_images {
             let r = crate::image::ImageRef::parse(image)
@@ -369,6 +389,33 @@ mod tests {
         assert_eq!(l.nano_cpus, 1_000_000_000);
         assert_eq!(l.pids, 256);
         assert_eq!(s.warm_pool_images, vec!["node:20-alpine"]);
+        // The pool is on unless turned off, and sized from the machine.
+        assert_eq!(s.warm_pool, pool::Auto::Auto);
+        assert_eq!(s.warm_pool_idle, Duration::from_secs(120));
+        let plan = s.pool_plan(&pool::Machine {
+            cpus: 2,
+            memory_bytes: 8 << 30,
+        });
+        assert_eq!((plan.max, plan.min), (8, 2));
+    }
+
+    #[test]
+    fn warm_pool_zero_is_off_and_sizes_are_checked() {
+        let m = pool::Machine {
+            cpus: 2,
+            memory_bytes: 8 << 30,
+        };
+        let s = resolve(&["--warm-pool", "0"]).unwrap();
+        assert_eq!(s.pool_plan(&m).max, 0);
+        let s = resolve(&["--warm-pool", "3", "--warm-pool-min", "1"]).unwrap();
+        assert_eq!((s.pool_plan(&m).max, s.pool_plan(&m).min), (3, 1));
+        assert!(resolve(&["--warm-pool", "65"])
+            .unwrap_err()
+            .contains("at most 64"));
+        assert!(resolve(&["--warm-pool", "many"])
+            .unwrap_err()
+            .contains("--warm-pool"));
+        assert!(resolve(&["--warm-pool-memory", "0"]).is_err());
     }
 
     #[test]

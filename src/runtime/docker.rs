@@ -76,8 +76,27 @@ pub(super) fn map_err(e: BollardError) -> RuntimeError {
         } => RuntimeError::NotFound(message),
         BollardError::DockerResponseServerError { message, .. } => RuntimeError::Engine(message),
         BollardError::JsonDataError { message, .. } => RuntimeError::Engine(message),
-        other => RuntimeError::Unavailable(other.to_string()),
+        other => RuntimeError::Unavailable(with_causes(&other)),
     }
+}
+
+/// An error's message followed by its causes': a transport error's own text
+/// ("client error (SendRequest)") does not say what went wrong, its causes
+/// do (a refused connection; a TLS alert from an engine that refuses our
+/// client certificate, or a certificate of the engine's we do not trust).
+fn with_causes(e: &dyn std::error::Error) -> String {
+    let mut message = e.to_string();
+    let mut next = e.source();
+    while let Some(cause) = next {
+        let text = cause.to_string();
+        // Some errors repeat their cause's text in their own.
+        if !message.contains(&text) {
+            message.push_str(": ");
+            message.push_str(&text);
+        }
+        next = cause.source();
+    }
+    message
 }
 
 /// Docker's state words, in the runtime's terms.
@@ -522,6 +541,29 @@ impl ContainerRuntime for DockerRuntime {
         Ok(Some(status_of(
             state.status.map(|s| s.to_string()).as_deref(),
         )))
+    }
+
+    async fn container_memory(&self, id: &str) -> Result<Option<u64>, RuntimeError> {
+        let docker = self.client().await?;
+        // One sample, without waiting for a second one to compute rates.
+        let opts = bollard::query_parameters::StatsOptionsBuilder::default()
+            .stream(false)
+            .one_shot(true)
+            .build();
+        let Some(stats) = docker.stats(id, Some(opts)).next().await else {
+            return Ok(None);
+        };
+        let mem = stats.map_err(|e| self.fail(e))?.memory_stats;
+        Ok(mem.and_then(|m| {
+            // As `docker stats` counts it: cgroup v2 calls the cache
+            // `inactive_file`, v1 `total_inactive_file`.
+            let cache = m.stats.as_ref().and_then(|s| {
+                s.get("inactive_file")
+                    .or_else(|| s.get("total_inactive_file"))
+                    .copied()
+            });
+            m.usage.map(|u| u.saturating_sub(cache.unwrap_or(0)))
+        }))
     }
 
     async fn port_dialer(&self, id: &str) -> Result<Option<Arc<dyn PortDialer>>, RuntimeError> {

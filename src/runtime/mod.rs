@@ -267,6 +267,11 @@ pub trait ContainerRuntime: Send + Sync + 'static {
     async fn remove_container(&self, id: &str) -> Result<(), RuntimeError>;
     /// `None` when the container no longer exists.
     async fn container_status(&self, id: &str) -> Result<Option<ContainerStatus>, RuntimeError>;
+    /// Memory the container uses now, as the engine measures it (without
+    /// reclaimable file cache); `None` when the engine does not say.
+    async fn container_memory(&self, _id: &str) -> Result<Option<u64>, RuntimeError> {
+        Ok(None)
+    }
     /// How to reach the container's ports; `None` when it is not running.
     async fn port_dialer(&self, id: &str) -> Result<Option<Arc<dyn PortDialer>>, RuntimeError>;
     /// Containers labelled as ours for `instance`.

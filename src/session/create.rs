@@ -118,6 +118,7 @@ impl SessionManager {
                 }
             }
         }
+        let _cold = self.cold_create();
         if let Err(e) = self.ensure_image(&image, progress).await {
             // A create that named no image gets the local fallback (built
             // from Debian's packages by scripts/run) when the default
@@ -321,7 +322,7 @@ impl SessionManager {
     /// A pooled container that will not be handed out: its shell closed and
     /// the container removed, in the background (a failure is left to the
     /// sweep, which removes containers no session owns).
-    fn discard_pooled(&self, pooled: Pooled) {
+    pub(super) fn discard_pooled(&self, pooled: Pooled) {
         let runtime = Arc::clone(&self.runtime);
         self.tasks.spawn(async move {
             pooled.terminal.close("Session removed").await;

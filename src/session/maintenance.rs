@@ -1,20 +1,16 @@
 //! Keeping the session table true to the engine over time: re-adoption at
-//! start-up, the periodic sweep (expiry, vanished containers, orphans), and
-//! refilling the warm pool.
+//! start-up and the periodic sweep (expiry, vanished containers, orphans).
 
 use std::collections::HashSet;
 use std::sync::Arc;
-use std::time::Duration;
 
 use std::collections::HashMap;
 
-use super::id::{is_well_formed, new_session_id};
+use super::id::is_well_formed;
 use super::manager::{not_restored_yet, SessionManager};
-use super::pool::Pooled;
 use crate::auth::Owner;
-use crate::clock::{now_millis, now_secs};
+use crate::clock::now_millis;
 use crate::error::ApiError;
-use crate::image::ImageRef;
 use crate::runtime::spec::{
     LABEL_CREATED, LABEL_IMAGE, LABEL_OWNER, LABEL_POOL, LABEL_PROCESS, LABEL_SESSION,
 };
@@ -24,8 +20,6 @@ use crate::store::SessionRecord;
 /// A stopped labelled container younger than this may be another server's
 /// container being started; older ones are removed.
 const STOPPED_GRACE_SECS: i64 = 60;
-const POOL_RETRY_MIN: Duration = Duration::from_millis(500);
-const POOL_RETRY_MAX: Duration = Duration::from_secs(30);
 
 impl SessionManager {
     /// Re-adopts this instance's session containers after a restart, with
@@ -243,10 +237,9 @@ impl SessionManager {
                     _ = retry.tick() => {}
                 }
             }
-            if this.settings.warm_pool > 0 {
+            if this.plan.max > 0 {
                 let pool = Arc::clone(&this);
-                this.tasks
-                    .spawn(async move { pool.keep_pool_filled().await });
+                this.tasks.spawn(async move { pool.keep_pool().await });
             }
             let mut tick = tokio::time::interval(this.settings.cleanup_interval);
             tick.tick().await;
@@ -257,81 +250,6 @@ impl SessionManager {
                 }
             }
         });
-    }
-
-    /// Keeps `--warm-pool` ready containers per pooled image: one creation
-    /// at a time, so a refill never competes with a burst of real creates
-    /// for more than one engine slot; backs off while the engine fails.
-    async fn keep_pool_filled(self: Arc<Self>) {
-        let images: Vec<ImageRef> = self
-            .settings
-            .warm_pool_images
-            .iter()
-            .filter_map(|i| ImageRef::parse(i).ok())
-            .collect();
-        let mut backoff = POOL_RETRY_MIN;
-        loop {
-            let short = images
-                .iter()
-                .find(|i| self.pool.ready(&i.normalized) < self.settings.warm_pool);
-            let Some(image) = short else {
-                tokio::select! {
-                    _ = self.shutdown.cancelled() => return,
-                    _ = self.pool.refill.notified() => continue,
-                }
-            };
-            let made = tokio::select! {
-                _ = self.shutdown.cancelled() => return,
-                r = self.make_pooled(image) => r,
-            };
-            match made {
-                Ok(()) => backoff = POOL_RETRY_MIN,
-                Err(e) => {
-                    tracing::warn!(image = %image.raw, error = %e, "warm pool refill failed; retrying");
-                    tokio::select! {
-                        _ = self.shutdown.cancelled() => return,
-                        _ = tokio::time::sleep(backoff) => {}
-                    }
-                    backoff = (backoff * 2).min(POOL_RETRY_MAX);
-                }
-            }
-        }
-    }
-
-    async fn make_pooled(&self, image: &ImageRef) -> Result<(), RuntimeError> {
-        if !self.runtime.image_present(&image.normalized).await? {
-            self.runtime
-                .pull_image(&image.normalized, &mut |_| {})
-                .await?;
-        }
-        let id = new_session_id();
-        let created = now_secs();
-        let spec = self.container_spec(
-            &id,
-            image,
-            &Owner::default(),
-            Vec::new(),
-            None,
-            created,
-            true,
-        );
-        let _pending = self.pending(&id);
-        let container_id = self.runtime.create_container(&spec).await?;
-        // The shell starts now too, so a hand-out costs no engine call at all;
-        // its prompt waits in the replay buffer for the session's creator.
-        let terminal = self.new_terminal(&id, &container_id, Vec::new());
-        if let Err(e) = terminal.warm_up().await {
-            terminal.close("Session removed").await;
-            let _ = self.runtime.remove_container(&container_id).await;
-            return Err(RuntimeError::Engine(e.to_string()));
-        }
-        let pooled = Pooled {
-            container_id,
-            session_id: id.clone(),
-            terminal,
-        };
-        self.pool.put(&image.normalized, pooled);
-        Ok(())
     }
 
     /// Restores the previous run's sessions now if that has not happened
@@ -357,22 +275,5 @@ impl SessionManager {
                 Err(not_restored_yet())
             }
         }
-    }
-
-    /// Removes the containers still waiting in the pool (at shutdown).
-    pub async fn drain_pool(&self) {
-        let waiting = self.pool.drain();
-        let removals = waiting
-            .iter()
-            .map(|p| self.runtime.remove_container(&p.container_id));
-        for r in futures_util::future::join_all(removals).await {
-            if let Err(e) = r {
-                tracing::warn!(error = %e, "could not remove a pooled container; the next start will");
-            }
-        }
-    }
-
-    pub fn pool_ready(&self) -> usize {
-        self.pool.total()
     }
 }

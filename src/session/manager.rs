@@ -48,6 +48,11 @@ pub struct SessionManager {
     pub(super) process: String,
     pub(super) tasks: TaskTracker,
     pub(super) pool: WarmPool,
+    /// The warm pool's bounds on this machine.
+    pub(super) plan: crate::config::pool::PoolPlan,
+    /// Creates on the cold path in flight: the pool does not start
+    /// refilling while any run, so it never slows a burst's cold creates.
+    pub(super) cold_creates: std::sync::atomic::AtomicUsize,
     /// Session ids whose container is being created right now, so that
     /// adoption (which may run late, if the engine was down at start) does
     /// not mistake a half-made container for a leftover.
@@ -112,6 +117,7 @@ impl SessionManager {
         tasks: TaskTracker,
         shutdown: CancellationToken,
     ) -> Result<SessionManager, String> {
+        let plan = settings.pool_plan(&crate::config::pool::Machine::detect());
         Ok(SessionManager {
             images: ImagePolicy::new(&settings.allowed_images)?,
             roots: WorkspaceRoots::new(&settings.workspace_roots)?,
@@ -127,6 +133,8 @@ impl SessionManager {
             tasks,
             shutdown,
             pool: WarmPool::default(),
+            plan,
+            cold_creates: Default::default(),
             pending: Mutex::new(HashSet::new()),
             created_total: Default::default(),
             sweeps_total: Default::default(),

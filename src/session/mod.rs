@@ -2,9 +2,9 @@
 //!
 //! - `manager`: the session table (look up by owner, insert, forget).
 //! - `create`: the create pipeline (checks, warm pool, pull, container).
-//! - `maintenance`: re-adoption after a restart, the periodic sweep, and
-//!   refilling the warm pool.
-//! - `pool`: the warm pool's containers.
+//! - `maintenance`: re-adoption after a restart and the periodic sweep.
+//! - `pool`: the warm pool's containers and the demand for them.
+//! - `refill`: the task that keeps the pool following demand.
 //! - `id`: session ids.
 //!
 //! What a session must keep across a restart (its owner, its preview port)
@@ -17,6 +17,7 @@ mod maintenance;
 mod manager;
 mod pool;
 mod ports;
+mod refill;
 
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicU64, Ordering};
