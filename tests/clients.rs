@@ -32,6 +32,10 @@ async fn suite(dir: &Path, program: &Path, args: &[&str], what: &str) -> String 
             .current_dir(dir)
             .env("STUDIO_BIN", env!("CARGO_BIN_EXE_claude-studio"))
             .env("STUDIO_IMAGE", test_image())
+            // The servers the suites start run without a warm pool, as the
+            // harness's do (see `ServerBuilder::default_pool`): the suites
+            // count the containers their sessions leave.
+            .env("STUDIO_WARM_POOL", "0")
             .kill_on_drop(true)
             .output(),
     )

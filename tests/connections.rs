@@ -128,6 +128,8 @@ fn the_open_file_limit_is_raised_to_the_hard_limit() {
             env!("CARGO_BIN_EXE_claude-studio"),
             unique("nofile")
         ))
+        // On the real engine: no warm pool to leave behind when killed.
+        .env("STUDIO_WARM_POOL", "0")
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null())
         .spawn()

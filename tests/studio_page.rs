@@ -111,6 +111,7 @@ async fn the_page_reconnects_by_itself_when_the_server_restarts() {
         .env("STUDIO_INSTANCE", &instance)
         .env("STUDIO_STATE_DIR", &state)
         .env("STUDIO_IMAGE", test_image())
+        .env("STUDIO_WARM_POOL", "0")
         .kill_on_drop(true)
         .output()
         .await

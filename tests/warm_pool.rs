@@ -175,3 +175,126 @@ async fn a_pooled_container_removed_behind_the_servers_back_is_never_handed_out(
     let out = ws.run(&sid, "echo alive-$((3*3))").await;
     assert!(out.contains("alive-9"), "{out:?}");
 }
+
+/// What a newcomer gets: a server started with no pool flag keeps a small
+/// pool of the default image, hands out warm sessions from it, never shows
+/// or counts its containers as anyone's sessions, and removes the waiting
+/// ones when it stops.
+#[tokio::test]
+async fn with_no_flag_the_default_image_is_warm() {
+    let mut server = Server::builder()
+        .default_pool()
+        .args(["--max-sessions-per-owner", "1"])
+        .start()
+        .await;
+    // The floor of the automatic size: two ready containers.
+    pool_ready(&server, 2).await;
+    let waiting = pooled_ids(&server.instance);
+    assert_eq!(waiting.len(), 2, "{waiting:?}");
+    let (_, list) = server.get("/api/containers").await;
+    assert_eq!(list, json!([]), "waiting containers are nobody's sessions");
+    let (_, health) = server.get("/api/health").await;
+    assert_eq!(health["sessions"], 0, "{health}");
+
+    // Served warm: a pooled container whose prompt follows at once.
+    let mut ws = server.ws().await;
+    let (sid, cid) = ws.create(json!({})).await;
+    assert!(waiting.contains(&cid), "a pooled container: {cid}");
+    let first = ws.expect("output").await;
+    assert_eq!(first["sessionId"], sid.as_str());
+    assert!(first["data"].as_str().unwrap().contains("$ "), "{first}");
+    let (_, list) = server.get("/api/containers").await;
+    assert_eq!(list.as_array().unwrap().len(), 1, "{list}");
+
+    // Only the handed-out container counts against the owner's limit.
+    let (status, refused) = server.post("/api/containers", "{}").await;
+    assert_eq!(status, 429, "{refused}");
+
+    // One request is demand for one more: the pool grows to three.
+    pool_ready(&server, 3).await;
+    server.stop().await;
+    let left = instance_containers(&server.instance);
+    assert_eq!(
+        left,
+        vec![cid.clone()],
+        "only the session's container is kept"
+    );
+}
+
+/// (Created, StartedAt) of a container, as RFC 3339 text (which sorts).
+fn created_and_started(id: &str) -> (String, String) {
+    let c = docker_inspect("container", id).unwrap();
+    (
+        c["Created"].as_str().unwrap().to_string(),
+        c["State"]["StartedAt"].as_str().unwrap().to_string(),
+    )
+}
+
+/// A burst drains the pool; the creates it could not serve take the cold
+/// path, and the refill then makes the pool bigger, several containers at a
+/// time; once the burst is older than `--warm-pool-idle` the pool shrinks
+/// back to its floor.
+#[tokio::test]
+async fn a_burst_grows_the_pool_which_refills_in_parallel_and_shrinks_when_idle() {
+    let server = Server::builder()
+        .args(["--warm-pool", "5", "--warm-pool-min", "1"])
+        // Long enough for the refill to finish on a busy machine first.
+        .args(["--warm-pool-idle", "25s", "--rate-limit-container", "off"])
+        .start()
+        .await;
+    pool_ready(&server, 1).await;
+    let before = pooled_ids(&server.instance);
+
+    let creates = (0..4).map(|_| server.post("/api/containers", "{}"));
+    let made = futures_util::future::join_all(creates).await;
+    let mut warm = 0;
+    for (status, body) in &made {
+        assert_eq!(*status, 200, "{body}");
+        warm += before.contains(&body["containerId"].as_str().unwrap().to_string()) as usize;
+    }
+    assert_eq!(warm, 1, "one of the burst was served warm, the rest cold");
+
+    // Four requests: the pool wants its floor plus four, its most.
+    pool_ready(&server, 5).await;
+    let mut refilled: Vec<(String, String)> = pooled_ids(&server.instance)
+        .iter()
+        .map(|id| created_and_started(id))
+        .collect();
+    refilled.sort();
+    assert!(
+        refilled.windows(2).any(|w| w[1].0 < w[0].1),
+        "some refill container was created before the one before it had started: {refilled:?}"
+    );
+
+    // Once the burst is older than the idle time, its requests are
+    // forgotten (polled: nothing tells a client when the pool shrinks).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let (_, h) = server.get("/api/health").await;
+        if h["warmPool"] == 1 && pooled_ids(&server.instance).len() == 1 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the pool shrinks to its floor: {h}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
+    let (_, list) = server.get("/api/containers").await;
+    assert_eq!(list.as_array().unwrap().len(), 4, "sessions are untouched");
+}
+
+/// `--warm-pool 0` turns the pool off: nothing is made ahead of demand.
+#[tokio::test]
+async fn warm_pool_zero_is_off() {
+    let server = Server::builder()
+        .default_pool()
+        .args(["--warm-pool", "0"])
+        .start()
+        .await;
+    let (_, cid) = server.create_rest().await;
+    // The pool would have been filled before a create's own container.
+    let (_, h) = server.get("/api/health").await;
+    assert_eq!(h["warmPool"], 0, "{h}");
+    assert_eq!(instance_containers(&server.instance), vec![cid]);
+}

@@ -56,6 +56,8 @@ pub struct ServerBuilder {
     args: Vec<String>,
     env: Vec<(String, String)>,
     instance: String,
+    /// Whether the server keeps its default warm pool (see `default_pool`).
+    pool: bool,
 }
 
 impl ServerBuilder {
@@ -69,6 +71,15 @@ impl ServerBuilder {
     }
     pub fn env(mut self, k: &str, v: &str) -> Self {
         self.env.push((k.into(), v.into()));
+        self
+    }
+    /// Keeps the server's default warm pool. Test servers run without one
+    /// (`--warm-pool 0`) unless a test asks, here or with its own
+    /// `--warm-pool` (the later flag counts): most tests count containers,
+    /// and a pool filling in the background would make those counts, and
+    /// the engine's load, depend on timing.
+    pub fn default_pool(mut self) -> Self {
+        self.pool = true;
         self
     }
     /// Reuse another server's label scope (for restart tests).
@@ -89,6 +100,11 @@ impl ServerBuilder {
             .arg(test_image())
             .arg("--state-dir")
             .arg(state_root(&self.instance))
+            .args(if self.pool {
+                &[][..]
+            } else {
+                &["--warm-pool", "0"][..]
+            })
             .args(&self.args)
             .env("RUST_LOG", "claude_studio=debug")
             .stdout(Stdio::piped())
@@ -128,6 +144,7 @@ impl Server {
             args: Vec::new(),
             env: Vec::new(),
             instance: unique("t"),
+            pool: false,
         }
     }
 
