@@ -262,7 +262,19 @@ impl DockerRuntime {
             .map_err(|_| {
                 RuntimeError::Unavailable("timed out connecting to the Docker engine".into())
             })?
-            .map_err(|e| self.fail(e))?;
+            .map_err(|e| match self.fail(e) {
+                // The engine's own words for a client without TLS.
+                RuntimeError::Engine(m) if m.contains("HTTP request to an HTTPS server") => {
+                    RuntimeError::Unavailable(format!(
+                        "the engine at {} wants TLS ({}): give the directory of its client \
+                         certificates, ca.pem, cert.pem and key.pem, with --docker-tls-dir or \
+                         DOCKER_CERT_PATH",
+                        self.engine.label(),
+                        m.trim()
+                    ))
+                }
+                e => e,
+            })?;
         *slot = Some(c.clone());
         Ok(c)
     }
