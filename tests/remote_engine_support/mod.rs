@@ -1,0 +1,539 @@
+//! A second Docker engine on this machine, set up as a remote one is: its
+//! own `dockerd` with its own data root, exec root, pid file, configuration
+//! and unix socket in a temporary directory, and a TCP listener on a free
+//! loopback port that takes only clients presenting a certificate of its CA
+//! (`--tlsverify`). The certificates are made at start with the `openssl`
+//! command: a CA, the engine's certificate for `IP:127.0.0.1`, a client
+//! certificate (`clientAuth`), and a second CA with a client certificate of
+//! its own that the engine must refuse.
+//!
+//! So that it never disturbs the machine's first engine (and the tests
+//! running on it meanwhile):
+//! - no default bridge (`--bridge none`), and the networks it makes come
+//!   from a /24 of 10.213.0.0/16 that no other second engine holds (a lock
+//!   file per /24, held while the engine lives) and no route on this
+//!   machine uses;
+//! - `--iptables=false`: it writes no firewall rules, since the first
+//!   engine's chains are the machine's only ones. Its containers therefore
+//!   get no NAT to the outside (the tests need none: only loopback) and its
+//!   networks' "no inter-container traffic" option is not enforced; the
+//!   server under test runs with `--egress unfiltered`, as against any
+//!   engine whose bridge it cannot filter;
+//! - its own containerd (started by it under its exec root), or its own
+//!   namespace where the machine runs a shared containerd.
+//!
+//! It gets the test image from the first engine (`docker save` piped into
+//! `docker load`): nothing is pulled. Dropping the [`RemoteEngine`] removes
+//! its containers and networks, stops it (killing it if it lingers),
+//! unmounts what it left mounted and deletes its directory, also when the
+//! test failed; should the test process itself be killed, the engine is
+//! killed with it (parent-death signal), and the next start removes the
+//! directories of engines whose test process is gone.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use crate::common::{test_image, unique};
+
+/// How long a second engine may take to come up (a fresh machine starts
+/// its containerd and makes its data root first).
+const START: Duration = Duration::from_secs(60);
+const DIR_PREFIX: &str = "studio-remote-engine-";
+
+pub struct RemoteEngine {
+    child: Option<Child>,
+    pub dir: PathBuf,
+    pub port: u16,
+    /// The engine's unix socket, for the test's own `docker` commands.
+    pub socket: PathBuf,
+    /// ca.pem, cert.pem, key.pem of a client the engine accepts.
+    pub tls: PathBuf,
+    /// The same CA, and a client certificate of another CA.
+    pub foreign_client: PathBuf,
+    /// A good client certificate, but a CA that did not sign the engine's.
+    pub foreign_ca: PathBuf,
+    /// Held while the engine lives: its networks' /24.
+    _pool: std::fs::File,
+}
+
+impl RemoteEngine {
+    /// Starts a second engine and loads the test image into it.
+    pub fn start() -> RemoteEngine {
+        remove_stale();
+        let dir = std::env::temp_dir().join(unique(DIR_PREFIX.trim_end_matches('-')));
+        std::fs::create_dir_all(&dir).unwrap();
+        let certs = make_certificates(&dir.join("certs"));
+        let (pool, subnet) = take_pool();
+        let mut tries = 0;
+        let engine = loop {
+            tries += 1;
+            match launch(&dir, &certs, subnet) {
+                Ok((child, port)) => {
+                    break RemoteEngine {
+                        child: Some(child),
+                        socket: dir.join("docker.sock"),
+                        tls: certs.join("client"),
+                        foreign_client: certs.join("foreign-client"),
+                        foreign_ca: certs.join("foreign-ca"),
+                        dir,
+                        port,
+                        _pool: pool,
+                    }
+                }
+                // Another process took the free port between our look and
+                // the engine's bind: once more on another.
+                Err(log) if tries < 3 && log.contains("address already in use") => continue,
+                Err(log) => {
+                    cleanup_dir(&dir);
+                    panic!("the second dockerd did not start:\n{log}");
+                }
+            }
+        };
+        engine.load_test_image();
+        engine
+    }
+
+    /// `tcp://127.0.0.1:PORT`, the engine's TLS listener.
+    pub fn tcp(&self) -> String {
+        format!("tcp://127.0.0.1:{}", self.port)
+    }
+
+    /// `https://127.0.0.1:PORT`, the same.
+    pub fn https(&self) -> String {
+        format!("https://127.0.0.1:{}", self.port)
+    }
+
+    /// Runs the docker CLI against this engine (its unix socket).
+    pub fn docker(&self, args: &[&str]) -> Output {
+        Command::new("docker")
+            .arg("-H")
+            .arg(format!("unix://{}", self.socket.display()))
+            .args(args)
+            .output()
+            .expect("run docker")
+    }
+
+    /// Like `docker`, but it must succeed; what it printed, trimmed.
+    pub fn docker_ok(&self, args: &[&str]) -> String {
+        let out = self.docker(args);
+        assert!(
+            out.status.success(),
+            "docker {args:?} on the second engine: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
+    /// Full ids of the containers of a label scope on this engine.
+    pub fn instance_containers(&self, instance: &str) -> Vec<String> {
+        let label = format!("label=studio.instance={instance}");
+        self.docker_ok(&["ps", "-aq", "--no-trunc", "--filter", &label])
+            .split_whitespace()
+            .map(String::from)
+            .collect()
+    }
+
+    /// The engine's log so far (for failure messages).
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("dockerd.log")).unwrap_or_default()
+    }
+
+    fn load_test_image(&self) {
+        let image = test_image();
+        let mut save = Command::new("docker")
+            .args(["save", &image])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run docker save");
+        let load = Command::new("docker")
+            .arg("-H")
+            .arg(format!("unix://{}", self.socket.display()))
+            .arg("load")
+            .stdin(save.stdout.take().unwrap())
+            .output()
+            .expect("run docker load");
+        let saved = save.wait_with_output().unwrap();
+        assert!(
+            saved.status.success(),
+            "docker save {image} on the first engine (scripts/test builds it): {}",
+            String::from_utf8_lossy(&saved.stderr)
+        );
+        assert!(
+            load.status.success(),
+            "docker load on the second engine: {}",
+            String::from_utf8_lossy(&load.stderr)
+        );
+    }
+}
+
+impl Drop for RemoteEngine {
+    fn drop(&mut self) {
+        let Some(mut child) = self.child.take() else {
+            return;
+        };
+        // Containers first (a graceful stop would wait for each), then the
+        // networks, whose bridges would otherwise outlive the engine.
+        let ids = self.docker(&["ps", "-aq"]);
+        let ids: Vec<String> = String::from_utf8_lossy(&ids.stdout)
+            .split_whitespace()
+            .map(String::from)
+            .collect();
+        if !ids.is_empty() {
+            let mut args = vec!["rm", "-f"];
+            args.extend(ids.iter().map(String::as_str));
+            let _ = self.docker(&args);
+        }
+        let bridges = self.bridges();
+        let _ = self.docker(&["network", "prune", "-f"]);
+        let pid = child.id();
+        let (exited, ended) = mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = child.wait();
+            let _ = exited.send(());
+        });
+        signal(pid, libc::SIGTERM);
+        if ended.recv_timeout(Duration::from_secs(20)).is_err() {
+            signal(pid, libc::SIGKILL);
+            let _ = ended.recv();
+        }
+        for b in bridges {
+            if Path::new("/sys/class/net").join(&b).exists() {
+                let _ = Command::new("ip").args(["link", "delete", &b]).output();
+            }
+        }
+        cleanup_dir(&self.dir);
+    }
+}
+
+impl RemoteEngine {
+    /// The bridge interfaces of this engine's bridge networks.
+    fn bridges(&self) -> Vec<String> {
+        let out = self.docker(&[
+            "network",
+            "ls",
+            "-q",
+            "--no-trunc",
+            "--filter",
+            "driver=bridge",
+        ]);
+        String::from_utf8_lossy(&out.stdout)
+            .split_whitespace()
+            .map(|id| format!("br-{}", &id[..12.min(id.len())]))
+            .collect()
+    }
+}
+
+/// Starts dockerd on a free loopback port and waits until it serves both
+/// its socket and its TLS listener (it says so in its log). `Err`: its log,
+/// when it ended before that.
+fn launch(dir: &Path, certs: &Path, subnet: u8) -> Result<(Child, u16), String> {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let socket = dir.join("docker.sock");
+    let config = dir.join("daemon.json");
+    // An empty configuration: the machine's /etc/docker/daemon.json (its
+    // hosts, say) must not count for this one.
+    std::fs::write(&config, "{}\n").unwrap();
+    let namespace = format!("studio-remote-{subnet}");
+    let mut cmd = Command::new("dockerd");
+    cmd.arg("--config-file")
+        .arg(&config)
+        .arg("--data-root")
+        .arg(dir.join("data"))
+        .arg("--exec-root")
+        .arg(dir.join("exec"))
+        .arg("--pidfile")
+        .arg(dir.join("dockerd.pid"))
+        .arg("--containerd-namespace")
+        .arg(&namespace)
+        .arg("--containerd-plugins-namespace")
+        .arg(format!("{namespace}-plugins"))
+        .args(["--bridge", "none", "--iptables=false", "--ip-masq=false"])
+        .arg("--default-address-pool")
+        .arg(format!("base=10.213.{subnet}.0/24,size=24"))
+        .args(["--shutdown-timeout", "2"])
+        .arg("-H")
+        .arg(format!("unix://{}", socket.display()))
+        .arg("-H")
+        .arg(format!("tcp://127.0.0.1:{port}"))
+        .arg("--tlsverify")
+        .arg("--tlscacert")
+        .arg(certs.join("ca.pem"))
+        .arg("--tlscert")
+        .arg(certs.join("server-cert.pem"))
+        .arg("--tlskey")
+        .arg(certs.join("server-key.pem"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    // SAFETY: prctl is async-signal-safe; nothing else runs in the child
+    // before exec. The engine dies with the thread that started it (the
+    // test's), should the test process be killed before its Drop runs.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            Ok(())
+        });
+    }
+    let mut child = cmd.spawn().map_err(|e| {
+        format!("cannot run dockerd ({e}): scripts/ensure-docker.sh installs Debian's docker.io")
+    })?;
+    let stderr = child.stderr.take().unwrap();
+    let mut log = std::fs::File::create(dir.join("dockerd.log")).unwrap();
+    let (tx, rx) = mpsc::channel::<String>();
+    // Copies the engine's log to its file for as long as it runs, and hands
+    // each line to the wait below.
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = writeln!(log, "{line}");
+            let _ = tx.send(line);
+        }
+    });
+    let want = [
+        format!("API listen on {}", socket.display()),
+        format!("API listen on 127.0.0.1:{port}"),
+    ];
+    let mut seen = [false, false];
+    let mut lines = Vec::new();
+    let deadline = Instant::now() + START;
+    while !seen.iter().all(|s| *s) {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(line) => {
+                for (w, s) in want.iter().zip(seen.iter_mut()) {
+                    *s |= line.contains(w.as_str());
+                }
+                lines.push(line);
+            }
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
+                let _ = child.wait();
+                return Err(lines.join("\n"));
+            }
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(format!(
+                    "not serving after {START:?}:\n{}",
+                    lines.join("\n")
+                ));
+            }
+        }
+    }
+    Ok((child, port))
+}
+
+/// Makes the CAs and certificates under `dir` with the openssl command;
+/// returns `dir`. Elliptic-curve keys: made at once.
+fn make_certificates(dir: &Path) -> PathBuf {
+    std::fs::create_dir_all(dir).unwrap();
+    let openssl = |args: &[&str]| {
+        let out = Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .expect("the openssl command (scripts/test installs Debian's openssl)");
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let key = |name: &str| {
+        openssl(&[
+            "genpkey",
+            "-algorithm",
+            "EC",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-out",
+            name,
+        ])
+    };
+    let ca = |name: &str| {
+        key(&format!("{name}-key.pem"));
+        openssl(&[
+            "req",
+            "-x509",
+            "-new",
+            "-key",
+            &format!("{name}-key.pem"),
+            "-subj",
+            &format!("/CN=studio test {name}"),
+            "-days",
+            "2",
+            "-addext",
+            "basicConstraints=critical,CA:TRUE",
+            "-addext",
+            "keyUsage=critical,keyCertSign,cRLSign",
+            "-out",
+            &format!("{name}.pem"),
+        ]);
+    };
+    // A certificate for `name` signed by CA `by`, with `extensions`.
+    let signed = |name: &str, by: &str, cn: &str, extensions: &str| {
+        key(&format!("{name}-key.pem"));
+        openssl(&[
+            "req",
+            "-new",
+            "-key",
+            &format!("{name}-key.pem"),
+            "-subj",
+            &format!("/CN={cn}"),
+            "-out",
+            &format!("{name}.csr"),
+        ]);
+        std::fs::write(dir.join(format!("{name}.ext")), extensions).unwrap();
+        let serial = format!("0x{:x}", rand_serial());
+        openssl(&[
+            "x509",
+            "-req",
+            "-in",
+            &format!("{name}.csr"),
+            "-CA",
+            &format!("{by}.pem"),
+            "-CAkey",
+            &format!("{by}-key.pem"),
+            "-set_serial",
+            &serial,
+            "-days",
+            "2",
+            "-extfile",
+            &format!("{name}.ext"),
+            "-out",
+            &format!("{name}-cert.pem"),
+        ]);
+    };
+    ca("ca");
+    ca("other-ca");
+    signed(
+        "server",
+        "ca",
+        "127.0.0.1",
+        "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\nkeyUsage=critical,digitalSignature\n",
+    );
+    let client = "extendedKeyUsage=clientAuth\nkeyUsage=critical,digitalSignature\n";
+    signed("client", "ca", "studio client", client);
+    signed("foreign", "other-ca", "studio foreign client", client);
+    // The client directories, as DOCKER_CERT_PATH holds them.
+    let client_dir = |name: &str, ca: &str, cert: &str| {
+        let d = dir.join(name);
+        std::fs::create_dir_all(&d).unwrap();
+        std::fs::copy(dir.join(format!("{ca}.pem")), d.join("ca.pem")).unwrap();
+        std::fs::copy(dir.join(format!("{cert}-cert.pem")), d.join("cert.pem")).unwrap();
+        std::fs::copy(dir.join(format!("{cert}-key.pem")), d.join("key.pem")).unwrap();
+    };
+    client_dir("client", "ca", "client");
+    client_dir("foreign-client", "ca", "foreign");
+    client_dir("foreign-ca", "other-ca", "client");
+    dir.to_path_buf()
+}
+
+fn rand_serial() -> u64 {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64;
+    (nanos ^ (u64::from(std::process::id()) << 32)) & 0x7fff_ffff_ffff_ffff
+}
+
+/// A /24 of 10.213.0.0/16 for the engine's networks: one that no other
+/// second engine holds (an exclusive lock on its file, released when the
+/// file is closed or the process ends) and no route of this machine uses.
+/// A Docker bridge still routing a /24 that no engine holds was left by an
+/// engine killed with its test: it is deleted.
+fn take_pool() -> (std::fs::File, u8) {
+    use std::os::fd::AsRawFd;
+    let locks = std::env::temp_dir().join("studio-remote-engine-pools");
+    std::fs::create_dir_all(&locks).unwrap();
+    for n in 0..=255u8 {
+        let file = std::fs::File::create(locks.join(format!("{n}.lock"))).unwrap();
+        // SAFETY: flock on a descriptor we own.
+        if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+            continue;
+        }
+        for iface in routed(n).iter().filter(|i| i.starts_with("br-")) {
+            let _ = Command::new("ip").args(["link", "delete", iface]).output();
+        }
+        if routed(n).is_empty() {
+            return (file, n);
+        }
+    }
+    panic!("every /24 of 10.213.0.0/16 is in use by other second engines or routes");
+}
+
+/// The interfaces with a route to 10.213.`n`.0/24.
+fn routed(n: u8) -> Vec<String> {
+    // /proc/net/route writes the destination as the address's bytes in
+    // memory order, in hex: 10.213.N.0 is 00 N D5 0A.
+    let dest = format!("00{n:02X}D50A");
+    std::fs::read_to_string("/proc/net/route")
+        .unwrap_or_default()
+        .lines()
+        .skip(1)
+        .filter_map(|l| {
+            let mut f = l.split_whitespace();
+            let iface = f.next()?;
+            (f.next()? == dest).then(|| iface.to_string())
+        })
+        .collect()
+}
+
+fn signal(pid: u32, sig: i32) {
+    // SAFETY: a plain syscall.
+    unsafe {
+        libc::kill(pid as i32, sig);
+    }
+}
+
+/// Unmounts whatever is still mounted under `dir` (the engine's overlay
+/// and namespace mounts, when it was killed) and removes it.
+fn cleanup_dir(dir: &Path) {
+    let prefix = format!("{}/", dir.display());
+    let mut mounts: Vec<String> = std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4).map(String::from))
+        .filter(|m| m.starts_with(&prefix))
+        .collect();
+    // Deepest first.
+    mounts.sort_by_key(|m| std::cmp::Reverse(m.len()));
+    for m in mounts {
+        if let Ok(c) = std::ffi::CString::new(m) {
+            // SAFETY: a plain syscall on a valid C string.
+            unsafe {
+                libc::umount2(c.as_ptr(), libc::MNT_DETACH);
+            }
+        }
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// Removes the directories of second engines whose test process is gone
+/// (killed before its Drop ran).
+fn remove_stale() {
+    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let Some(pid) = name
+            .strip_prefix(DIR_PREFIX)
+            .and_then(|rest| rest.split('-').next())
+            .and_then(|p| p.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if !Path::new("/proc").join(pid.to_string()).exists() {
+            cleanup_dir(&e.path());
+        }
+    }
+}
