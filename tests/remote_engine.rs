@@ -94,6 +94,26 @@ async fn sessions_live_on_the_remote_engine_over_tls() {
         .unwrap();
     assert_eq!(body, "hi");
 
+    // An app in it: its port is seen opening, and the preview reaches it
+    // (the engine is on this machine, and shown to be).
+    ws.input(&sid, "preview-upstream 8080 &\n").await;
+    let opened = ws.expect("port_opened").await;
+    assert_eq!(opened["port"], 8080, "{opened}");
+    let (status, r) = server
+        .post(
+            "/api/preview/configure",
+            &json!({"sessionId": sid, "port": 8080}).to_string(),
+        )
+        .await;
+    assert_eq!(status, 200, "{r}");
+    let r = server
+        .http
+        .get(server.url(&format!("/preview/{sid}/small")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+
     // Removed: gone from the second engine, never on the first.
     let (status, r) = server.delete(&format!("/api/containers/{sid}")).await;
     assert_eq!(status, 200, "{r}");
@@ -222,4 +242,83 @@ async fn a_client_the_engine_does_not_trust_is_told_why() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "{stderr}");
     assert!(stderr.contains("--docker-tls-dir"), "{stderr}");
+}
+
+/// An engine whose process ids are not this machine's (as on another
+/// machine; here a second engine in PID and mount namespaces of its own):
+/// terminals and commands work through the engine, while what is reached
+/// through a container's processes (files, the preview) is refused rather
+/// than taken from whichever process of this machine has the id the engine
+/// reports, whose network may be this machine's own loopback.
+#[tokio::test]
+async fn an_engine_elsewhere_never_has_this_machine_taken_for_its_containers() {
+    use tokio::io::AsyncWriteExt;
+    let engine = RemoteEngine::start_apart();
+    // A service on this machine's loopback that no preview may reach.
+    let local = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = local.local_addr().unwrap().port();
+    let reached = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let service = tokio::spawn({
+        let reached = std::sync::Arc::clone(&reached);
+        async move {
+            while let Ok((mut c, _)) = local.accept().await {
+                reached.store(true, std::sync::atomic::Ordering::SeqCst);
+                let _ = c
+                    .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 12\r\nconnection: close\r\n\r\nhost-private")
+                    .await;
+            }
+        }
+    });
+
+    let server = against(&engine.tcp(), &engine.tls).start().await;
+    let (sid, cid) = server.create_rest().await;
+    assert_eq!(engine.instance_containers(&server.instance), vec![cid]);
+    let mut ws = server.ws().await;
+    ws.send(json!({"type": "attach", "sessionId": sid})).await;
+    ws.expect("attached").await;
+    ws.input(&sid, "echo apart-$((6*7))\n").await;
+    ws.read_until(&sid, "apart-42").await;
+    let (status, r) = server
+        .post(
+            &format!("/api/containers/{sid}/exec"),
+            &json!({"cmd": "echo hi; exit 3"}).to_string(),
+        )
+        .await;
+    assert_eq!(status, 200, "{r}");
+    assert_eq!((&r["exitCode"], &r["stdout"]), (&json!(3), &json!("hi\n")));
+
+    // The preview of the port this machine's service listens on: refused,
+    // and the service never reached.
+    ws.send(json!({"type": "configure_preview", "sessionId": sid, "port": port}))
+        .await;
+    ws.expect("preview_configured").await;
+    let r = server
+        .http
+        .get(server.url(&format!("/preview/{sid}/")))
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    let body = r.text().await.unwrap();
+    assert!(
+        !body.contains("host-private") && !reached.load(std::sync::atomic::Ordering::SeqCst),
+        "the preview reached this machine's loopback: {status} {body}"
+    );
+    assert_eq!(status, 503, "{body}");
+    assert!(body.contains("not on this machine"), "{body}");
+    // The files API: refused, saying why.
+    let (status, err) = server
+        .get(&format!("/api/containers/{sid}/files?path=/workspace"))
+        .await;
+    assert_eq!(status, 503, "{err}");
+    assert!(
+        err["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("not on this machine"),
+        "{err}"
+    );
+
+    service.abort();
+    ws.close().await;
 }

@@ -66,6 +66,15 @@ impl NetnsDialer {
         NetnsDialer { netns, ip }
     }
 
+    /// `netns`: the container's network namespace, opened through a
+    /// process known to be the container's.
+    pub fn in_namespace(netns: File, ip: Option<IpAddr>) -> NetnsDialer {
+        NetnsDialer {
+            netns: Some(Arc::new(netns)),
+            ip,
+        }
+    }
+
     async fn dial_inside(netns: Arc<File>, port: u16, ip: Option<IpAddr>) -> io::Result<TcpStream> {
         let (tx, rx) = tokio::sync::oneshot::channel();
         std::thread::Builder::new()

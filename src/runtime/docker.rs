@@ -163,7 +163,15 @@ impl DockerRuntime {
             .and_then(|p| u32::try_from(p).ok())
             .filter(|p| *p > 0)
             .ok_or_else(not_running)?;
-        let process = Process::hold(pid).map_err(|_| not_running())?;
+        let process = match Process::hold(pid) {
+            Ok(p) => p,
+            // A running container whose process this machine lacks is on
+            // another machine, unless it has just ended.
+            Err(_) if !self.engine.is_local_socket() && self.still_running(id, pid).await => {
+                return Err(self.elsewhere())
+            }
+            Err(_) => return Err(not_running()),
+        };
         // An engine reached over TCP may be on another machine, where this
         // pid is some other process: only a process whose root holds the
         // container's own hostname file is taken for it.
@@ -184,11 +192,7 @@ impl DockerRuntime {
                 })
                 .unwrap_or_default();
             if want.is_empty() || here.trim() != want {
-                return Err(RuntimeError::Engine(format!(
-                    "the engine ({}) is not on this machine: a session's files, ports and command \
-                     signals are reached from the engine's machine",
-                    self.engine.label()
-                )));
+                return Err(self.elsewhere());
             }
         }
         let files = Arc::new(ContainerFiles::new(Arc::new(process)).map_err(|e| match e {
@@ -199,6 +203,24 @@ impl DockerRuntime {
         local.retain(|_, f| f.alive());
         local.insert(id.to_string(), Arc::clone(&files));
         Ok(files)
+    }
+
+    /// What is reached through a container's processes, asked of an engine
+    /// on another machine.
+    fn elsewhere(&self) -> RuntimeError {
+        RuntimeError::Engine(format!(
+            "the engine ({}) is not on this machine: a session's files, ports, preview and \
+             command signals are reached from the engine's machine",
+            self.engine.label()
+        ))
+    }
+
+    /// Whether the engine still reports the container running as `pid`.
+    async fn still_running(&self, id: &str, pid: u32) -> bool {
+        self.inspect(id).await.ok().flatten().is_some_and(|i| {
+            let s = i.state.unwrap_or_default();
+            s.running == Some(true) && s.pid == Some(i64::from(pid))
+        })
     }
 
     /// Maps a failed call, and marks the engine suspect when it could not
@@ -592,6 +614,22 @@ impl ContainerRuntime for DockerRuntime {
             .and_then(|mut nets| nets.remove(&self.network))
             .and_then(|n| n.ip_address)
             .and_then(|ip| ip.parse().ok());
+        // An engine reached over TCP may be on another machine, where the
+        // pid it reports is some process of this one (a kernel thread, in
+        // this machine's own network namespace) and the address may be one
+        // on a network of this machine's (another session's container):
+        // only a process shown to be the container's is dialled into, and
+        // otherwise the preview is refused.
+        if !self.engine.is_local_socket() {
+            let files = match self.local(id).await {
+                Ok(f) => f,
+                Err(RuntimeError::NotRunning(_) | RuntimeError::NotFound(_)) => return Ok(None),
+                Err(e) => return Err(e),
+            };
+            return Ok(files.process().open("ns/net", false).ok().map(|netns| {
+                Arc::new(NetnsDialer::in_namespace(netns, ip)) as Arc<dyn PortDialer>
+            }));
+        }
         let pid = state.pid.and_then(|p| u32::try_from(p).ok());
         Ok(Some(Arc::new(NetnsDialer::new(pid, ip))))
     }

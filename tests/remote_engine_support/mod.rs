@@ -57,6 +57,8 @@ pub struct RemoteEngine {
     pub foreign_client: PathBuf,
     /// A good client certificate, but a CA that did not sign the engine's.
     pub foreign_ca: PathBuf,
+    /// Whether it runs in PID and mount namespaces of its own.
+    apart: bool,
     /// Held while the engine lives: its networks' /24.
     _pool: std::fs::File,
 }
@@ -64,6 +66,19 @@ pub struct RemoteEngine {
 impl RemoteEngine {
     /// Starts a second engine and loads the test image into it.
     pub fn start() -> RemoteEngine {
+        RemoteEngine::start_with(false)
+    }
+
+    /// Like `start`, but the engine runs in PID and mount namespaces of its
+    /// own (`unshare`), as on another machine: the process ids it reports
+    /// are not its containers' here (a low one is a kernel thread of this
+    /// machine, say), and its mounts are not this machine's. The network
+    /// namespace is still shared, so that its TLS listener is on loopback.
+    pub fn start_apart() -> RemoteEngine {
+        RemoteEngine::start_with(true)
+    }
+
+    fn start_with(apart: bool) -> RemoteEngine {
         remove_stale();
         let dir = std::env::temp_dir().join(unique(DIR_PREFIX.trim_end_matches('-')));
         std::fs::create_dir_all(&dir).unwrap();
@@ -72,7 +87,7 @@ impl RemoteEngine {
         let mut tries = 0;
         let engine = loop {
             tries += 1;
-            match launch(&dir, &certs, subnet) {
+            match launch(&dir, &certs, subnet, apart) {
                 Ok((child, port)) => {
                     break RemoteEngine {
                         child: Some(child),
@@ -82,6 +97,7 @@ impl RemoteEngine {
                         foreign_ca: certs.join("foreign-ca"),
                         dir,
                         port,
+                        apart,
                         _pool: pool,
                     }
                 }
@@ -192,12 +208,16 @@ impl Drop for RemoteEngine {
         let bridges = self.bridges();
         let _ = self.docker(&["network", "prune", "-f"]);
         let pid = child.id();
+        // Apart, the child is `unshare`, which ignores SIGTERM while it
+        // waits for the engine; the engine's end ends it (and, being the
+        // first process of its PID namespace, every process in it).
+        let engine = if self.apart { child_of(pid) } else { Some(pid) };
         let (exited, ended) = mpsc::channel();
         std::thread::spawn(move || {
             let _ = child.wait();
             let _ = exited.send(());
         });
-        signal(pid, libc::SIGTERM);
+        signal(engine.unwrap_or(pid), libc::SIGTERM);
         if ended.recv_timeout(Duration::from_secs(20)).is_err() {
             signal(pid, libc::SIGKILL);
             let _ = ended.recv();
@@ -232,7 +252,7 @@ impl RemoteEngine {
 /// Starts dockerd on a free loopback port and waits until it serves both
 /// its socket and its TLS listener (it says so in its log). `Err`: its log,
 /// when it ended before that.
-fn launch(dir: &Path, certs: &Path, subnet: u8) -> Result<(Child, u16), String> {
+fn launch(dir: &Path, certs: &Path, subnet: u8, apart: bool) -> Result<(Child, u16), String> {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -244,7 +264,14 @@ fn launch(dir: &Path, certs: &Path, subnet: u8) -> Result<(Child, u16), String> 
     // hosts, say) must not count for this one.
     std::fs::write(&config, "{}\n").unwrap();
     let namespace = format!("studio-remote-{subnet}");
-    let mut cmd = Command::new("dockerd");
+    let mut cmd = if apart {
+        // --kill-child: the engine dies with `unshare`.
+        let mut c = Command::new("unshare");
+        c.args(["--pid", "--fork", "--kill-child", "--mount-proc", "dockerd"]);
+        c
+    } else {
+        Command::new("dockerd")
+    };
     cmd.arg("--config-file")
         .arg(&config)
         .arg("--data-root")
@@ -485,6 +512,23 @@ fn routed(n: u8) -> Vec<String> {
             (f.next()? == dest).then(|| iface.to_string())
         })
         .collect()
+}
+
+/// A child process of `parent`, from the machine's `/proc`.
+fn child_of(parent: u32) -> Option<u32> {
+    std::fs::read_dir("/proc").ok()?.flatten().find_map(|e| {
+        let pid: u32 = e.file_name().to_str()?.parse().ok()?;
+        let stat = std::fs::read_to_string(e.path().join("stat")).ok()?;
+        // pid (comm) state ppid …; comm may hold spaces and parentheses.
+        let ppid: u32 = stat
+            .rsplit_once(')')?
+            .1
+            .split_whitespace()
+            .nth(1)?
+            .parse()
+            .ok()?;
+        (ppid == parent).then_some(pid)
+    })
 }
 
 fn signal(pid: u32, sig: i32) {
