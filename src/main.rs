@@ -5,6 +5,8 @@ use claude_studio::config::{command, Fallbacks, Settings};
 
 /// The proxy and the terminal allocate per request and per message; glibc's
 /// allocator showed up at ~8% of a preview profile.
+/// (`--features system-allocator` builds with the C library's instead.)
+#[cfg(not(feature = "system-allocator"))]
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
@@ -48,6 +50,13 @@ async fn main() -> std::process::ExitCode {
             args.remove(1);
         }
     }
+    // No transparent huge pages for the server's memory: the allocator
+    // asks for them on its arenas, and the kernel's khugepaged then fills
+    // in sparse 2 MiB ranges by itself, long after start-up, so a server
+    // whose live memory is flat kept growing in 20 to 30 MiB steps
+    // (measured by the soak harness; docs/reliability.md). The cost is a
+    // few more TLB misses on a heap that is small anyway.
+    let _ = rustix::thread::disable_transparent_huge_pages(true);
     // Logs go through a queue to a thread of their own: a stderr that is
     // full (a parent that does not read it) or closed never blocks or
     // breaks the server; lines that do not fit are dropped instead. Colour

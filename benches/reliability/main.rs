@@ -1,7 +1,7 @@
 //! Reliability harnesses that run against the release server and the real
 //! engine and print Markdown tables (docs/reliability.md has the latest):
 //!
-//!   cargo bench --bench reliability -- scale [SESSIONS] [BURST]   (1000, 16)
+//!   cargo bench --bench reliability -- scale [SESSIONS] [BURST] [ATTACH_BURST]   (1000, 16, 8)
 //!   cargo bench --bench reliability -- crash [KILLS] [ENGINE_RESTARTS]   (100, 0)
 //!   cargo bench --bench reliability -- soak [MINUTES] [SESSIONS]   (30, 50)
 //!
@@ -31,7 +31,14 @@ async fn main() -> Result<()> {
     };
     let harness = async {
         match args.first().map(String::as_str) {
-            Some("scale") => scale::run(num(1, 1000.0)? as usize, num(2, 16.0)? as usize).await,
+            Some("scale") => {
+                scale::run(
+                    num(1, 1000.0)? as usize,
+                    num(2, 16.0)? as usize,
+                    num(3, 8.0)? as usize,
+                )
+                .await
+            }
             Some("crash") => crash::run(num(1, 100.0)? as usize, num(2, 0.0)? as usize).await,
             Some("soak") => soak::run(num(1, 30.0)?, num(2, 50.0)? as usize).await,
             _ => bail!("say which harness: scale, crash or soak (see benches/reliability/main.rs)"),

@@ -14,7 +14,7 @@ use tokio::sync::Semaphore;
 
 use crate::support::{engine_rss_kib, mem_available_kib, ms, pct, Run, Term};
 
-pub async fn run(target: usize, burst: usize) -> Result<()> {
+pub async fn run(target: usize, burst: usize, attach_burst: usize) -> Result<()> {
     let run = Run::new("scale");
     let studio = Arc::new(run.start(&["--max-connections-per-ip", "100000"]).await?);
     let (mem0, engine0, server0) = (
@@ -63,10 +63,10 @@ pub async fn run(target: usize, burst: usize) -> Result<()> {
     let count = sessions.len();
     eprintln!("scale: {count} sessions in {create_time:?}; attaching and typing in each");
 
-    // Every session attached and typed into, 32 at a time; each shell keeps
+    // Every session attached and typed into, ATTACH_BURST at a time; each shell keeps
     // running after its client leaves (a connection held without reading
     // would rightly be dropped by the server's heartbeat).
-    let gate = Arc::new(Semaphore::new(32));
+    let gate = Arc::new(Semaphore::new(attach_burst.max(1)));
     let tasks: Vec<_> = sessions
         .iter()
         .cloned()

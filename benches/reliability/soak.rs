@@ -230,6 +230,9 @@ async fn churn(studio: Arc<Studio>, load: Arc<Load>) {
 struct Sample {
     at: Duration,
     rss_kib: u64,
+    /// Of the RSS, anonymous memory in transparent huge pages.
+    huge_kib: u64,
+    threads: u64,
     fds: u64,
     tasks: u64,
     sessions: u64,
@@ -333,6 +336,8 @@ pub async fn run(minutes: f64, sessions: usize) -> Result<()> {
         let s = Sample {
             at: t0.elapsed(),
             rss_kib: studio.status_kib("VmRSS"),
+            huge_kib: studio.smaps_kib("AnonHugePages"),
+            threads: studio.threads(),
             fds: studio.open_fds(),
             tasks: studio.metric(None, "studio_tasks").await.unwrap_or(0),
             sessions: studio.metric(None, "studio_sessions").await.unwrap_or(0),
@@ -342,9 +347,11 @@ pub async fn run(minutes: f64, sessions: usize) -> Result<()> {
             errors: load.errors.load(Ordering::Relaxed),
         };
         eprintln!(
-            "soak: {:>5.0} s  rss {} MiB  fds {}  tasks {}  sessions {}  echo p99 {}  errors {}",
+            "soak: {:>5.0} s  rss {} MiB (huge pages {} MiB)  threads {}  fds {}  tasks {}  sessions {}  echo p99 {}  errors {}",
             s.at.as_secs_f64(),
             s.rss_kib / 1024,
+            s.huge_kib / 1024,
+            s.threads,
             s.fds,
             s.tasks,
             s.sessions,
@@ -395,13 +402,15 @@ pub async fn run(minutes: f64, sessions: usize) -> Result<()> {
     let left = run.containers().len();
 
     println!("\n## Soak: {minutes} minutes of mixed load, {sessions} sessions\n");
-    println!("| time | server RSS | open files | tasks | sessions | echo p50 | echo p99 | echoes | errors so far |");
-    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    println!("| time | server RSS | of it in huge pages | threads | open files | tasks | sessions | echo p50 | echo p99 | echoes | errors so far |");
+    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     for s in &samples {
         println!(
-            "| {:.0} s | {:.1} MiB | {} | {} | {} | {} | {} | {} | {} |",
+            "| {:.0} s | {:.1} MiB | {:.1} MiB | {} | {} | {} | {} | {} | {} | {} | {} |",
             s.at.as_secs_f64(),
             s.rss_kib as f64 / 1024.0,
+            s.huge_kib as f64 / 1024.0,
+            s.threads,
             s.fds,
             s.tasks,
             s.sessions,

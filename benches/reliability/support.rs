@@ -67,7 +67,10 @@ impl Run {
             .create(true)
             .append(true)
             .open(&log)?;
-        let mut cmd = Command::new(BIN);
+        // `RELIABILITY_BIN`: another build of the server (say, one with
+        // `--features system-allocator` for a heap profiler).
+        let bin = std::env::var_os("RELIABILITY_BIN").unwrap_or_else(|| BIN.into());
+        let mut cmd = Command::new(bin);
         cmd.args(["--listen", "127.0.0.1:0", "--instance", &self.instance])
             .args(["--default-image", IMAGE])
             .arg("--state-dir")
@@ -200,6 +203,23 @@ impl Studio {
 
     pub fn status_kib(&self, field: &str) -> u64 {
         proc_status_kib(self.pid, field).unwrap_or(0)
+    }
+
+    /// How many threads the server runs.
+    pub fn threads(&self) -> u64 {
+        proc_status_kib(self.pid, "Threads").unwrap_or(0)
+    }
+
+    /// A field of `/proc/PID/smaps_rollup` (KiB), e.g. `AnonHugePages`.
+    pub fn smaps_kib(&self, field: &str) -> u64 {
+        std::fs::read_to_string(format!("/proc/{}/smaps_rollup", self.pid))
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+                    .and_then(|v| v.split_whitespace().next()?.parse().ok())
+            })
+            .unwrap_or(0)
     }
 
     pub fn open_fds(&self) -> u64 {
