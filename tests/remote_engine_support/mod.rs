@@ -9,11 +9,15 @@
 //!
 //! So that it never disturbs the machine's first engine (and the tests
 //! running on it meanwhile):
-//! - no default bridge (`--bridge none`), and the networks it makes come
-//!   from a /24 of 10.213.0.0/16 that no other second engine holds (a lock
-//!   file per /24, held while the engine lives) and no route on this
-//!   machine uses;
-//! - `--iptables=false`: it writes no firewall rules, since the first
+//! - its default bridge is one of ours (`-b studio-re-N` on 10.214.N.0/24,
+//!   made before it starts and deleted after it ends), and the networks it
+//!   makes come from 10.213.N.0/24, where no other second engine holds N (a
+//!   lock file per N, held while the engine lives) and no route of this
+//!   machine uses either range. Not `--bridge none`: an engine started so
+//!   deletes the machine's `docker0`, the first engine's default bridge;
+//!   nor `--bip` alone, which would take `docker0` as its own;
+//! - `--iptables=false`, `--ip-forward=false`: it writes no firewall rules
+//!   and no kernel settings, since the first
 //!   engine's chains are the machine's only ones. Its containers therefore
 //!   get no NAT to the outside (the tests need none: only loopback) and its
 //!   networks' "no inter-container traffic" option is not enforced; the
@@ -59,6 +63,8 @@ pub struct RemoteEngine {
     pub foreign_ca: PathBuf,
     /// Whether it runs in PID and mount namespaces of its own.
     apart: bool,
+    /// N of its address ranges and of its default bridge, `studio-re-N`.
+    subnet: u8,
     /// Held while the engine lives: its networks' /24.
     _pool: std::fs::File,
 }
@@ -83,6 +89,7 @@ impl RemoteEngine {
         let dir = std::env::temp_dir().join(unique(DIR_PREFIX.trim_end_matches('-')));
         std::fs::create_dir_all(&dir).unwrap();
         let certs = make_certificates(&dir.join("certs"));
+        let docker0 = Path::new("/sys/class/net/docker0").exists();
         let (pool, subnet) = take_pool();
         let mut tries = 0;
         let engine = loop {
@@ -98,6 +105,7 @@ impl RemoteEngine {
                         dir,
                         port,
                         apart,
+                        subnet,
                         _pool: pool,
                     }
                 }
@@ -105,11 +113,20 @@ impl RemoteEngine {
                 // the engine's bind: once more on another.
                 Err(log) if tries < 3 && log.contains("address already in use") => continue,
                 Err(log) => {
+                    delete_link(&default_bridge(subnet));
                     cleanup_dir(&dir);
                     panic!("the second dockerd did not start:\n{log}");
                 }
             }
         };
+        // The first engine's default bridge is the machine's: a second
+        // engine must leave it alone (`--bridge none` deletes it).
+        if docker0 {
+            assert!(
+                Path::new("/sys/class/net/docker0").exists(),
+                "starting the second engine deleted the first engine's docker0"
+            );
+        }
         engine.load_test_image();
         engine
     }
@@ -223,10 +240,9 @@ impl Drop for RemoteEngine {
             let _ = ended.recv();
         }
         for b in bridges {
-            if Path::new("/sys/class/net").join(&b).exists() {
-                let _ = Command::new("ip").args(["link", "delete", &b]).output();
-            }
+            delete_link(&b);
         }
+        delete_link(&default_bridge(self.subnet));
         cleanup_dir(&self.dir);
     }
 }
@@ -284,7 +300,9 @@ fn launch(dir: &Path, certs: &Path, subnet: u8, apart: bool) -> Result<(Child, u
         .arg(&namespace)
         .arg("--containerd-plugins-namespace")
         .arg(format!("{namespace}-plugins"))
-        .args(["--bridge", "none", "--iptables=false", "--ip-masq=false"])
+        .arg("--bridge")
+        .arg(default_bridge(subnet))
+        .args(["--iptables=false", "--ip-masq=false", "--ip-forward=false"])
         .arg("--default-address-pool")
         .arg(format!("base=10.213.{subnet}.0/24,size=24"))
         .args(["--shutdown-timeout", "2"])
@@ -472,11 +490,13 @@ fn rand_serial() -> u64 {
     (nanos ^ (u64::from(std::process::id()) << 32)) & 0x7fff_ffff_ffff_ffff
 }
 
-/// A /24 of 10.213.0.0/16 for the engine's networks: one that no other
-/// second engine holds (an exclusive lock on its file, released when the
-/// file is closed or the process ends) and no route of this machine uses.
-/// A Docker bridge still routing a /24 that no engine holds was left by an
-/// engine killed with its test: it is deleted.
+/// N for the engine's ranges, 10.213.N.0/24 (its networks) and
+/// 10.214.N.0/24 (its default bridge): one that no other second engine
+/// holds (an exclusive lock on its file, released when the file is closed
+/// or the process ends) and no route of this machine uses; its default
+/// bridge is made here. Interfaces of ours still routing either range of
+/// an N that no engine holds were left by an engine killed with its test:
+/// they are deleted first.
 fn take_pool() -> (std::fs::File, u8) {
     use std::os::fd::AsRawFd;
     let locks = std::env::temp_dir().join("studio-remote-engine-pools");
@@ -487,21 +507,59 @@ fn take_pool() -> (std::fs::File, u8) {
         if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
             continue;
         }
-        for iface in routed(n).iter().filter(|i| i.starts_with("br-")) {
-            let _ = Command::new("ip").args(["link", "delete", iface]).output();
+        let ours = |i: &String| i.starts_with("br-") || *i == default_bridge(n);
+        for iface in routed(213, n)
+            .iter()
+            .chain(&routed(214, n))
+            .filter(|i| ours(i))
+        {
+            delete_link(iface);
         }
-        if routed(n).is_empty() {
-            return (file, n);
+        delete_link(&default_bridge(n));
+        if !routed(213, n).is_empty() || !routed(214, n).is_empty() {
+            continue;
         }
+        let bridge = default_bridge(n);
+        let address = format!("10.214.{n}.1/24");
+        for args in [
+            &["link", "add", "name", &bridge, "type", "bridge"][..],
+            &["addr", "add", &address, "dev", &bridge],
+            &["link", "set", &bridge, "up"],
+        ] {
+            let out = Command::new("ip")
+                .args(args)
+                .output()
+                .expect("the ip command");
+            assert!(
+                out.status.success(),
+                "ip {args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        return (file, n);
     }
-    panic!("every /24 of 10.213.0.0/16 is in use by other second engines or routes");
+    panic!(
+        "every N of 10.213.N.0/24 and 10.214.N.0/24 is in use by other second engines or routes"
+    );
 }
 
-/// The interfaces with a route to 10.213.`n`.0/24.
-fn routed(n: u8) -> Vec<String> {
+/// The second engine's default bridge, made by us.
+fn default_bridge(n: u8) -> String {
+    format!("studio-re-{n}")
+}
+
+/// Deletes a network interface, if there is one of that name.
+fn delete_link(name: &str) {
+    if Path::new("/sys/class/net").join(name).exists() {
+        let _ = Command::new("ip").args(["link", "delete", name]).output();
+    }
+}
+
+/// The interfaces with a route to 10.`b`.`n`.0/24.
+fn routed(b: u8, n: u8) -> Vec<String> {
     // /proc/net/route writes the destination as the address's bytes in
     // memory order, in hex: 10.213.N.0 is 00 N D5 0A.
-    let dest = format!("00{n:02X}D50A");
+    let dest = format!("00{n:02X}{b:02X}0A");
     std::fs::read_to_string("/proc/net/route")
         .unwrap_or_default()
         .lines()
