@@ -529,7 +529,7 @@ fn take_pool() -> (std::fs::File, u8) {
             let out = Command::new("ip")
                 .args(args)
                 .output()
-                .expect("the ip command");
+                .expect("the ip command (scripts/test installs Debian's iproute2)");
             assert!(
                 out.status.success(),
                 "ip {args:?}: {}",
