@@ -101,10 +101,18 @@ async fn sessions_come_from_the_pool_which_refills_with_fresh_containers() {
     assert!(out.contains("50 500"), "{out:?}");
 }
 
+/// A session with a `workspaceDir` is served warm too: a pooled container
+/// whose slot receives the workspace at hand-out. It sees its own workspace
+/// and nothing of another; the slot goes when the session does, and the
+/// workspace's files stay.
 #[tokio::test]
-async fn a_workspace_session_is_made_on_demand() {
+async fn a_workspace_session_is_served_warm_and_sees_only_its_workspace() {
     let root = std::env::temp_dir().join(unique("studio-pool-ws"));
-    std::fs::create_dir_all(root.join("p")).unwrap();
+    for (dir, file) in [("p", "mine.txt"), ("q", "theirs.txt")] {
+        std::fs::create_dir_all(root.join(dir)).unwrap();
+        std::fs::write(root.join(dir).join(file), format!("{dir}-secret")).unwrap();
+    }
+    docker_chown(&root.join("p"));
     let server = Server::builder()
         .args([
             "--warm-pool",
@@ -114,13 +122,60 @@ async fn a_workspace_session_is_made_on_demand() {
         ])
         .start()
         .await;
-    pool_ready(&server, 1).await;
+    // One plain, one with a slot.
+    pool_ready(&server, 2).await;
     let waiting = pooled_ids(&server.instance);
-    let body = json!({"workspaceDir": root.join("p").to_str().unwrap()}).to_string();
-    let (status, created) = server.post("/api/containers", &body).await;
-    assert_eq!(status, 200, "{created}");
-    assert!(!waiting.contains(&created["containerId"].as_str().unwrap().to_string()));
+
+    let mut ws = server.ws().await;
+    let p = root.join("p");
+    let (sid, cid) = ws
+        .create(json!({"workspaceDir": p.to_str().unwrap()}))
+        .await;
+    assert!(waiting.contains(&cid), "served from the pool: {cid}");
+    let out = ws
+        .run(
+            &sid,
+            "pwd; ls /workspace; cat /workspace/mine.txt; echo made > /workspace/new.txt",
+        )
+        .await;
+    assert!(out.contains("/workspace"), "{out:?}");
+    assert!(out.contains("p-secret"), "{out:?}");
+    assert!(!out.contains("theirs"), "{out:?}");
+    assert_eq!(
+        std::fs::read_to_string(p.join("new.txt")).unwrap(),
+        "made\n"
+    );
+    // Its container binds only its own slot.
+    let c = docker_inspect("container", &cid).unwrap();
+    let mounts = c["Mounts"].as_array().unwrap();
+    assert_eq!(mounts.len(), 1, "{mounts:?}");
+    assert_eq!(mounts[0]["Destination"], "/workspace");
+    let slot = slots_dir(&server.instance).join(&sid);
+    assert_eq!(mounts[0]["Source"], slot.to_str().unwrap());
+    assert_eq!(mounts[0]["Propagation"], "rslave");
+
+    // Removed: the slot is unmounted and gone, the workspace's files stay.
+    let (status, _) = server.delete(&format!("/api/containers/{sid}")).await;
+    assert_eq!(status, 200);
+    assert!(!slot.exists(), "the slot is released");
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(!mountinfo.contains(slot.to_str().unwrap()), "{mountinfo}");
+    assert_eq!(
+        std::fs::read_to_string(p.join("mine.txt")).unwrap(),
+        "p-secret"
+    );
+    drop(server);
     std::fs::remove_dir_all(root).ok();
+}
+
+/// Makes a directory the session user's (uid 1000), as a workspace is.
+fn docker_chown(dir: &std::path::Path) {
+    let status = std::process::Command::new("chown")
+        .args(["-R", "1000:1000"])
+        .arg(dir)
+        .status()
+        .unwrap();
+    assert!(status.success());
 }
 
 #[tokio::test]

@@ -15,7 +15,8 @@ use bollard::container::LogOutput;
 use bollard::errors::Error as BollardError;
 use bollard::exec::{StartExecOptions, StartExecResults};
 use bollard::models::{
-    ContainerCreateBody, ContainerInspectResponse, ExecConfig, HostConfig, Mount, MountType,
+    ContainerCreateBody, ContainerInspectResponse, ExecConfig, HostConfig, Mount, MountBindOptions,
+    MountBindOptionsPropagationEnum, MountType,
 };
 use bollard::query_parameters::{
     CreateContainerOptionsBuilder, CreateImageOptionsBuilder, ListContainersOptionsBuilder,
@@ -363,6 +364,10 @@ pub fn container_body(spec: &ContainerSpec, network_id: &str) -> ContainerCreate
             source: Some(dir.to_string_lossy().into_owned()),
             typ: Some(MountType::BIND),
             read_only: Some(false),
+            bind_options: spec.workspace_slot.then(|| MountBindOptions {
+                propagation: Some(MountBindOptionsPropagationEnum::RSLAVE),
+                ..Default::default()
+            }),
             ..Default::default()
         }],
         None => {
@@ -575,6 +580,19 @@ impl ContainerRuntime for DockerRuntime {
         Ok(Some(status_of(
             state.status.map(|s| s.to_string()).as_deref(),
         )))
+    }
+
+    async fn container_pid(&self, id: &str) -> Result<Option<u32>, RuntimeError> {
+        let Some(info) = self.inspect(id).await? else {
+            return Ok(None);
+        };
+        let state = info.state.unwrap_or_default();
+        Ok(state
+            .running
+            .unwrap_or(false)
+            .then_some(state.pid)
+            .flatten()
+            .and_then(|p| u32::try_from(p).ok()))
     }
 
     async fn container_memory(&self, id: &str) -> Result<Option<u64>, RuntimeError> {

@@ -267,6 +267,11 @@ pub trait ContainerRuntime: Send + Sync + 'static {
     async fn remove_container(&self, id: &str) -> Result<(), RuntimeError>;
     /// `None` when the container no longer exists.
     async fn container_status(&self, id: &str) -> Result<Option<ContainerStatus>, RuntimeError>;
+    /// The running container's init process as this machine sees it;
+    /// `None` when it does not run or the engine is elsewhere.
+    async fn container_pid(&self, _id: &str) -> Result<Option<u32>, RuntimeError> {
+        Ok(None)
+    }
     /// Memory the container uses now, as the engine measures it (without
     /// reclaimable file cache); `None` when the engine does not say.
     async fn container_memory(&self, _id: &str) -> Result<Option<u64>, RuntimeError> {

@@ -39,6 +39,9 @@ pub struct ContainerSpec {
     pub env: Vec<String>,
     /// Resolved host directory mounted read-write at `/workspace`.
     pub workspace: Option<PathBuf>,
+    /// The workspace bind receives what the host mounts below it later
+    /// (`rslave`): a warm container's slot (`session::slot`).
+    pub workspace_slot: bool,
     pub limits: ContainerLimits,
     pub network: String,
 }

@@ -107,15 +107,21 @@ impl SessionManager {
             .transpose()?;
         let client_env = env_pairs(&req.env.clone().unwrap_or_default())?;
 
-        if workspace.is_none() {
-            if let Some(pooled) = self.pool.take(&image.normalized) {
-                match self
-                    .hand_out(pooled, &image, owner, client_env.clone(), size)
-                    .await
-                {
-                    Ok(session) => return Ok(session),
-                    Err(pooled) => self.discard_pooled(pooled),
-                }
+        let key = super::pool::key(&image.normalized, workspace.is_some());
+        if let Some(pooled) = self.pool.take(&key) {
+            match self
+                .hand_out(
+                    pooled,
+                    &image,
+                    workspace.as_deref(),
+                    owner,
+                    client_env.clone(),
+                    size,
+                )
+                .await
+            {
+                Ok(session) => return Ok(session),
+                Err(pooled) => self.discard_pooled(pooled),
             }
         }
         let _cold = self.cold_create();
@@ -257,6 +263,9 @@ impl SessionManager {
             image: image.normalized.clone(),
             labels,
             env,
+            // A pooled container with a workspace binds its slot, which
+            // receives the session's workspace at hand-out.
+            workspace_slot: pooled && workspace.is_some(),
             workspace,
             limits: self.settings.container_limits(),
             network: self.settings.network.clone(),
@@ -270,20 +279,31 @@ impl SessionManager {
     /// handed-out session for an unused pool container and remove it. One
     /// that cannot be recorded goes back to the caller as `Err`, to be
     /// discarded; the request then takes the cold path.
+    #[allow(clippy::too_many_arguments)]
     async fn hand_out(
         &self,
         pooled: Pooled,
         image: &ImageRef,
+        workspace: Option<&std::path::Path>,
         owner: &Owner,
         client_env: Vec<String>,
         size: Option<(u16, u16)>,
     ) -> Result<Arc<Session>, Pooled> {
+        // Neither in the pool nor a session until `insert`: pending keeps
+        // the sweep off its container and its slot meanwhile.
+        let _pending = self.pending(&pooled.session_id);
         // Removed or stopped behind our back while it waited (its shell may
         // not have noticed yet): never handed out.
         match self.runtime.container_status(&pooled.container_id).await {
             Ok(Some(crate::runtime::ContainerStatus::Running)) => {}
             other => {
                 tracing::warn!(container = %pooled.container_id, state = ?other, "a pooled container is not running; discarding it");
+                return Err(pooled);
+            }
+        }
+        if let Some(dir) = workspace {
+            if let Err(why) = self.attach_workspace(&pooled, dir).await {
+                tracing::warn!(container = %pooled.container_id, error = %why, "a warm container could not get its workspace; discarding it");
                 return Err(pooled);
             }
         }
@@ -301,9 +321,10 @@ impl SessionManager {
             tracing::warn!(container = %pooled.container_id, error = %e, "could not record a pooled container's owner; discarding it");
             return Err(pooled);
         }
-        // The pooled shell started without the client's env; one that needs
-        // it gets a fresh shell (still in the warm container).
-        let terminal = if client_env.is_empty() {
+        // The pooled shell started without the client's env, and in the
+        // slot before the workspace came over it; one that needs either
+        // gets a fresh shell (still in the warm container).
+        let terminal = if client_env.is_empty() && workspace.is_none() {
             pooled.terminal
         } else {
             pooled.terminal.close("Session restarted").await;
@@ -319,15 +340,40 @@ impl SessionManager {
         Ok(session)
     }
 
+    /// Mounts `dir` on the pooled container's slot and checks that the
+    /// container sees it at `/workspace`.
+    async fn attach_workspace(&self, pooled: &Pooled, dir: &std::path::Path) -> Result<(), String> {
+        let slots = self.slots.as_ref().ok_or("no workspace slots")?;
+        let pid = self
+            .runtime
+            .container_pid(&pooled.container_id)
+            .await
+            .map_err(|e| e.to_string())?
+            .ok_or("its init process is not known")?;
+        slots
+            .attach(&pooled.session_id, dir)
+            .map_err(|e| format!("mounting the workspace: {e}"))?;
+        if !super::slot::Slots::sees(pid, dir) {
+            return Err("the container does not see the workspace it was given".into());
+        }
+        Ok(())
+    }
+
     /// A pooled container that will not be handed out: its shell closed and
-    /// the container removed, in the background (a failure is left to the
-    /// sweep, which removes containers no session owns).
-    pub(super) fn discard_pooled(&self, pooled: Pooled) {
+    /// the container removed, then its slot if it has one, in the
+    /// background (a failure is left to the sweep, which removes containers
+    /// no session owns, and slots no container uses).
+    pub(super) fn discard_pooled(self: &SessionManager, pooled: Pooled) {
         let runtime = Arc::clone(&self.runtime);
+        let slots = self.slots.clone();
         self.tasks.spawn(async move {
             pooled.terminal.close("Session removed").await;
             if let Err(e) = runtime.remove_container(&pooled.container_id).await {
                 tracing::debug!(container = %pooled.container_id, error = %e, "could not remove a discarded pooled container");
+                return;
+            }
+            if let Some(slots) = slots {
+                slots.release(&pooled.session_id);
             }
         });
     }

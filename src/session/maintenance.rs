@@ -107,6 +107,7 @@ impl SessionManager {
             tracing::info!(session = %sid, container = %c.id, "session re-adopted");
             adopted += 1;
         }
+        self.release_stale_slots();
         for stale in records.into_keys() {
             if !self.is_pending(&stale) && !self.sessions.read().unwrap().contains_key(&stale) {
                 let _ = self.store.remove(&stale).await;
@@ -214,6 +215,7 @@ impl SessionManager {
             .lock()
             .unwrap()
             .retain(|id| listed_ids.contains(id.as_str()));
+        self.release_stale_slots();
         self.sweeps_total
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     }

@@ -48,6 +48,9 @@ pub struct SessionManager {
     pub(super) process: String,
     pub(super) tasks: TaskTracker,
     pub(super) pool: WarmPool,
+    /// Workspace slots for warm workspace sessions, when this server can
+    /// make them (see `slot`).
+    pub(super) slots: Option<Arc<super::slot::Slots>>,
     /// The warm pool's bounds on this machine.
     pub(super) plan: crate::config::pool::PoolPlan,
     /// Creates on the cold path in flight: the pool does not start
@@ -118,7 +121,22 @@ impl SessionManager {
         shutdown: CancellationToken,
     ) -> Result<SessionManager, String> {
         let plan = settings.pool_plan(&crate::config::pool::Machine::detect());
+        // Slots need the engine's machine and mount namespace, and root.
+        let local = settings
+            .docker_host
+            .as_deref()
+            .is_none_or(|h| h.starts_with("unix://"));
+        let slots = (plan.max > 0
+            && !settings.workspace_roots.is_empty()
+            && local
+            && rustix::process::geteuid().is_root())
+        .then(|| {
+            Arc::new(super::slot::Slots::new(super::slot::Slots::root(
+                &settings.instance,
+            )))
+        });
         Ok(SessionManager {
+            slots,
             images: ImagePolicy::new(&settings.allowed_images)?,
             roots: WorkspaceRoots::new(&settings.workspace_roots)?,
             settings,
@@ -358,6 +376,9 @@ impl SessionManager {
                 .await;
             session.ended.cancel();
             session.terminal.close(reason).await;
+            if let Some(slots) = &self.slots {
+                slots.release(&session.id);
+            }
             // A record left behind (the store failing now) is dropped at the
             // next start, when no container answers to it.
             if let Err(e) = self.store.remove(&session.id).await {

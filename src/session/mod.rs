@@ -5,6 +5,7 @@
 //! - `maintenance`: re-adoption after a restart and the periodic sweep.
 //! - `pool`: the warm pool's containers and the demand for them.
 //! - `refill`: the task that keeps the pool following demand.
+//! - `slot`: how a warm container gets its `workspaceDir` at hand-out.
 //! - `id`: session ids.
 //!
 //! What a session must keep across a restart (its owner, its preview port)
@@ -18,6 +19,7 @@ mod manager;
 mod pool;
 mod ports;
 mod refill;
+mod slot;
 
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicU64, Ordering};

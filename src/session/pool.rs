@@ -21,6 +21,16 @@ use tokio::sync::Notify;
 
 use crate::terminal::Terminal;
 
+/// The pool a create takes from: an image's, or (`workspace`) that of the
+/// image's containers with a workspace slot (`session::slot`).
+pub fn key(image: &str, workspace: bool) -> String {
+    if workspace {
+        format!("{image}#workspace")
+    } else {
+        image.to_string()
+    }
+}
+
 #[derive(Clone)]
 pub struct Pooled {
     pub container_id: String,
@@ -35,12 +45,16 @@ pub struct Pooled {
 /// memory it holds.
 pub trait PoolEntry {
     fn container_id(&self) -> &str;
+    fn session_id(&self) -> &str;
     fn memory(&self) -> u64;
 }
 
 impl PoolEntry for Pooled {
     fn container_id(&self) -> &str {
         &self.container_id
+    }
+    fn session_id(&self) -> &str {
+        &self.session_id
     }
     fn memory(&self) -> u64 {
         self.memory
@@ -165,6 +179,14 @@ impl<T: PoolEntry> WarmPool<T> {
             .unwrap_or(0)
     }
 
+    /// Whether a waiting container has the session id `session_id`.
+    pub fn holds_session(&self, session_id: &str) -> bool {
+        let s = self.state.lock().unwrap();
+        s.ready
+            .values()
+            .any(|q| q.iter().any(|p| p.session_id() == session_id))
+    }
+
     pub fn contains(&self, container_id: &str) -> bool {
         let s = self.state.lock().unwrap();
         s.ready
@@ -187,6 +209,9 @@ mod tests {
     struct Entry(String, u64);
     impl PoolEntry for Entry {
         fn container_id(&self) -> &str {
+            &self.0
+        }
+        fn session_id(&self) -> &str {
             &self.0
         }
         fn memory(&self) -> u64 {

@@ -61,17 +61,28 @@ impl SessionManager {
     /// The refill task: runs until shutdown, then lets the containers it
     /// is making finish (each removes itself, the pool being closed).
     pub(super) async fn keep_pool(self: Arc<Self>) {
-        let images: Vec<ImageRef> = self
+        let plain = self
             .settings
             .warm_pool_images
             .iter()
-            .filter_map(|i| ImageRef::parse(i).ok())
+            .filter_map(|i| ImageRef::parse(i).ok());
+        // With slots, each image has a second pool: containers whose
+        // workspace comes at hand-out.
+        let kinds: Vec<(ImageRef, bool)> = plain
+            .flat_map(|i| {
+                let slotted = self.slots.is_some().then(|| (i.clone(), true));
+                std::iter::once((i, false)).chain(slotted)
+            })
             .collect();
-        for image in &images {
-            self.pool.register(&image.normalized);
+        let keys: Vec<String> = kinds
+            .iter()
+            .map(|(i, ws)| super::pool::key(&i.normalized, *ws))
+            .collect();
+        for key in &keys {
+            self.pool.register(key);
         }
         let mut making: JoinSet<(usize, Result<(), NotMade>)> = JoinSet::new();
-        let mut in_flight = vec![0usize; images.len()];
+        let mut in_flight = vec![0usize; kinds.len()];
         let mut backoff = RETRY_MIN;
         let mut retry_at: Option<Instant> = None;
         // Set when a container did not fit: no growth until the pool changes.
@@ -81,8 +92,8 @@ impl SessionManager {
             let mut wake = retry_at.filter(|t| *t > now);
             let may_grow =
                 wake.is_none() && !no_room && self.cold_creates.load(Ordering::Acquire) == 0;
-            for (i, image) in images.iter().enumerate() {
-                let key = &image.normalized;
+            for (i, (image, workspace)) in kinds.iter().enumerate() {
+                let key = &keys[i];
                 let (recent, expires) = self.pool.recent(key, self.plan.idle, now.into_std());
                 if let Some(t) = expires {
                     let t = Instant::from_std(t);
@@ -90,7 +101,7 @@ impl SessionManager {
                 }
                 let target = self.plan.target(recent);
                 while let Some(p) = self.pool.surplus(key, target) {
-                    tracing::debug!(image = %image.raw, target, "warm pool shrinks");
+                    tracing::debug!(pool = %key, target, "warm pool shrinks");
                     self.discard_pooled(p);
                 }
                 while may_grow
@@ -100,8 +111,8 @@ impl SessionManager {
                 {
                     in_flight[i] += 1;
                     let this = Arc::clone(&self);
-                    let image = image.clone();
-                    making.spawn(async move { (i, this.make_pooled(&image).await) });
+                    let (image, workspace) = (image.clone(), *workspace);
+                    making.spawn(async move { (i, this.make_pooled(&image, workspace).await) });
                 }
             }
             let wake_at = wake.unwrap_or_else(|| now + Duration::from_secs(3600));
@@ -116,12 +127,12 @@ impl SessionManager {
                             retry_at = None;
                         }
                         Err(NotMade::Engine(e)) => {
-                            tracing::warn!(image = %images[i].raw, error = %e, "warm pool refill failed; retrying");
+                            tracing::warn!(image = %kinds[i].0.raw, error = %e, "warm pool refill failed; retrying");
                             retry_at = Some(Instant::now() + backoff);
                             backoff = (backoff * 2).min(RETRY_MAX);
                         }
                         Err(NotMade::NoRoom { measured }) => {
-                            tracing::info!(image = %images[i].raw, measured, cap = self.plan.memory, "warm pool at its memory cap");
+                            tracing::info!(image = %kinds[i].0.raw, measured, cap = self.plan.memory, "warm pool at its memory cap");
                             no_room = true;
                         }
                         Err(NotMade::Closed) => {}
@@ -136,7 +147,7 @@ impl SessionManager {
 
     /// Makes one pooled container of `image`, its shell started, measures
     /// it, and adds it to the pool if it fits.
-    async fn make_pooled(&self, image: &ImageRef) -> Result<(), NotMade> {
+    async fn make_pooled(&self, image: &ImageRef, workspace: bool) -> Result<(), NotMade> {
         if !self
             .runtime
             .image_present(&image.normalized)
@@ -150,21 +161,31 @@ impl SessionManager {
             }
         }
         let id = new_session_id();
+        let _pending = self.pending(&id);
+        let slot = match (&self.slots, workspace) {
+            (Some(slots), true) => Some(slots.prepare(&id).map_err(|e| {
+                NotMade::Engine(RuntimeError::Engine(format!("workspace slot: {e}")))
+            })?),
+            _ => None,
+        };
         let spec = self.container_spec(
             &id,
             image,
             &Owner::default(),
             Vec::new(),
-            None,
+            slot,
             now_secs(),
             true,
         );
-        let _pending = self.pending(&id);
-        let container_id = self
-            .runtime
-            .create_container(&spec)
-            .await
-            .map_err(NotMade::Engine)?;
+        let container_id = match self.runtime.create_container(&spec).await {
+            Ok(c) => c,
+            Err(e) => {
+                if let Some(slots) = &self.slots {
+                    slots.release(&id);
+                }
+                return Err(NotMade::Engine(e));
+            }
+        };
         // The shell starts now too, so a hand-out costs no engine call at all;
         // its prompt waits in the replay buffer for the session's creator.
         let terminal = self.new_terminal(&id, &container_id, Vec::new());
@@ -193,7 +214,8 @@ impl SessionManager {
             memory: measured,
             ..pooled
         };
-        self.pool.put(&image.normalized, pooled).map_err(|p| {
+        let key = super::pool::key(&image.normalized, workspace);
+        self.pool.put(&key, pooled).map_err(|p| {
             // Closed (shutdown) while it was being made.
             self.discard_pooled(p);
             NotMade::Closed
@@ -206,11 +228,30 @@ impl SessionManager {
         let waiting = self.pool.drain();
         let removals = waiting.iter().map(|p| async {
             p.terminal.close("Session removed").await;
-            self.runtime.remove_container(&p.container_id).await
+            self.runtime.remove_container(&p.container_id).await?;
+            if let Some(slots) = &self.slots {
+                slots.release(&p.session_id);
+            }
+            Ok::<_, RuntimeError>(())
         });
         for r in futures_util::future::join_all(removals).await {
             if let Err(e) = r {
                 tracing::warn!(error = %e, "could not remove a pooled container; the next start will");
+            }
+        }
+    }
+
+    /// Releases the slots no session, waiting container or create in
+    /// flight uses (a crash's leftovers, or a release that failed).
+    pub(super) fn release_stale_slots(&self) {
+        let Some(slots) = &self.slots else { return };
+        for id in slots.existing() {
+            let used = self.is_pending(&id)
+                || self.pool.holds_session(&id)
+                || self.sessions.read().unwrap().contains_key(&id);
+            if !used {
+                tracing::info!(session = %id, "releasing a workspace slot no container uses");
+                slots.release(&id);
             }
         }
     }

@@ -281,6 +281,36 @@ pub fn remove_instance_containers(instance: &str) {
     }
 }
 
+/// The warm workspace slots of a label scope (see `session::slot`).
+pub fn slots_dir(instance: &str) -> std::path::PathBuf {
+    std::path::Path::new("/run/claude-studio/instances")
+        .join(instance)
+        .join("slots")
+}
+
+/// Unmounts and removes a label scope's slots, which a killed server
+/// leaves mounted; never a recursive removal, which would reach into a
+/// mounted workspace.
+pub fn release_slots(instance: &str) {
+    let dir = slots_dir(instance);
+    for slot in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+        for _ in 0..8 {
+            let ok = std::process::Command::new("umount")
+                .arg("-l")
+                .arg(slot.path())
+                .stderr(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success());
+            if !ok {
+                break;
+            }
+        }
+        let _ = std::fs::remove_dir(slot.path());
+    }
+    let _ = std::fs::remove_dir(&dir);
+    let _ = dir.parent().map(std::fs::remove_dir);
+}
+
 impl Drop for Server {
     fn drop(&mut self) {
         if let Some(mut c) = self.child.take() {
@@ -288,6 +318,7 @@ impl Drop for Server {
         }
         if self.cleanup {
             remove_instance_containers(&self.instance);
+            release_slots(&self.instance);
             let _ = std::fs::remove_dir_all(state_root(&self.instance));
         }
     }
