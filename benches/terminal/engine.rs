@@ -1,19 +1,24 @@
 //! The baselines: the same hardened container made straight through the
-//! Docker Engine API (bollard for create/start, a hijacked exec for the TTY,
-//! as the server does it) and through the `docker run -d` CLI.
+//! Docker Engine API and through the `docker run -d` CLI. The baseline's TTY
+//! stream is bollard's own attached exec (its upgrade, its reader), not the
+//! server's exec-stream code, so a cost in that code cannot hide on both
+//! sides; `docker exec -t` (the CLI) is a second baseline for throughput.
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
-use bollard::exec::CreateExecOptions;
+use bollard::container::LogOutput;
+use bollard::exec::{CreateExecOptions, StartExecOptions, StartExecResults};
 use bollard::models::ContainerCreateBody;
 use bollard::query_parameters::{ListContainersOptionsBuilder, RemoveContainerOptionsBuilder};
 use bollard::Docker;
 use claude_studio::config::Settings;
 use claude_studio::runtime::docker::container_body;
-use claude_studio::runtime::{hijack, network, ContainerSpec};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use claude_studio::runtime::{network, ContainerSpec};
+use futures_util::stream::BoxStream;
+use futures_util::StreamExt;
+use tokio::io::{AsyncWrite, AsyncWriteExt};
 
 use crate::client::MarkerScan;
 
@@ -21,8 +26,6 @@ pub const SOCKET: &str = "/var/run/docker.sock";
 /// The server's default network, which the baselines join too.
 pub const NETWORK: &str = "claude-studio";
 const KEEPALIVE: &str = "sleep infinity 2>/dev/null || exec tail -f /dev/null";
-
-pub use claude_studio::runtime::hijack::RawStream;
 
 /// Phase timings of one bare start, each from the previous phase's end.
 #[derive(Debug, Clone, Copy, Default)]
@@ -45,10 +48,12 @@ impl Phases {
     }
 }
 
-/// A shell in a bare container: its raw TTY stream.
+/// A shell in a bare container: bollard's attached exec, its TTY output
+/// as the library reads it, and its input.
 pub struct RawShell {
     pub container: String,
-    pub stream: RawStream,
+    output: BoxStream<'static, Result<LogOutput, bollard::errors::Error>>,
+    input: std::pin::Pin<Box<dyn AsyncWrite + Send>>,
 }
 
 impl RawShell {
@@ -58,26 +63,24 @@ impl RawShell {
         deadline: Instant,
         mut pred: impl FnMut(&[u8]) -> bool,
     ) -> Result<u64> {
-        let mut buf = vec![0u8; 32 * 1024];
         let mut total = 0u64;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
-            let n = tokio::time::timeout(left, self.stream.read(&mut buf))
+            let chunk = tokio::time::timeout(left, self.output.next())
                 .await
-                .map_err(|_| anyhow!("timed out reading the exec stream"))??;
-            if n == 0 {
-                bail!("exec stream ended");
-            }
-            total += n as u64;
-            if pred(&buf[..n]) {
+                .map_err(|_| anyhow!("timed out reading the exec stream"))?
+                .ok_or_else(|| anyhow!("exec stream ended"))??
+                .into_bytes();
+            total += chunk.len() as u64;
+            if !chunk.is_empty() && pred(&chunk) {
                 return Ok(total);
             }
         }
     }
 
     pub async fn write(&mut self, data: &[u8]) -> Result<()> {
-        self.stream.write_all(data).await?;
-        self.stream.flush().await?;
+        self.input.write_all(data).await?;
+        self.input.flush().await?;
         Ok(())
     }
 
@@ -193,6 +196,7 @@ impl Engine {
             labels: BTreeMap::from([("studio.bench".to_string(), self.label.clone())]),
             env: ContainerSpec::base_env(),
             workspace: None,
+            workspace_slot: false,
             limits: Settings::default().container_limits(),
             network: NETWORK.to_string(),
         };
@@ -240,12 +244,23 @@ impl Engine {
         let exec = self.docker.create_exec(id, opts).await?;
         p.exec_create = t.elapsed();
         let t = Instant::now();
-        let stream = hijack(&self.docker.client_version().to_string(), &exec.id).await?;
+        let start = StartExecOptions {
+            detach: false,
+            tty: true,
+            // Bollard's own default is per line; a flood has long ones.
+            output_capacity: Some(64 * 1024),
+        };
+        let StartExecResults::Attached { output, input } =
+            self.docker.start_exec(&exec.id, Some(start)).await?
+        else {
+            bail!("exec started detached");
+        };
         p.exec_start = t.elapsed();
         let t = Instant::now();
         let mut shell = RawShell {
             container: id.to_string(),
-            stream,
+            output: output.boxed(),
+            input,
         };
         shell
             .read_until(Instant::now() + Duration::from_secs(60), |_| true)
@@ -358,16 +373,4 @@ impl Engine {
         }
         Ok(n)
     }
-}
-
-/// Starts an exec and takes over its raw connection, with the server's own
-/// hijack (plain hyper, no decoding): the baseline stream is the engine's.
-async fn hijack(api_version: &str, exec_id: &str) -> Result<RawStream> {
-    hijack::start_exec(
-        &claude_studio::runtime::endpoint::Endpoint::Unix(SOCKET.into()),
-        api_version,
-        exec_id,
-    )
-    .await
-    .map_err(|e| anyhow!("exec start: {e}"))
 }
