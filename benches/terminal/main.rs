@@ -25,7 +25,8 @@ use report::Results;
 use server::{Cleanup, Features, Server};
 
 pub const IMAGE: &str = "studio-test-busybox:latest";
-const WARM_POOL: u64 = 4;
+/// Creates back to back in the warm start's refill case.
+const REFILL_RUN: usize = 10;
 
 #[derive(Debug, Clone)]
 pub struct Opts {
@@ -118,8 +119,15 @@ async fn run(opts: &Opts, guard: &Cleanup, r: &mut Results) -> Result<()> {
     let needs_main = ["start", "burst", "echo", "throughput", "reattach"]
         .iter()
         .any(|p| opts.wants(p));
+    // Cold measurements are of a server without a pool (which would serve
+    // them warm, and load the engine in the background).
+    let no_pool: Vec<String> = if features.has("--warm-pool") {
+        vec!["--warm-pool".into(), "0".into()]
+    } else {
+        Vec::new()
+    };
     if needs_main {
-        let server = Server::start(guard, &features, IMAGE, &[]).await?;
+        let server = Server::start(guard, &features, IMAGE, &no_pool).await?;
         match_server(&server, &engine).await?;
         if opts.wants("start") {
             progress(&format!(
@@ -133,7 +141,19 @@ async fn run(opts: &Opts, guard: &Cleanup, r: &mut Results) -> Result<()> {
                 "burst: {} sessions at once, {} round(s)",
                 opts.burst, opts.burst_rounds
             ));
-            r.burst = Some(start::burst(&server, &engine, opts.burst, opts.burst_rounds).await?);
+            // Next to it, a server in its default configuration (its pool).
+            let pooled = Server::start(guard, &features, IMAGE, &[]).await?;
+            r.burst = Some(
+                start::burst(
+                    &server,
+                    Some(&pooled),
+                    &engine,
+                    opts.burst,
+                    opts.burst_rounds,
+                )
+                .await?,
+            );
+            pooled.stop().await;
         }
         if opts.wants("echo") {
             progress(&format!("keystroke echo: {} samples", opts.echo_samples));
@@ -173,17 +193,11 @@ async fn run(opts: &Opts, guard: &Cleanup, r: &mut Results) -> Result<()> {
     if opts.wants("warm") {
         if features.has("--warm-pool") {
             progress(&format!(
-                "warm start: --warm-pool {WARM_POOL}, {} samples",
-                opts.start_samples
+                "warm start, default configuration: {} samples with the pool settled, {} back to back in runs of {REFILL_RUN}",
+                opts.start_samples, opts.start_samples
             ));
-            let server = Server::start(
-                guard,
-                &features,
-                IMAGE,
-                &["--warm-pool".into(), WARM_POOL.to_string()],
-            )
-            .await?;
-            r.warm = Some(start::warm(&server, &engine, WARM_POOL, opts.start_samples).await?);
+            let server = Server::start(guard, &features, IMAGE, &[]).await?;
+            r.warm = Some(start::warm(&server, &engine, opts.start_samples, REFILL_RUN).await?);
             let instance = server.instance.clone();
             server.stop().await;
             engine
@@ -200,7 +214,7 @@ async fn run(opts: &Opts, guard: &Cleanup, r: &mut Results) -> Result<()> {
             opts.sessions, opts.concurrency
         ));
         // A fresh server, so memory the other runs left in the allocator does not count.
-        let server = Server::start(guard, &features, IMAGE, &[]).await?;
+        let server = Server::start(guard, &features, IMAGE, &no_pool).await?;
         let f = stream::footprint(&server, opts.sessions, opts.concurrency).await;
         let instance = server.instance.clone();
         server.stop().await;

@@ -7,7 +7,7 @@ use anyhow::{Context, Result};
 use futures_util::future::try_join_all;
 use serde_json::Value;
 
-use crate::client::{err_ctx, Ws};
+use crate::client::{err_ctx, Created, Ws};
 use crate::engine::Engine;
 use crate::events::{Events, Split, WarmSplit};
 use crate::server::Server;
@@ -124,58 +124,131 @@ pub async fn cold(server: &Server, engine: &Engine, n: usize) -> Result<ColdStar
 
 #[derive(Debug, Default)]
 pub struct Burst {
-    /// Per round: time until every session had shell output.
+    /// Per round: time until every session had shell output, on a server
+    /// without a pool (`--warm-pool 0`).
     pub studio_all: Samples,
     pub engine_all: Samples,
+    /// The same on a server in its default configuration (a warm pool).
+    pub pooled_all: Samples,
+    /// Per round, on the default server: sessions served from the pool,
+    /// the slowest of those, and the slowest of the rest (cold).
+    pub pooled_warm: Vec<usize>,
+    pub pooled_warm_max: Samples,
+    pub pooled_cold_max: Samples,
+    /// Ready containers in the pool before each round.
+    pub pooled_ready: Vec<u64>,
 }
 
-pub async fn burst(server: &Server, engine: &Engine, n: usize, rounds: usize) -> Result<Burst> {
-    let mut r = Burst::default();
-    for _ in 0..rounds {
-        // Connections are opened first: the burst is of creates, not of handshakes.
-        let url = server.ws_url();
-        let conns = try_join_all((0..n).map(|_| Ws::connect(&url))).await?;
-        tokio::time::sleep(SETTLE * 4).await;
-        let t0 = Instant::now();
-        let handles: Vec<_> = conns
-            .into_iter()
-            .map(|mut ws| {
-                tokio::spawn(async move {
-                    let (sid, _) = ws.create().await?;
-                    anyhow::Ok((sid, t0.elapsed(), ws))
-                })
-            })
-            .collect();
-        let mut done = Vec::new();
-        for h in handles {
-            done.push(err_ctx(h.await)??);
-        }
-        r.studio_all
-            .push(done.iter().map(|d| d.1).max().unwrap_or_default());
-        for (sid, _, ws) in done {
-            ws.close().await;
-            server.delete_session(&sid).await?;
-        }
+/// Whether the engine made `container` for a server's warm pool.
+async fn from_pool(engine: &Engine, container: &str) -> Result<bool> {
+    let c = engine.docker.inspect_container(container, None).await?;
+    Ok(c.config
+        .and_then(|c| c.labels)
+        .is_some_and(|l| l.contains_key("studio.pool")))
+}
 
-        tokio::time::sleep(SETTLE * 4).await;
-        let t0 = Instant::now();
-        let handles: Vec<_> = (0..n)
-            .map(|_| {
-                let e = engine.clone();
-                tokio::spawn(async move {
-                    let (sh, _) = e.start_shell().await?;
-                    anyhow::Ok((sh, t0.elapsed()))
-                })
+/// `n` WebSocket creates at once on `server`; returns each session's
+/// (id, container, time to first output) and the time until all had it.
+async fn studio_burst(
+    server: &Server,
+    n: usize,
+) -> Result<(Vec<(String, Created)>, Vec<Ws>, Duration)> {
+    // Connections are opened first: the burst is of creates, not of handshakes.
+    let url = server.ws_url();
+    let conns = try_join_all((0..n).map(|_| Ws::connect(&url))).await?;
+    tokio::time::sleep(SETTLE * 4).await;
+    let t0 = Instant::now();
+    let handles: Vec<_> = conns
+        .into_iter()
+        .map(|mut ws| {
+            tokio::spawn(async move {
+                let (sid, c) = ws.create().await?;
+                anyhow::Ok((sid, c, ws))
             })
-            .collect();
-        let mut done = Vec::new();
-        for h in handles {
-            done.push(err_ctx(h.await)??);
-        }
-        r.engine_all
-            .push(done.iter().map(|d| d.1).max().unwrap_or_default());
-        for (sh, _) in done {
-            engine.remove(&sh.container).await?;
+        })
+        .collect();
+    let (mut made, mut conns) = (Vec::new(), Vec::new());
+    for h in handles {
+        let (sid, c, ws) = err_ctx(h.await)??;
+        made.push((sid, c));
+        conns.push(ws);
+    }
+    Ok((made, conns, t0.elapsed()))
+}
+
+async fn end_burst(server: &Server, made: Vec<(String, Created)>, conns: Vec<Ws>) -> Result<()> {
+    for ws in conns {
+        ws.close().await;
+    }
+    for (sid, _) in made {
+        server.delete_session(&sid).await?;
+    }
+    Ok(())
+}
+
+/// Rounds of `n` creates at once, the ways taking turns (each round starts
+/// with another): a server without a pool, the bare Engine API, and (when
+/// given) a server in its default configuration, whose pool is left to
+/// settle before its round.
+pub async fn burst(
+    cold: &Server,
+    pooled: Option<&Server>,
+    engine: &Engine,
+    n: usize,
+    rounds: usize,
+) -> Result<Burst> {
+    let mut r = Burst::default();
+    for round in 0..rounds {
+        for k in 0..3 {
+            match (round + k) % 3 {
+                0 => {
+                    let (made, conns, all) = studio_burst(cold, n).await?;
+                    r.studio_all.push(all);
+                    end_burst(cold, made, conns).await?;
+                }
+                1 => {
+                    tokio::time::sleep(SETTLE * 4).await;
+                    let t0 = Instant::now();
+                    let handles: Vec<_> = (0..n)
+                        .map(|_| {
+                            let e = engine.clone();
+                            tokio::spawn(async move {
+                                let (sh, _) = e.start_shell().await?;
+                                anyhow::Ok((sh, t0.elapsed()))
+                            })
+                        })
+                        .collect();
+                    let mut done = Vec::new();
+                    for h in handles {
+                        done.push(err_ctx(h.await)??);
+                    }
+                    r.engine_all
+                        .push(done.iter().map(|d| d.1).max().unwrap_or_default());
+                    for (sh, _) in done {
+                        engine.remove(&sh.container).await?;
+                    }
+                }
+                _ => {
+                    let Some(server) = pooled else { continue };
+                    r.pooled_ready.push(settle_pool(server).await);
+                    let (made, conns, all) = studio_burst(server, n).await?;
+                    r.pooled_all.push(all);
+                    let (mut warm, mut warm_max, mut cold_max) =
+                        (0, Duration::ZERO, Duration::ZERO);
+                    for (_, c) in &made {
+                        if from_pool(engine, &c.container_id).await? {
+                            warm += 1;
+                            warm_max = warm_max.max(c.first_output);
+                        } else {
+                            cold_max = cold_max.max(c.first_output);
+                        }
+                    }
+                    r.pooled_warm.push(warm);
+                    r.pooled_warm_max.push(warm_max);
+                    r.pooled_cold_max.push(cold_max);
+                    end_burst(server, made, conns).await?;
+                }
+            }
         }
     }
     Ok(r)
@@ -205,20 +278,6 @@ fn pool_ready_inner(v: &Value) -> Option<u64> {
     ["ready", "available", "idle", "warm", "size", "count"]
         .iter()
         .find_map(|k| v.get(k).and_then(Value::as_u64))
-}
-
-/// Waits (bounded) for the pool to hold `target` containers; returns whether it did.
-pub async fn wait_pool(server: &Server, target: u64, limit: Duration) -> bool {
-    let deadline = Instant::now() + limit;
-    while Instant::now() < deadline {
-        if let Ok(h) = server.get("/api/health").await {
-            if pool_ready(&h).is_some_and(|n| n >= target) {
-                return true;
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    false
 }
 
 /// The floor of a pool that keeps started containers but no shells: exec a
@@ -256,19 +315,53 @@ pub async fn exec_into_running(engine: &Engine, n: usize) -> Result<(Samples, Sa
 
 #[derive(Debug, Default)]
 pub struct Warm {
+    /// Each start with the pool settled first (nothing being made).
     pub first_output: Samples,
     pub created: Samples,
-    /// Samples taken before the pool reported itself full again.
-    pub unrefilled: usize,
+    /// Ready containers when each settled start began.
+    pub ready: Vec<u64>,
     /// Each start split at the client's marks and the engine's exec events.
     pub split: Vec<WarmSplit>,
+    /// Creates back to back, `refill_run` at a time, the pool refilling
+    /// behind them (settled before each run only).
+    pub refill: Samples,
+    pub refill_run: usize,
+    /// How many of those were served from the pool.
+    pub refill_warm: usize,
 }
 
-pub async fn warm(server: &Server, engine: &Engine, pool: u64, n: usize) -> Result<Warm> {
-    let mut r = Warm::default();
+/// Waits until the pool's ready count has held still for a second (a
+/// minute at most) and returns it: nothing is being made or removed.
+pub async fn settle_pool(server: &Server) -> u64 {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let (mut last, mut since) = (None, Instant::now());
+    while Instant::now() < deadline {
+        let n = server
+            .get("/api/health")
+            .await
+            .ok()
+            .and_then(|h| pool_ready(&h));
+        if n != last {
+            (last, since) = (n, Instant::now());
+        } else if since.elapsed() >= Duration::from_secs(1) && n.is_some_and(|n| n > 0) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    last.unwrap_or(0)
+}
+
+/// Warm starts on a server in its default configuration: `n` with the
+/// pool settled before each, then `n` more in runs of `run` back to back
+/// (the refill case).
+pub async fn warm(server: &Server, engine: &Engine, n: usize, run: usize) -> Result<Warm> {
+    let mut r = Warm {
+        refill_run: run,
+        ..Default::default()
+    };
     let events = Events::start(&engine.docker).await;
-    wait_pool(server, pool, Duration::from_secs(60)).await;
     for _ in 0..n {
+        r.ready.push(settle_pool(server).await);
         let c = studio_once(server).await.context("warm session start")?;
         r.created.push(c.container_created);
         r.first_output.push(c.first_output);
@@ -278,8 +371,20 @@ pub async fn warm(server: &Server, engine: &Engine, pool: u64, n: usize) -> Resu
             r.split
                 .extend(WarmSplit::new(&tl, c.sent_ns, reported, output));
         }
-        if !wait_pool(server, pool, Duration::from_secs(20)).await {
-            r.unrefilled += 1;
+    }
+    for _ in 0..n.div_ceil(run.max(1)) {
+        settle_pool(server).await;
+        let mut made = Vec::new();
+        for _ in 0..run {
+            let mut ws = Ws::connect(&server.ws_url()).await?;
+            let (sid, c) = ws.create().await.context("back-to-back start")?;
+            r.refill.push(c.first_output);
+            made.push((sid, c, ws));
+        }
+        for (sid, c, ws) in made {
+            r.refill_warm += from_pool(engine, &c.container_id).await? as usize;
+            ws.close().await;
+            server.delete_session(&sid).await?;
         }
     }
     Ok(r)

@@ -15,6 +15,10 @@ impl Samples {
         self.0.len()
     }
 
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
     /// Nearest-rank percentile (`p` in 0..=100); zero when empty.
     pub fn pct(&self, p: f64) -> Duration {
         if self.0.is_empty() {
