@@ -1,12 +1,14 @@
 //! The warm pool: hardened containers created and started ahead of demand,
-//! so a `create` without a `workspaceDir` only has to start a shell.
+//! so a `create` has nothing to start.
 //!
 //! Each pooled container is made exactly like a session's (same spec, same
 //! hardening), with its session id chosen at creation and never shown to
 //! anyone before hand-out. A container is handed out once and never returns
-//! to the pool. Sessions with a `workspaceDir` cannot use the pool: Docker
-//! cannot add a bind mount to a running container, and pre-mounting a whole
-//! workspace root would let one session see another's files.
+//! to the pool. Sessions with a `workspaceDir` take from a pool of their
+//! own (see [`key`]), whose containers get the workspace at hand-out
+//! through a slot (`session::slot`): Docker cannot add a bind mount to a
+//! running container, and pre-mounting a whole workspace root would let one
+//! session see another's files.
 //!
 //! The pool remembers when each image was asked for (hit or miss), so the
 //! refill task (`session::refill`) can follow demand: one more ready
