@@ -104,7 +104,9 @@ fn rewriter(
 ) -> HtmlRewriter<'static, Sink> {
     let injected = Arc::new(AtomicBool::new(false));
     let (in_head, in_body, in_other) = (Arc::clone(&injected), Arc::clone(&injected), injected);
-    let (tag2, tag3) = (tag.clone(), tag.clone());
+    // Shared by the three handlers that may place it, not copied for each.
+    let tag: Arc<str> = tag.into();
+    let (tag2, tag3) = (Arc::clone(&tag), Arc::clone(&tag));
     let other_seen = Arc::clone(&body_seen);
     let meta_body_seen = Arc::clone(&body_seen);
     let settings = Settings::new_send()
@@ -271,7 +273,9 @@ where
         started: false,
         held: Vec::new(),
     };
-    let stream = futures_util::stream::unfold(Some(state), |state| async move {
+    // Boxed: the state (the rewriter's above all) is large, and the stream
+    // moves it in and out of its future at every chunk.
+    let stream = futures_util::stream::unfold(Some(Box::new(state)), |state| async move {
         let mut s = state?;
         loop {
             if let Some(chunk) = s.ready() {
@@ -309,6 +313,16 @@ pub struct Page {
 }
 
 impl Page {
+    /// `page` with `insert` at `at`, without copying either.
+    pub fn spliced(page: Bytes, at: usize, insert: Bytes) -> Page {
+        let len = (page.len() + insert.len()) as u64;
+        let chunks = [page.slice(..at), insert, page.slice(at..)]
+            .into_iter()
+            .filter(|c| !c.is_empty())
+            .collect();
+        Page { chunks, len }
+    }
+
     pub fn content_length(&self) -> u64 {
         self.len
     }

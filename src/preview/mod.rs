@@ -8,7 +8,8 @@
 //! - `proxy`: one request forwarded, its response rewritten; WebSocket tunnels.
 //! - `headers`: hop-by-hop, `X-Forwarded-*`, path, `Location` and cookie rewriting.
 //! - `decode`, `inject`, `csp`: HTML decoded, the console script injected as it
-//!   streams, and a Content-Security-Policy amended just enough for it.
+//!   streams, and a Content-Security-Policy amended just enough for it;
+//!   `plain_head`: the common page, injected without the rewriter.
 //! - `console`: the reports the script sends, fanned out to the session's sockets.
 
 mod console;
@@ -17,6 +18,7 @@ mod decode;
 mod headers;
 mod inject;
 mod origin;
+mod plain_head;
 mod proxy;
 mod request_body;
 mod sniff;
@@ -82,10 +84,19 @@ impl Preview {
 
     async fn serve(&self, conns: &Connections, t: Target, req: Request) -> Response {
         if req.method() == Method::POST && t.rest == REPORT_PATH {
-            return console::report(&self.limiter, self.app.sessions.count(), &t.session, req)
-                .await;
+            // Boxed, as every path but the proxy's own: the future every
+            // request moves around stays the size the proxy needs.
+            return Box::pin(console::report(
+                &self.limiter,
+                self.app.sessions.count(),
+                &t.session,
+                req,
+            ))
+            .await;
         }
-        proxy::forward(self, conns, &t, req).await
+        // Boxed once here, so that the layers above (hyper's own included)
+        // move a pointer rather than the whole proxy's future.
+        Box::pin(proxy::forward(self, conns, &t, req)).await
     }
 }
 
@@ -116,11 +127,11 @@ fn authorize(
     if let Some(refusal) = verdict.refusal(label) {
         return Err(refusal);
     }
-    // Through `get`, so that preview traffic counts as session activity.
-    p.app
-        .sessions
-        .get(&s.id, &s.owner)
-        .map_err(IntoResponse::into_response)
+    // Preview traffic counts as session activity. (The session was found
+    // just now: looking it up again by its own id and owner, as `get`
+    // would, only repeats the lookup.)
+    s.touch();
+    Ok(s)
 }
 
 /// A request under `/preview/ID/`.

@@ -12,6 +12,8 @@ use axum::http::{Method, StatusCode, Uri, Version};
 use axum::response::{IntoResponse, Response};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use rand::RngCore;
@@ -19,11 +21,11 @@ use tokio::sync::OwnedSemaphorePermit;
 
 use super::decode::Decoder;
 use super::headers::{self as h, Forwarded};
-use super::inject::Collected;
+use super::inject::{Collected, Page};
 use super::request_body::Watched;
 use super::sniff::{looks_like_html, not_ascii_compatible, Peeked};
 use super::upstream::{self, Connections, SendError};
-use super::{csp, inject, Preview, Target};
+use super::{csp, inject, plain_head, Preview, Target};
 use crate::error::ApiError;
 use crate::session::PREVIEW_TUNNELS;
 
@@ -69,9 +71,7 @@ pub async fn forward(p: &Preview, conns: &Connections, t: &Target, mut req: Requ
     h::filter_accept_encoding(&mut parts.headers);
     // The app sees itself as http://localhost:PORT, as it does from inside
     // the container; the browser's host goes in X-Forwarded-Host.
-    if let Ok(v) = HeaderValue::from_str(&format!("localhost:{}", t.port)) {
-        parts.headers.insert(header::HOST, v);
-    }
+    parts.headers.insert(header::HOST, app_host(t.port));
     parts.uri = uri;
     parts.version = Version::HTTP_11;
 
@@ -79,7 +79,15 @@ pub async fn forward(p: &Preview, conns: &Connections, t: &Target, mut req: Requ
     let req = Request::from_parts(parts, Body::new(body));
     let send = async {
         if upgrade {
-            upstream::send_upgrade(&p.upstreams, &p.app, &t.session, t.port, req).await
+            // Boxed: see `http::Front::dispatch`.
+            Box::pin(upstream::send_upgrade(
+                &p.upstreams,
+                &p.app,
+                &t.session,
+                t.port,
+                req,
+            ))
+            .await
         } else {
             conns
                 .send(&p.upstreams, &p.app, &t.session, t.port, req)
@@ -90,16 +98,16 @@ pub async fn forward(p: &Preview, conns: &Connections, t: &Target, mut req: Requ
     // request (a slow upload is the request body's limits' to judge).
     let timeout = p.app.settings.preview_timeout;
     let sent = tokio::select! {
+        // In order: no random draw per request, and an answer that is
+        // there wins over a timeout that is too.
+        biased;
         sent = send => Some(sent),
         _ = async { watch.sent().await; tokio::time::sleep(timeout).await } => None,
     };
-    let mut asked = HeaderMap::new();
-    if let Some(a) = accept {
-        asked.insert(header::ACCEPT, a);
-    }
+    let asked = accept.as_ref();
     let Some(sent) = sent else {
-        return unavailable(
-            &asked,
+        return unavailable_for(
+            asked,
             ApiError::PreviewTimeout(format!(
                 "The app on port {} of session '{}' did not answer within {}",
                 t.port,
@@ -129,7 +137,7 @@ pub async fn forward(p: &Preview, conns: &Connections, t: &Target, mut req: Requ
                 )),
                 SendError::Http(e) => invalid_response(t, &e),
             };
-            return unavailable(&asked, err);
+            return unavailable_for(asked, err);
         }
     };
 
@@ -137,8 +145,8 @@ pub async fn forward(p: &Preview, conns: &Connections, t: &Target, mut req: Requ
         // Switching protocols without having been asked to is no answer a
         // browser can use.
         let Some((client, places)) = browser_end else {
-            return unavailable(
-                &asked,
+            return unavailable_for(
+                asked,
                 ApiError::PreviewUnavailable(format!(
                     "The app on port {} of session '{}' switched protocols unasked",
                     t.port, t.session.id
@@ -151,6 +159,24 @@ pub async fn forward(p: &Preview, conns: &Connections, t: &Target, mut req: Requ
         return Response::from_parts(parts, Body::empty());
     }
     respond(t, address, resp, head).await
+}
+
+/// `localhost:PORT`, the `Host` the app is asked for: made once per port
+/// and thread, not per request (a clone shares the bytes).
+fn app_host(port: u16) -> HeaderValue {
+    thread_local! {
+        static LAST: std::cell::RefCell<Option<(u16, HeaderValue)>> =
+            const { std::cell::RefCell::new(None) };
+    }
+    LAST.with_borrow_mut(|last| match last {
+        Some((p, v)) if *p == port => v.clone(),
+        _ => {
+            let v = HeaderValue::from_str(&format!("localhost:{port}"))
+                .expect("a host and port is a header value");
+            *last = Some((port, v.clone()));
+            v
+        }
+    })
 }
 
 /// The app answered, but not with HTTP a browser can be given.
@@ -195,7 +221,7 @@ async fn respond(
     let (html, body) = if sniff {
         match Peeked::read(body).await {
             Ok(b) => (looks_like_html(b.head()), b),
-            Err(e) => return unavailable(&HeaderMap::new(), invalid_response(t, &e)),
+            Err(e) => return unavailable_for(None, invalid_response(t, &e)),
         }
     } else {
         let html = is_html(&parts.headers) && !not_ascii_compatible(content_type, b"");
@@ -228,7 +254,10 @@ async fn respond(
     }
     // The body changes: its length is known only once rewritten, it is no
     // longer compressed, and a strong validator would be a lie.
-    let fixed_length = parts.headers.remove(header::CONTENT_LENGTH).is_some();
+    let length = parts
+        .headers
+        .remove(header::CONTENT_LENGTH)
+        .map(|v| v.to_str().ok().and_then(|n| n.parse::<u64>().ok()));
     parts.headers.remove(header::CONTENT_ENCODING);
     if let Some(etag) = parts
         .headers
@@ -245,29 +274,68 @@ async fn respond(
         return Response::from_parts(parts, Body::empty());
     }
     let tag = inject::script_tag(&t.prefix, &nonce);
-    let body = inject::inject(body, decoder, tag, nonce);
     // A page the app sent with a length goes out with its new length (read
     // whole, up to a bound); one it streamed (server-side rendering) keeps
     // streaming, chunked.
-    if fixed_length {
-        return match inject::collect_within(body, BUFFERED_PAGE_LIMIT).await {
-            Collected::Whole(page) => {
-                parts.headers.insert(
-                    header::CONTENT_LENGTH,
-                    HeaderValue::from(page.content_length()),
-                );
-                Response::from_parts(parts, Body::new(page))
-            }
-            Collected::Streaming(body) => Response::from_parts(parts, body),
-            // Nothing is sent yet: a clear 502 rather than a cut connection.
-            Collected::Failed(e) => ApiError::PreviewUnavailable(format!(
-                "The page from port {} of session '{}' could not be rewritten: {e}",
-                t.port, t.session.id
-            ))
-            .into_response(),
-        };
+    match length {
+        // Boxed: see `http::Front::dispatch`.
+        Some(length) => Box::pin(rewrite_whole(t, parts, body, decoder, tag, nonce, length)).await,
+        None => Response::from_parts(parts, inject::inject(body, decoder, tag, nonce)),
     }
-    Response::from_parts(parts, body)
+}
+
+/// A page the app sent with a `Content-Length` (`length`, if it could be
+/// read), rewritten and sent with its new one: read whole, unless it turns
+/// out larger than [`BUFFERED_PAGE_LIMIT`], which then streams. A plain
+/// page (see `plain_head`) gets the script without the rewriter.
+async fn rewrite_whole(
+    t: &Target,
+    mut parts: axum::http::response::Parts,
+    body: Peeked<Incoming>,
+    decoder: Decoder,
+    tag: String,
+    nonce: String,
+    length: Option<u64>,
+) -> Response {
+    // Nothing is sent yet when reading or rewriting fails: a clear 502
+    // rather than a cut connection.
+    let failed = |e: &dyn std::fmt::Display| {
+        ApiError::PreviewUnavailable(format!(
+            "The page from port {} of session '{}' could not be rewritten: {e}",
+            t.port, t.session.id
+        ))
+        .into_response()
+    };
+    let small = length.is_some_and(|n| n <= plain_head::MAX_PLAIN_PAGE as u64);
+    let body = if small && decoder.is_identity() {
+        // At most MAX_PLAIN_PAGE: the length bounds what hyper reads.
+        let page = match body.collect().await {
+            Ok(page) => page.to_bytes(),
+            Err(e) => return failed(&e),
+        };
+        if let Some(at) = plain_head::insertion_point(&page) {
+            let page = Page::spliced(page, at, Bytes::from(tag));
+            parts.headers.insert(
+                header::CONTENT_LENGTH,
+                HeaderValue::from(page.content_length()),
+            );
+            return Response::from_parts(parts, Body::new(page));
+        }
+        inject::inject(Full::new(page), decoder, tag, nonce)
+    } else {
+        inject::inject(body, decoder, tag, nonce)
+    };
+    match inject::collect_within(body, BUFFERED_PAGE_LIMIT).await {
+        Collected::Whole(page) => {
+            parts.headers.insert(
+                header::CONTENT_LENGTH,
+                HeaderValue::from(page.content_length()),
+            );
+            Response::from_parts(parts, Body::new(page))
+        }
+        Collected::Streaming(body) => Response::from_parts(parts, body),
+        Collected::Failed(e) => failed(&e),
+    }
 }
 
 fn rewrite_location_and_cookies(
@@ -365,8 +433,12 @@ fn tunnel(
 
 /// 502 when nothing answers: JSON, or for a browser a page that retries.
 pub fn unavailable(request_headers: &HeaderMap, err: ApiError) -> Response {
-    let wants_html = request_headers
-        .get(header::ACCEPT)
+    unavailable_for(request_headers.get(header::ACCEPT), err)
+}
+
+/// [`unavailable`] for a request whose `Accept` was `accept`.
+fn unavailable_for(accept: Option<&HeaderValue>, err: ApiError) -> Response {
+    let wants_html = accept
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.to_ascii_lowercase().contains("text/html"));
     if !wants_html
