@@ -137,6 +137,26 @@ impl Front {
         ip: ClientIp,
         req: Request,
     ) -> Response {
+        match route {
+            Route::PathPreview => crate::preview::serve_path(&self.preview, &self.conns, req).await,
+            Route::HostPreview(target) => {
+                crate::preview::serve_host(&self.preview, &self.conns, target, req).await
+            }
+            // Boxed: a future holds the state of every handler it may run,
+            // and hyper moves each request's future around whole, so the
+            // API's handlers stay out of the one the preview (a page's
+            // every asset) pays for.
+            route => Box::pin(self.api(route, owner, ip, req)).await,
+        }
+    }
+
+    async fn api(
+        &self,
+        route: Route,
+        owner: Option<Owner>,
+        ip: ClientIp,
+        req: Request,
+    ) -> Response {
         let app = &*self.app;
         // Routes whose rule is a token get the caller from the guard; one
         // that reached here without (a rule and a handler that disagree) is
@@ -227,11 +247,8 @@ impl Front {
                     .map(IntoResponse::into_response)
             }
             Route::Events(id) => async { api::events::list(app, &owner()?, &id, req).await }.await,
-            Route::PathPreview => {
-                return crate::preview::serve_path(&self.preview, &self.conns, req).await
-            }
-            Route::HostPreview(target) => {
-                return crate::preview::serve_host(&self.preview, &self.conns, target, req).await
+            Route::PathPreview | Route::HostPreview(_) => {
+                unreachable!("dispatch serves previews")
             }
             Route::MethodNotAllowed { allow, .. } => {
                 let mut resp =

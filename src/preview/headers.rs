@@ -143,18 +143,32 @@ pub fn set_forwarded(headers: &mut HeaderMap, f: &Forwarded) {
 /// counts (the upstream reads them as one list); a line that is not text
 /// names nothing the injector decodes, and is dropped.
 pub fn filter_accept_encoding(headers: &mut HeaderMap) {
+    let decodable = |t: &str| {
+        let coding = t.split(';').next().unwrap_or("").trim();
+        ["gzip", "x-gzip", "deflate", "br", "identity"]
+            .iter()
+            .any(|k| coding.eq_ignore_ascii_case(k))
+    };
+    // Most requests carry one line (or none) that names only codings the
+    // injector decodes: it stays as it is.
+    let mut lines = headers.get_all(header::ACCEPT_ENCODING).iter();
+    match (lines.next(), lines.next()) {
+        (None, _) => return,
+        (Some(v), None)
+            if v.to_str()
+                .is_ok_and(|v| v.split(',').map(str::trim).all(decodable)) =>
+        {
+            return
+        }
+        _ => {}
+    }
     let kept: Vec<String> = headers
         .get_all(header::ACCEPT_ENCODING)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
         .map(str::trim)
-        .filter(|t| {
-            let coding = t.split(';').next().unwrap_or("").trim();
-            ["gzip", "x-gzip", "deflate", "br", "identity"]
-                .iter()
-                .any(|k| coding.eq_ignore_ascii_case(k))
-        })
+        .filter(|t| decodable(t))
         .map(String::from)
         .collect();
     headers.remove(header::ACCEPT_ENCODING);

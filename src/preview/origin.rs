@@ -29,6 +29,9 @@ use super::Preview;
 const SANDBOX: &str =
     "sandbox allow-scripts allow-forms allow-popups allow-modals allow-downloads allow-pointer-lock";
 
+/// A constant name: looked up without parsing the name for every request.
+const SEC_FETCH_MODE: header::HeaderName = header::HeaderName::from_static("sec-fetch-mode");
+
 /// Adds the sandbox to a path-based preview's response (beside any policy
 /// of the app's own: browsers enforce both).
 pub fn sandboxed(mut resp: Response) -> Response {
@@ -45,7 +48,7 @@ pub fn sandboxed(mut resp: Response) -> Response {
 pub fn own_origin_for(p: &Preview, req: &Request, label: &str, rest: &str) -> Option<Response> {
     let navigation = req
         .headers()
-        .get("sec-fetch-mode")
+        .get(SEC_FETCH_MODE)
         .is_some_and(|m| m.as_bytes().eq_ignore_ascii_case(b"navigate"));
     if !navigation || !matches!(*req.method(), Method::GET | Method::HEAD) {
         return None;

@@ -216,7 +216,21 @@ impl Connections {
                 port,
             },
         };
-        let dialed = upstreams.connect(app, session, port).await?;
+        // Boxed, being rare: the future of every request stays small (see
+        // `http::Front::dispatch`).
+        Box::pin(self.send_on_new(upstreams, app, session, key, req)).await
+    }
+
+    /// Sends `req` on a new connection to the key's port, kept afterwards.
+    async fn send_on_new(
+        &self,
+        upstreams: &Upstreams,
+        app: &App,
+        session: &Session,
+        key: Key,
+        req: Request,
+    ) -> Result<Sent, SendError> {
+        let dialed = upstreams.connect(app, session, key.port).await?;
         let (mut sender, conn) = http1::handshake(TokioIo::new(dialed.stream))
             .await
             .map_err(SendError::Http)?;

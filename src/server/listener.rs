@@ -208,9 +208,15 @@ async fn serve(
     // preview tunnel) ends within about a minute and a half.
     let _ = socket2::SockRef::from(&tcp).set_tcp_keepalive(&KEEPALIVE);
     let service = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
-        front
-            .clone()
-            .call(req.map(|b| Body::new(IdleTimeout::new(b, idle_timeout))))
+        // A request without a body (most) has nothing to time, nor to box.
+        let body = |b: Incoming| {
+            if http_body::Body::is_end_stream(&b) {
+                Body::empty()
+            } else {
+                Body::new(IdleTimeout::new(b, idle_timeout))
+            }
+        };
+        front.clone().call(req.map(body))
     });
     let conn = hyper::server::conn::http1::Builder::new()
         .timer(TokioTimer::new())
@@ -219,6 +225,9 @@ async fn serve(
         .with_upgrades();
     tokio::pin!(conn);
     let result = tokio::select! {
+        // In order: this runs at every wake-up of the connection, and a
+        // random draw each time buys nothing (shutdown is seen either way).
+        biased;
         r = conn.as_mut() => r,
         _ = shutdown.cancelled() => {
             // Finish the request in flight, then close.
