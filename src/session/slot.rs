@@ -75,8 +75,17 @@ impl Slots {
     /// Makes the slot of `session_id`: an empty directory that is a shared
     /// mount point of its own.
     pub fn prepare(&self, session_id: &str) -> io::Result<PathBuf> {
+        use std::os::unix::fs::PermissionsExt;
+        // Root's alone: a workspace mounted here is reachable by this path
+        // on the host, which must not let other users past the permissions
+        // of the directories above the workspace's own path.
+        std::fs::create_dir_all(&self.root)?;
+        std::fs::set_permissions(&self.root, std::fs::Permissions::from_mode(0o700))?;
         let dir = self.path(session_id);
-        std::fs::create_dir_all(&dir)?;
+        std::fs::create_dir(&dir).or_else(|e| match e.kind() {
+            io::ErrorKind::AlreadyExists => Ok(()),
+            _ => Err(e),
+        })?;
         let made = mount(&dir, &dir, libc::MS_BIND)
             .and_then(|()| mount(Path::new("none"), &dir, libc::MS_PRIVATE))
             .and_then(|()| mount(Path::new("none"), &dir, libc::MS_SHARED));
