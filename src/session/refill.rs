@@ -127,7 +127,14 @@ impl SessionManager {
                             retry_at = None;
                         }
                         Err(NotMade::Engine(e)) => {
-                            tracing::warn!(image = %kinds[i].0.raw, error = %e, "warm pool refill failed; retrying");
+                            // Said once per streak: an image that cannot be
+                            // had (a machine without a registry) would
+                            // otherwise fill the log every 30 s.
+                            if backoff == RETRY_MIN {
+                                tracing::warn!(image = %kinds[i].0.raw, error = %e, "warm pool refill failed; retrying with back-off");
+                            } else {
+                                tracing::debug!(image = %kinds[i].0.raw, error = %e, "warm pool refill failed again");
+                            }
                             retry_at = Some(Instant::now() + backoff);
                             backoff = (backoff * 2).min(RETRY_MAX);
                         }
