@@ -1,6 +1,7 @@
 //! Scale: how many concurrent sessions this machine holds. Sessions are
 //! created over REST in bursts until the target or the first refusal; then
-//! every one is attached and typed into (echo within 1 s counts as usable);
+//! every one is attached and typed into, ATTACH_BURST at a time (echo
+//! within 1 s counts as usable);
 //! memory is read before, after creating and after attaching: the server's
 //! own, the engine's (dockerd, containerd, shims) and the machine's.
 
@@ -127,11 +128,35 @@ pub async fn run(target: usize, burst: usize, attach_burst: usize) -> Result<()>
         })
         .collect();
     let mut remove_failures = 0;
+    // Why removals failed, counted by kind (a status, or no answer).
+    let mut why: std::collections::BTreeMap<String, usize> = Default::default();
     for h in removals {
-        if !matches!(h.await?, Ok((200, _))) {
-            remove_failures += 1;
+        match h.await? {
+            Ok((200, _)) => {}
+            Ok((status, v)) => {
+                remove_failures += 1;
+                *why.entry(format!("{status} {}", v["error"].as_str().unwrap_or("?")))
+                    .or_default() += 1;
+            }
+            Err(e) => {
+                remove_failures += 1;
+                let timed_out = e
+                    .downcast_ref::<reqwest::Error>()
+                    .is_some_and(|e| e.is_timeout());
+                let kind = if timed_out {
+                    "no answer within the client's timeout"
+                } else {
+                    "no answer"
+                };
+                *why.entry(kind.into()).or_default() += 1;
+            }
         }
     }
+    let why = why
+        .iter()
+        .map(|(k, n)| format!("{n} {k}"))
+        .collect::<Vec<_>>()
+        .join(", ");
     let remove_time = t.elapsed();
     let left = run.containers().len();
 
@@ -190,8 +215,13 @@ pub async fn run(target: usize, burst: usize, attach_burst: usize) -> Result<()>
         server2 as f64 / 1024.0
     );
     println!(
-        "| removing them all | {:.0} s, {remove_failures} failures |",
-        remove_time.as_secs_f64()
+        "| removing them all | {:.0} s, {remove_failures} failures{} |",
+        remove_time.as_secs_f64(),
+        if why.is_empty() {
+            String::new()
+        } else {
+            format!(" ({why})")
+        }
     );
     println!("| containers left behind | {left} |");
     drop(studio);
