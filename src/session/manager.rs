@@ -56,6 +56,9 @@ pub struct SessionManager {
     /// Creates on the cold path in flight: the pool does not start
     /// refilling while any run, so it never slows a burst's cold creates.
     pub(super) cold_creates: std::sync::atomic::AtomicUsize,
+    /// Sessions whose ports are being watched (see `ports`): the watches
+    /// share one budget of polls per second between them.
+    pub(super) port_watches: Arc<std::sync::atomic::AtomicUsize>,
     /// Session ids whose container is being created right now, so that
     /// adoption (which may run late, if the engine was down at start) does
     /// not mistake a half-made container for a leftover.
@@ -153,6 +156,7 @@ impl SessionManager {
             pool: WarmPool::default(),
             plan,
             cold_creates: Default::default(),
+            port_watches: Default::default(),
             pending: Mutex::new(HashSet::new()),
             created_total: Default::default(),
             sweeps_total: Default::default(),

@@ -5,10 +5,15 @@
 //!
 //! It looks every [`ACTIVE_POLL`] while the session is in use (a client
 //! attached, or a request in the last minute) and every [`IDLE_POLL`]
-//! otherwise. A session with no preview port yet takes the first port that
+//! otherwise, as long as the machine's budget allows: all watches together
+//! look at most [`ACTIVE_BUDGET`] + [`IDLE_BUDGET`] times a second, so with
+//! many sessions each looks less often (each look reads the container's
+//! socket tables in /proc: at 10 a second for each of 670 new sessions it
+//! took a whole core of system time, and every terminal's echo with it). A session with no preview port yet takes the first port that
 //! opens, so its path-based preview works without a `configure_preview`.
 
 use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -22,6 +27,39 @@ pub const IDLE_POLL: Duration = Duration::from_secs(1);
 /// Without a client attached, a session counts as in use this long after
 /// its last request.
 const IN_USE_MS: u64 = 60_000;
+/// Looks per second at most, over all sessions in use (500 sessions at
+/// [`ACTIVE_POLL`]; 1,000 look every 2 s).
+pub const ACTIVE_BUDGET: f64 = 500.0;
+/// Looks per second at most, over all idle sessions (100 at [`IDLE_POLL`];
+/// 1,000 look every 10 s).
+pub const IDLE_BUDGET: f64 = 100.0;
+
+/// How long a watch waits before its next look, `watching` sessions being
+/// watched in all.
+pub fn poll_pause(in_use: bool, watching: usize) -> Duration {
+    let (floor, budget) = if in_use {
+        (ACTIVE_POLL, ACTIVE_BUDGET)
+    } else {
+        (IDLE_POLL, IDLE_BUDGET)
+    };
+    floor.max(Duration::from_secs_f64(watching as f64 / budget))
+}
+
+/// Counts a watch while it runs.
+struct Watching(Arc<AtomicUsize>);
+
+impl Watching {
+    fn start(count: &Arc<AtomicUsize>) -> Watching {
+        count.fetch_add(1, Ordering::Relaxed);
+        Watching(Arc::clone(count))
+    }
+}
+
+impl Drop for Watching {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
 
 impl SessionManager {
     /// Starts watching the session's ports; the watch ends with the session.
@@ -32,12 +70,14 @@ impl SessionManager {
         let names = Arc::clone(&self.names);
         let domain = self.settings.preview_domain.clone();
         let shutdown = self.shutdown.clone();
+        let watching = Watching::start(&self.port_watches);
         self.tasks.spawn(async move {
+            let watching = watching;
             let mut known: BTreeSet<u16> = BTreeSet::new();
             loop {
                 let in_use = session.terminal.attached() > 0
                     || session.idle_millis(now_millis()) < IN_USE_MS;
-                let pause = if in_use { ACTIVE_POLL } else { IDLE_POLL };
+                let pause = poll_pause(in_use, watching.0.load(Ordering::Relaxed));
                 tokio::select! {
                     _ = session.ended.cancelled() => return,
                     _ = shutdown.cancelled() => return,
@@ -93,5 +133,38 @@ impl SessionManager {
                 known = now;
             }
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn few_sessions_look_at_full_speed_many_share_a_budget() {
+        assert_eq!(poll_pause(true, 1), ACTIVE_POLL);
+        assert_eq!(poll_pause(true, 50), ACTIVE_POLL);
+        assert_eq!(poll_pause(false, 50), IDLE_POLL);
+        assert_eq!(poll_pause(true, 1000), Duration::from_secs(2));
+        assert_eq!(poll_pause(false, 1000), Duration::from_secs(10));
+        // Looks per second over all watches stay within the budgets.
+        for n in [1usize, 10, 100, 500, 1000, 5000] {
+            let active = n as f64 / poll_pause(true, n).as_secs_f64();
+            let idle = n as f64 / poll_pause(false, n).as_secs_f64();
+            assert!(active <= ACTIVE_BUDGET + 1e-6, "{n}: {active}");
+            assert!(idle <= IDLE_BUDGET + 1e-6, "{n}: {idle}");
+        }
+    }
+
+    #[test]
+    fn a_watch_counts_while_it_runs() {
+        let count = Arc::new(AtomicUsize::new(0));
+        let a = Watching::start(&count);
+        let b = Watching::start(&count);
+        assert_eq!(count.load(Ordering::Relaxed), 2);
+        drop(a);
+        assert_eq!(count.load(Ordering::Relaxed), 1);
+        drop(b);
+        assert_eq!(count.load(Ordering::Relaxed), 0);
     }
 }
