@@ -55,7 +55,17 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         .with_context(|| format!("cannot listen on {}", settings.listen))?;
     let local = listener.local_addr()?;
     app.access.set_bound(local);
-    match runtime.ping().await {
+    let mut ping = runtime.ping().await;
+    // A request that lost a race with a connection failing its TLS
+    // handshake learns only that the connection "was not ready": ask
+    // again, so the warning says why (a refused certificate, say).
+    for _ in 0..2 {
+        match &ping {
+            Err(e) if e.to_string().contains("was not ready") => ping = runtime.ping().await,
+            _ => break,
+        }
+    }
+    match ping {
         Ok(()) => tracing::info!("Docker engine connected"),
         Err(e) => {
             tracing::warn!(error = %e, "Docker engine unreachable; serving anyway and retrying")
