@@ -215,7 +215,10 @@ export const PREVIEW_HTML =
  * @param {import('playwright-core').Page} page */
 export async function startHttpd(page, port = 8000) {
   await run(page, `mkdir -p /tmp/www && echo '${PREVIEW_HTML}' > /tmp/www/index.html && httpd -f -p ${port} -h /tmp/www & sleep 0.3; echo httpd-started-$((${port}+0))`);
-  await waitTerm(page, (t) => lines(t).includes(`httpd-started-${port}`), 15000);
+  // The line may begin with the echo of a cursor-position report (ESC[6n,
+  // asked by the shell's line editor on a wrapped line, answered by the
+  // terminal while the command ran): the marker ends its line.
+  await waitTerm(page, (t) => lines(t).some((l) => l.endsWith(`httpd-started-${port}`)), 15000);
 }
 
 /**
