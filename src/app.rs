@@ -42,15 +42,17 @@ impl App {
         settings: Arc<Settings>,
         runtime: Arc<dyn ContainerRuntime>,
         store: Arc<dyn SessionStore>,
+        fleet: Option<Arc<crate::fleet::Fleet>>,
     ) -> Result<AppState, String> {
         let shutdown = CancellationToken::new();
         let tasks = TaskTracker::new();
-        let access = Access::new(&settings);
+        let access = Access::new(&settings, fleet.as_ref().map(|f| f.secret()));
         let watches = crate::watch::Hub::new(tasks.clone(), shutdown.clone());
         let sessions = Arc::new(SessionManager::new(
             Arc::clone(&settings),
             Arc::clone(&runtime),
             store,
+            fleet,
             Arc::clone(&access.names),
             tasks.clone(),
             shutdown.clone(),

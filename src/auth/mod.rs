@@ -34,11 +34,16 @@ pub struct Access {
 }
 
 impl Access {
-    pub fn new(s: &Settings) -> Access {
+    /// `secret`: a fleet's shared key, which preview links are signed
+    /// with; `None`, a key of this process's own.
+    pub fn new(s: &Settings, secret: Option<&[u8; 32]>) -> Access {
         Access {
             tokens: tokens::Tokens::new(&s.api_tokens),
             names: Arc::new(origin::Names::new(s)),
-            preview: preview_token::PreviewSigner::default(),
+            preview: secret.map_or_else(
+                preview_token::PreviewSigner::default,
+                preview_token::PreviewSigner::from_secret,
+            ),
             trust_proxy: s.trust_proxy,
             cors: cors::Cors::new(&s.cors_origins),
         }

@@ -285,7 +285,7 @@ mod tests {
             api_tokens: tokens.iter().map(|t| t.to_string()).collect(),
             ..Settings::default()
         };
-        Access::new(&s)
+        Access::new(&s, None)
     }
 
     #[test]

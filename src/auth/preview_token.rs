@@ -13,7 +13,7 @@ use std::time::Duration;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use hmac::{Hmac, KeyInit, Mac};
-use sha2::Sha256;
+use sha2::{Digest, Sha256};
 
 use super::owner::Owner;
 
@@ -50,6 +50,17 @@ impl Default for PreviewSigner {
 }
 
 impl PreviewSigner {
+    /// A signer whose key is derived from `secret` (a fleet's, so that a
+    /// link one gateway signs opens the preview through any other).
+    pub fn from_secret(secret: &[u8; 32]) -> PreviewSigner {
+        let mut h = Sha256::new();
+        h.update(b"claude-studio preview key v1\0");
+        h.update(secret);
+        PreviewSigner {
+            key: h.finalize().into(),
+        }
+    }
+
     fn mac(&self, purpose: Purpose, session_id: &str, owner: &Owner, expires: u64) -> Hmac<Sha256> {
         let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(&self.key)
             .expect("HMAC takes any key length");

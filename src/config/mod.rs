@@ -69,6 +69,10 @@ settings! {
     instance: String = one("instance", "STUDIO_INSTANCE", parse::text, "default".into());
     /// Directory for the state store (sessions' owners and preview ports) [default: $XDG_STATE_HOME/claude-studio, else ~/.local/state/claude-studio].
     state_dir: Option<PathBuf> = optional("state-dir", "STUDIO_STATE_DIR", parse::path);
+    /// Shared state store for a fleet of gateways, redis://HOST:PORT/DB: session records, terminal leases, preview signing keys and rate limits live there, and any gateway serves any session [default: none, one server with its own state directory].
+    store: Option<String> = optional("store", "STUDIO_STORE", parse::text);
+    /// With --store: the URL other gateways of the fleet reach this one at (its own address, not a load balancer's) [default: http:// and the listen address].
+    advertise_url: Option<String> = optional("advertise-url", "STUDIO_ADVERTISE_URL", parse::text);
     /// General API rate limit per IP: N/DURATION or off [default: 100/1m].
     rate_limit_general: RateLimit = one("rate-limit-general", "STUDIO_RATE_LIMIT_GENERAL", RateLimit::parse, RateLimits::default().general);
     /// Container operations per IP and session: N/DURATION or off [default: 10/1m].
@@ -313,6 +317,13 @@ impl Settings {
         if self.shell.is_empty() {
             return Err("--shell must not be empty".into());
         }
+        if let Some(store) = &self.store {
+            check_store_url(store).map_err(|e| format!("invalid --store: {e}"))?;
+        }
+        if let Some(url) = &self.advertise_url {
+            check_advertise_url(url).map_err(|e| format!("invalid --advertise-url: {e}"))?;
+        }
+
         if self.instance.is_empty()
             || !self
                 .instance
@@ -326,6 +337,40 @@ impl Settings {
         }
         Ok(())
     }
+}
+
+/// `--store`: `redis://HOST[:PORT][/DB]` (a password may come as
+/// `redis://:PASSWORD@HOST`).
+fn check_store_url(s: &str) -> Result<(), String> {
+    let rest = s
+        .strip_prefix("redis://")
+        .ok_or_else(|| format!("{s:?} is not a redis:// URL"))?;
+    let host = rest.rsplit_once('@').map_or(rest, |(_, h)| h);
+    let host = host.split('/').next().unwrap_or("");
+    if host.is_empty() {
+        return Err(format!("{s:?} names no host"));
+    }
+    if let Some(db) = rest
+        .split_once('/')
+        .map(|(_, d)| d)
+        .filter(|d| !d.is_empty())
+    {
+        db.parse::<u16>()
+            .map_err(|_| format!("{s:?}: the database must be a number, not {db:?}"))?;
+    }
+    Ok(())
+}
+
+/// `--advertise-url`: `http://HOST:PORT`, no path.
+fn check_advertise_url(s: &str) -> Result<(), String> {
+    let rest = s
+        .strip_prefix("http://")
+        .ok_or_else(|| format!("{s:?} is not an http:// URL"))?;
+    let rest = rest.strip_suffix('/').unwrap_or(rest);
+    if rest.is_empty() || rest.contains('/') || rest.contains('@') {
+        return Err(format!("{s:?}: give http://HOST:PORT and nothing more"));
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -72,7 +72,7 @@ impl Front {
         Ok(self.handle(req).await)
     }
 
-    async fn handle(self, req: Request) -> Response {
+    async fn handle(self, mut req: Request) -> Response {
         // An error answered before a request's body was read whole (a
         // refused token, a missing session, a body over its limit) closes
         // the connection, and says so: the client must not send its next
@@ -101,17 +101,81 @@ impl Front {
         let preview_host = crate::hosts::request_host(req.uri(), req.headers())
             .and_then(|h| crate::hosts::parse(h, &app.settings.preview_domain));
         let route = route::classify(req.method(), req.uri().path(), upgrade, preview_host);
-        let admitted = match guard::admit(app, &req, &route, self.peer) {
-            Ok(a) => a,
-            Err(refusal) => return close(refusal),
+        // In a fleet: a request another gateway relayed with the fleet's
+        // proof was admitted and counted there. The relay's headers go no
+        // further (not to a preview's app) whoever sent them.
+        let relayed = app
+            .sessions
+            .fleet()
+            .and_then(|f| crate::relay::relayed(f, req.headers()));
+        for h in [
+            crate::relay::PROOF,
+            crate::relay::CLIENT_IP,
+            crate::relay::OWNER,
+        ] {
+            req.headers_mut().remove(h);
+        }
+        let admitted = match relayed.clone() {
+            Some((ip, owner)) => guard::Admission {
+                ip,
+                owner: Some(owner),
+                cors_origin: None,
+            },
+            None => match guard::admit(app, &req, &route, self.peer) {
+                Ok(a) => a,
+                Err(refusal) => return close(refusal),
+            },
         };
         let previewed = matches!(route, Route::PathPreview | Route::HostPreview(_));
-        let mut resp = match limits::check(&app.limits, route.limit(), admitted.ip) {
+        let counted = match relayed {
+            Some(_) => Ok(None),
+            None => limits::check(&app.limits, route.limit(), admitted.ip),
+        };
+        let mut resp = match counted {
             Err(refused) => close(refused),
             Ok(limit) => {
-                let mut resp = self
-                    .dispatch(route, admitted.owner.clone(), admitted.ip, req)
-                    .await;
+                // In a fleet, a preview configuration names its session in
+                // its body: read first (it is small) to find the holder.
+                let mut named = None;
+                if route == Route::ConfigurePreview
+                    && relayed.is_none()
+                    && app.sessions.fleet().is_some()
+                {
+                    let (parts, body) = req.into_parts();
+                    let limit = crate::api::body::MAX_BODY_BYTES;
+                    let Ok(bytes) = axum::body::to_bytes(body, limit).await else {
+                        return close(
+                            ApiError::MessageTooLarge(format!(
+                                "The request body could not be read whole within {limit} bytes"
+                            ))
+                            .into_response(),
+                        );
+                    };
+                    named = serde_json::from_slice::<serde_json::Value>(&bytes)
+                        .ok()
+                        .and_then(|v| v.get("sessionId")?.as_str().map(String::from));
+                    req = Request::from_parts(parts, axum::body::Body::from(bytes));
+                }
+                let mut resp = match self
+                    .holder(
+                        &route,
+                        &admitted,
+                        relayed.is_some(),
+                        req.uri().path(),
+                        named.as_deref(),
+                    )
+                    .await
+                {
+                    Ok(None) => {
+                        self.dispatch(route, admitted.owner.clone(), admitted.ip, req)
+                            .await
+                    }
+                    Ok(Some(url)) => {
+                        self.relay(url, route, &admitted, named.as_deref(), req)
+                            .await
+                    }
+                    Err(e) => e.into_response(),
+                };
                 // A refusal at a cap describes the cap itself, the tightest
                 // limit there.
                 if let Some(info) =
@@ -128,6 +192,93 @@ impl Front {
         };
         admitted.finish(app, &mut resp);
         resp
+    }
+
+    /// In a fleet: the URL of the gateway that holds the request's session,
+    /// when another one does (`None`: serve it here). A relayed request is
+    /// served here whatever happens: never relayed twice.
+    async fn holder(
+        &self,
+        route: &Route,
+        admitted: &guard::Admission,
+        relayed: bool,
+        path: &str,
+        named: Option<&str>,
+    ) -> Result<Option<String>, ApiError> {
+        if relayed || self.app.sessions.fleet().is_none() {
+            return Ok(None);
+        }
+        let sessions = &self.app.sessions;
+        let (id, owner) = match route {
+            Route::PathPreview => (crate::preview::path_session(path).map(str::to_string), None),
+            Route::HostPreview(target) => {
+                (sessions.resolve_label(&target.session_label).await, None)
+            }
+            Route::ConfigurePreview => (named.map(str::to_string), admitted.owner.as_ref()),
+            route => (route.session().map(str::to_string), admitted.owner.as_ref()),
+        };
+        let Some(id) = id else {
+            return Ok(None);
+        };
+        match sessions.locate(&id, owner).await {
+            Ok(crate::session::Located::Elsewhere(url)) => Ok(Some(url)),
+            Err(e @ ApiError::DockerDaemon(_)) => Err(e),
+            // Here, or not found: the handler says so as it always does.
+            _ => Ok(None),
+        }
+    }
+
+    /// Passes the request to the gateway that holds its session. A holder
+    /// that does not answer has stopped or died: its session moves to
+    /// another gateway (or here) within a lease, which this waits for.
+    async fn relay(
+        &self,
+        mut url: String,
+        route: Route,
+        admitted: &guard::Admission,
+        named: Option<&str>,
+        req: Request,
+    ) -> Response {
+        let app = &self.app;
+        let Some(fleet) = app.sessions.fleet() else {
+            return ApiError::DockerDaemon("This server is in no fleet".into()).into_response();
+        };
+        let deadline = std::time::Instant::now()
+            + crate::fleet::LEASE_TTL
+            + crate::fleet::RENEW_EVERY
+            + std::time::Duration::from_secs(1);
+        loop {
+            match crate::relay::http::connect(&url, &app.tasks, &app.shutdown).await {
+                Ok(c) => {
+                    return crate::relay::http::forward(
+                        fleet,
+                        &url,
+                        c,
+                        req,
+                        &admitted.ip,
+                        admitted.owner.as_ref(),
+                        &app.tasks,
+                        &app.shutdown,
+                    )
+                    .await
+                }
+                Err(e) if std::time::Instant::now() < deadline => {
+                    tracing::debug!(gateway = %url, error = %e, "the session's gateway does not answer; waiting for its lease");
+                    tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+                    let path = req.uri().path().to_string();
+                    match self.holder(&route, admitted, false, &path, named).await {
+                        Ok(Some(u)) => url = u,
+                        Ok(None) => {
+                            return self
+                                .dispatch(route, admitted.owner.clone(), admitted.ip, req)
+                                .await
+                        }
+                        Err(e) => return e.into_response(),
+                    }
+                }
+                Err(e) => return crate::relay::http::unavailable(&url, e),
+            }
+        }
     }
 
     async fn dispatch(

@@ -183,6 +183,29 @@ impl Route {
     }
 
     /// Whether the route is the terminal's WebSocket.
+    /// The session the route names in its path, if any.
+    pub fn session(&self) -> Option<&str> {
+        match self {
+            Route::GetSession(id)
+            | Route::RemoveSession(id)
+            | Route::ListCommands(id)
+            | Route::StartCommand(id)
+            | Route::GetCommand(id, _)
+            | Route::KillCommand(id, _)
+            | Route::CommandInput(id, _)
+            | Route::FileInfo(id)
+            | Route::RemoveFile(id)
+            | Route::ReadFile(id)
+            | Route::WriteFile(id)
+            | Route::MakeDirectory(id)
+            | Route::MoveFile(id)
+            | Route::DownloadArchive(id)
+            | Route::UploadArchive(id)
+            | Route::Events(id) => Some(id),
+            _ => None,
+        }
+    }
+
     pub fn is_terminal(&self) -> bool {
         matches!(self, Route::Terminal)
     }

@@ -81,7 +81,7 @@ pub async fn session_info(
 /// for all of them).
 pub async fn list_sessions(app: &App, owner: &Owner) -> Result<Vec<SessionInfo>, ApiError> {
     let sessions = app.sessions.list_restored(owner).await?;
-    if sessions.is_empty() {
+    if sessions.is_empty() && app.sessions.fleet().is_none() {
         return Ok(Vec::new());
     }
     let states: std::collections::HashMap<String, crate::runtime::ContainerStatus> = app
@@ -92,10 +92,39 @@ pub async fn list_sessions(app: &App, owner: &Owner) -> Result<Vec<SessionInfo>,
         .into_iter()
         .map(|c| (c.id, c.status))
         .collect();
-    Ok(sessions
+    let mut infos: Vec<SessionInfo> = sessions
         .iter()
         .map(|s| s.info(states.get(&s.container_id).copied()))
-        .collect())
+        .collect();
+    // In a fleet, the caller's sessions other gateways hold too (their
+    // listening ports are known to their holders only).
+    if let Some(fleet) = app.sessions.fleet() {
+        let here: std::collections::HashSet<&str> =
+            sessions.iter().map(|s| s.id.as_str()).collect();
+        let records = fleet.records().await.map_err(|e| {
+            ApiError::DockerDaemon(format!(
+                "The fleet's store (Redis) is unreachable, so sessions held by other gateways \
+                 cannot be listed; try again shortly ({e})"
+            ))
+        })?;
+        for r in records {
+            if r.removing || r.owner != owner.0 || here.contains(r.session_id.as_str()) {
+                continue;
+            }
+            let status = states.get(&r.container_id).copied();
+            infos.push(SessionInfo {
+                status: crate::session::status_word(status),
+                session_id: r.session_id,
+                container_id: r.container_id,
+                image: r.image,
+                created_at: r.created,
+                preview_port: r.preview_port,
+                ports: Vec::new(),
+            });
+        }
+        infos.sort_by(|a, b| (a.created_at, &a.session_id).cmp(&(b.created_at, &b.session_id)));
+    }
+    Ok(infos)
 }
 
 /// The images a create may name: the default, the patterns allowed (none:

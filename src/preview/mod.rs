@@ -134,6 +134,13 @@ fn authorize(
     Ok(s)
 }
 
+/// The session a `/preview/ID/…` path names.
+pub fn path_session(path: &str) -> Option<&str> {
+    let after = path.strip_prefix("/preview/")?;
+    let id = after.split('/').next().unwrap_or(after);
+    (!id.is_empty()).then_some(id)
+}
+
 /// A request under `/preview/ID/`.
 pub async fn serve_path(p: &Preview, conns: &Connections, req: Request) -> Response {
     // The raw path, not a decoded one: what follows the id goes to the app

@@ -13,6 +13,7 @@ use tokio::sync::Semaphore;
 
 use crate::app::App;
 use crate::config::Settings;
+use crate::fleet::Fleet;
 use crate::runtime::docker::DockerRuntime;
 use crate::runtime::firewall::EgressMode;
 use crate::runtime::ContainerRuntime;
@@ -22,6 +23,22 @@ use crate::store::{FileStore, SessionStore};
 /// goodbyes and tasks get this long. It leaves room in the contract's 10 s
 /// for the process to exit after it (which `main` does at once).
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(6);
+/// How long start-up waits for a fleet's Redis to answer.
+const FLEET_PATIENCE: Duration = Duration::from_secs(10);
+
+/// The URL the fleet's other gateways reach this one at: `--advertise-url`,
+/// else the bound address (loopback for an unspecified one).
+fn advertised(settings: &Settings, local: std::net::SocketAddr) -> String {
+    if let Some(u) = &settings.advertise_url {
+        return u.trim_end_matches('/').to_string();
+    }
+    let ip = match local.ip() {
+        std::net::IpAddr::V4(v4) if v4.is_unspecified() => std::net::Ipv4Addr::LOCALHOST.into(),
+        std::net::IpAddr::V6(v6) if v6.is_unspecified() => std::net::Ipv6Addr::LOCALHOST.into(),
+        ip => ip,
+    };
+    format!("http://{}", std::net::SocketAddr::new(ip, local.port()))
+}
 
 pub async fn run(settings: Settings) -> anyhow::Result<()> {
     raise_open_file_limit();
@@ -44,17 +61,46 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         )
         .map_err(anyhow::Error::msg)?,
     );
-    let store: Arc<dyn SessionStore> = Arc::new(
-        FileStore::open(&settings.instance_state_dir()).map_err(|e| anyhow::anyhow!("{e}"))?,
-    );
-    let app =
-        App::new(Arc::clone(&settings), Arc::clone(&runtime), store).map_err(anyhow::Error::msg)?;
+    // A fleet keeps its state in Redis; one server in its state directory.
+    let fleet = match &settings.store {
+        Some(url) => Some(Arc::new(
+            Fleet::connect(
+                url,
+                &settings.instance,
+                format!("{:016x}", rand::random::<u64>()),
+                FLEET_PATIENCE,
+            )
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?,
+        )),
+        None => None,
+    };
+    let store: Arc<dyn SessionStore> = match &fleet {
+        Some(f) => Arc::clone(f) as Arc<dyn SessionStore>,
+        None => Arc::new(
+            FileStore::open(&settings.instance_state_dir()).map_err(|e| anyhow::anyhow!("{e}"))?,
+        ),
+    };
+    let app = App::new(
+        Arc::clone(&settings),
+        Arc::clone(&runtime),
+        store,
+        fleet.clone(),
+    )
+    .map_err(anyhow::Error::msg)?;
 
     let listener = TcpListener::bind(settings.listen)
         .await
         .with_context(|| format!("cannot listen on {}", settings.listen))?;
     let local = listener.local_addr()?;
     app.access.set_bound(local);
+    if let Some(f) = &fleet {
+        f.set_url(advertised(&settings, local));
+        f.register()
+            .await
+            .map_err(|e| anyhow::anyhow!("could not join the fleet: {e}"))?;
+        tracing::info!(gateway = %f.gateway, url = %f.url(), "joined the fleet");
+    }
     let mut ping = runtime.ping().await;
     // A request that lost a race with a connection failing its TLS
     // handshake learns only that the connection "was not ready": ask

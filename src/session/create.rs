@@ -96,6 +96,18 @@ impl SessionManager {
         progress: &mut (dyn FnMut(PullProgress) + Send),
     ) -> Result<Arc<Session>, ApiError> {
         let size = optional_dims(req.cols, req.rows)?;
+        // In a fleet, a session the others cannot find is no session: no
+        // create while the fleet's store does not answer.
+        if let Some(f) = &self.fleet {
+            f.ping().await.map_err(|e| {
+                tracing::warn!(error = %e, "create refused: the fleet's store is unreachable");
+                ApiError::DockerDaemon(
+                    "The fleet's store (Redis) is unreachable, so no session can be created \
+                     now; try again shortly"
+                        .into(),
+                )
+            })?;
+        }
         // The owner's session limit counts sessions not restored yet too.
         self.ensure_restored().await?;
         let _slot = self.reserve_slot(owner)?;

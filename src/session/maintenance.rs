@@ -33,6 +33,15 @@ impl SessionManager {
             // adopting now could remove it as an unused pool container.
             Err(e) => return Err(RuntimeError::Unavailable(e.to_string())),
         };
+        // In a fleet, the containers of other live gateways are theirs
+        // (sessions they hold, pools, creates under way).
+        let live = match &self.fleet {
+            Some(f) => f
+                .live_gateways()
+                .await
+                .map_err(|e| RuntimeError::Unavailable(e.to_string()))?,
+            None => Default::default(),
+        };
         let mut adopted = 0;
         for c in list {
             let sid = c.labels.get(LABEL_SESSION).cloned().unwrap_or_default();
@@ -45,6 +54,23 @@ impl SessionManager {
                 || self.pool.contains(&c.id)
             {
                 continue;
+            }
+            if let Some(f) = &self.fleet {
+                let theirs = c
+                    .labels
+                    .get(LABEL_PROCESS)
+                    .is_some_and(|p| p != &self.process && live.contains(p));
+                if record.is_none() && theirs {
+                    continue;
+                }
+                if is_well_formed(&sid) && c.status.holds_a_session() {
+                    match f.claim(&sid).await {
+                        Ok(true) => {}
+                        // Another gateway holds it.
+                        Ok(false) => continue,
+                        Err(e) => return Err(RuntimeError::Unavailable(e.to_string())),
+                    }
+                }
             }
             // A stopped session container (an engine or host restart stops
             // them all) is adopted too: it starts again when a client comes
@@ -109,9 +135,17 @@ impl SessionManager {
         }
         self.release_stale_slots();
         for stale in records.into_keys() {
-            if !self.is_pending(&stale) && !self.sessions.read().unwrap().contains_key(&stale) {
-                let _ = self.store.remove(&stale).await;
+            if self.is_pending(&stale) || self.sessions.read().unwrap().contains_key(&stale) {
+                continue;
             }
+            // In a fleet, a record another gateway holds is a session made
+            // after the containers were listed.
+            if let Some(f) = &self.fleet {
+                if !matches!(f.holder(&stale).await, Ok(crate::fleet::Holder::Nobody)) {
+                    continue;
+                }
+            }
+            let _ = self.store.remove(&stale).await;
         }
         Ok(adopted)
     }
@@ -175,7 +209,32 @@ impl SessionManager {
                 self.forget(s, "Session expired").await;
             }
         }
-        let known: HashSet<String> = self.all().iter().map(|s| s.container_id.clone()).collect();
+        let mut known: HashSet<String> =
+            self.all().iter().map(|s| s.container_id.clone()).collect();
+        // In a fleet: the sessions of every gateway are known; containers of
+        // other live gateways are theirs to sweep; those of gateways that
+        // are gone are swept by one gateway, the sweeper of the period.
+        let mut fleet_view: Option<(HashSet<String>, bool)> = None;
+        if let Some(f) = &self.fleet {
+            let view = async {
+                let records = f.records().await?;
+                let live = f.live_gateways().await?;
+                let lead = f.lead_sweep(self.settings.cleanup_interval * 2).await?;
+                Ok::<_, crate::fleet::FleetError>((records, live, lead))
+            };
+            match view.await {
+                Ok((records, live, lead)) => {
+                    known.extend(records.into_iter().map(|r| r.container_id));
+                    fleet_view = Some((live, lead));
+                }
+                Err(e) => {
+                    tracing::debug!(error = %e, "sweep could not read the fleet; leftovers wait");
+                    self.sweeps_total
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    return;
+                }
+            }
+        }
         let orphans = self.orphans.lock().unwrap().clone();
         let suspects = std::mem::take(&mut *self.suspects.lock().unwrap());
         let now_secs = (now / 1000) as i64;
@@ -193,6 +252,12 @@ impl SessionManager {
             // engine finished making it: a create cut short by a crash can
             // complete after the next start.
             let ours = c.labels.get(LABEL_PROCESS) == Some(&self.process);
+            if let (Some((live, lead)), false) = (&fleet_view, ours) {
+                let process = c.labels.get(LABEL_PROCESS).map(String::as_str);
+                if !lead || process.is_some_and(|p| live.contains(p)) {
+                    continue;
+                }
+            }
             // A running container of ours that is in no session may be one
             // between two of this server's steps (a pooled one being handed
             // out): it is an orphan only if it still is at the next sweep.
@@ -227,6 +292,9 @@ impl SessionManager {
     /// it first, see `ensure_restored`), then fills the warm pool and runs
     /// the sweep.
     pub async fn start_background(self: &Arc<Self>) {
+        if let Some(fleet) = self.fleet.clone() {
+            self.tasks.spawn(Arc::clone(self).keep_fleet(fleet));
+        }
         let _ =
             tokio::time::timeout(std::time::Duration::from_secs(5), self.ensure_restored()).await;
         let this = Arc::clone(self);

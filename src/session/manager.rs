@@ -74,6 +74,8 @@ pub struct SessionManager {
     pub(super) shutdown: CancellationToken,
     /// The server's names: a port's preview URL in `port_opened`.
     pub(super) names: Arc<Names>,
+    /// The fleet this gateway belongs to, if any (`fleet`).
+    pub(super) fleet: Option<Arc<crate::fleet::Fleet>>,
 }
 
 /// Sets the session's preview port and records it (see
@@ -119,6 +121,7 @@ impl SessionManager {
         settings: Arc<Settings>,
         runtime: Arc<dyn ContainerRuntime>,
         store: Arc<dyn SessionStore>,
+        fleet: Option<Arc<crate::fleet::Fleet>>,
         names: Arc<Names>,
         tasks: TaskTracker,
         shutdown: CancellationToken,
@@ -150,7 +153,13 @@ impl SessionManager {
             suspects: Mutex::new(HashSet::new()),
             creating: Mutex::new(HashMap::new()),
             started: now_secs(),
-            process: format!("{:016x}", rand::random::<u64>()),
+            // In a fleet, the gateway's id: the others tell its containers
+            // from leftovers by it.
+            process: fleet.as_ref().map_or_else(
+                || format!("{:016x}", rand::random::<u64>()),
+                |f| f.gateway.clone(),
+            ),
+            fleet,
             tasks,
             shutdown,
             pool: WarmPool::default(),
@@ -254,6 +263,11 @@ impl SessionManager {
                 },
             })
             .await;
+        if let Some(f) = &self.fleet {
+            if let Err(e) = f.hold(&session.id).await {
+                tracing::warn!(session = %session.id, error = %e, "could not take the session's lease; renewed later");
+            }
+        }
         self.watch_ports(&session);
         self.created_total
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);

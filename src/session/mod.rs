@@ -13,6 +13,7 @@
 //! container's labels cannot change, and a pod cannot be renamed.
 
 mod create;
+mod fleet;
 pub mod id;
 mod maintenance;
 mod manager;
@@ -35,6 +36,7 @@ use crate::runtime::ContainerStatus;
 use crate::store::SessionRecord;
 use crate::terminal::Terminal;
 
+pub use fleet::{Located, MOVED};
 pub use manager::SessionManager;
 
 pub struct Session {

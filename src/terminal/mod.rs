@@ -115,6 +115,22 @@ impl Terminal {
         })
     }
 
+    /// Starts the replay with output from before this terminal (a session
+    /// taken over from another gateway), if it has none of its own yet.
+    pub async fn seed_replay(&self, past: &str) {
+        let mut shared = self.shared.lock().await;
+        if shared.replay.version() == 0 {
+            shared.replay.push(past);
+        }
+    }
+
+    /// The replay's tail and version, if it changed since version `seen`.
+    pub async fn replay_since(&self, seen: u64) -> Option<(u64, String)> {
+        let shared = self.shared.lock().await;
+        let v = shared.replay.version();
+        (v != seen).then(|| (v, shared.replay.snapshot().to_string()))
+    }
+
     /// Number of live attached connections.
     pub fn attached(&self) -> usize {
         self.attached.load(Ordering::Relaxed)

@@ -6,6 +6,8 @@
 pub struct Replay {
     text: String,
     cap: usize,
+    /// Bytes pushed since the start: a version of the tail.
+    pushed: u64,
 }
 
 impl Replay {
@@ -13,10 +15,12 @@ impl Replay {
         Replay {
             text: String::new(),
             cap,
+            pushed: 0,
         }
     }
 
     pub fn push(&mut self, s: &str) {
+        self.pushed += s.len() as u64;
         self.text.push_str(s);
         if self.text.len() > self.cap + self.cap / 4 {
             let mut cut = self.text.len() - self.cap;
@@ -25,6 +29,11 @@ impl Replay {
             }
             self.text.drain(..cut);
         }
+    }
+
+    /// How much has been pushed in all: changes whenever the tail does.
+    pub fn version(&self) -> u64 {
+        self.pushed
     }
 
     /// The last `cap` bytes (or a little less, to start on a character).

@@ -27,6 +27,9 @@ pub struct Connection {
     /// The session `input`/`resize` use when they name none: the one this
     /// connection created or attached to last.
     pub(super) current: Mutex<Option<String>>,
+    /// In a fleet: links to the gateways holding this connection's other
+    /// sessions (`crate::relay::link`).
+    pub(super) links: crate::relay::link::Links,
 }
 
 impl Connection {

@@ -11,8 +11,9 @@ use crate::protocol::client::{
     Attach, ConfigurePreview, Create, Exec, ExecInput, Input, Resize, Watch,
 };
 use crate::protocol::{ClientMessage, ServerMessage};
+use crate::relay::link::SendError;
 use crate::runtime::PullProgress;
-use crate::session::Session;
+use crate::session::{Located, Session};
 use crate::terminal::AttachMode;
 
 /// The session whose lane applies `msg` (see `lanes`), or `None` for a
@@ -31,6 +32,53 @@ pub fn lane_of(conn: &Connection, msg: &mut ClientMessage) -> Result<Option<Stri
     let id = conn.session_or_current(implicit.take())?;
     *implicit = Some(id.clone());
     Ok(Some(id))
+}
+
+/// Applies a message of session `session`'s lane: here, or, in a fleet,
+/// relayed as sent (`raw`) to the gateway that holds the session.
+pub async fn handle_for(conn: &Arc<Connection>, session: &str, msg: ClientMessage, raw: &str) {
+    let app = &conn.app;
+    let Some(fleet) = app.sessions.fleet() else {
+        return handle(conn, msg).await;
+    };
+    // A holder that does not answer has stopped or died: its session moves
+    // to another gateway (or here) within a lease, which this waits for.
+    let deadline = std::time::Instant::now()
+        + crate::fleet::LEASE_TTL
+        + crate::fleet::RENEW_EVERY
+        + std::time::Duration::from_secs(1);
+    let joins = matches!(msg, ClientMessage::Attach(_) | ClientMessage::Input(_));
+    loop {
+        let url = match app.sessions.locate(session, Some(&conn.owner)).await {
+            Ok(Located::Elsewhere(url)) => url,
+            Err(e @ ApiError::DockerDaemon(_)) => {
+                return conn.send_error(&e, Some(session)).await;
+            }
+            // Here, or not found (which the handler says as it always does).
+            _ => return handle(conn, msg).await,
+        };
+        let client = crate::relay::link::Client {
+            ip: &conn.ip,
+            owner: &conn.owner,
+            out: conn.subscriber(),
+            tasks: &app.tasks,
+            shutdown: &app.shutdown,
+        };
+        match conn.links.send(fleet, &url, session, raw, client).await {
+            Ok(()) => {
+                if joins {
+                    conn.set_current(session);
+                }
+                return;
+            }
+            Err(SendError::Unreachable(_)) if std::time::Instant::now() < deadline => {
+                tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+            }
+            Err(SendError::Unreachable(e) | SendError::Refused(e)) => {
+                return conn.send_error(&e, Some(session)).await;
+            }
+        }
+    }
 }
 
 pub async fn handle(conn: &Arc<Connection>, msg: ClientMessage) {

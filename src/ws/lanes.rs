@@ -16,6 +16,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use axum::extract::ws::Utf8Bytes;
 use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 
@@ -30,8 +31,9 @@ pub const LANE_BUDGET: usize = 4 * crate::protocol::MAX_MESSAGE_BYTES;
 pub const MESSAGE_OVERHEAD: usize = 64;
 const LANE_IDLE: Duration = Duration::from_secs(30);
 
-/// A queued message and its share of the lane's budget.
-type Queued = (ClientMessage, OwnedSemaphorePermit);
+/// A queued message, as parsed and as sent (for a relay to the session's
+/// gateway), and its share of the lane's budget.
+type Queued = (ClientMessage, Utf8Bytes, OwnedSemaphorePermit);
 
 struct LaneHandle {
     tx: mpsc::UnboundedSender<Queued>,
@@ -52,9 +54,9 @@ impl Lanes {
         stop: &CancellationToken,
         session: &str,
         msg: ClientMessage,
-        size: usize,
+        raw: Utf8Bytes,
     ) -> Result<(), ApiError> {
-        let cost = (size + MESSAGE_OVERHEAD).min(LANE_BUDGET) as u32;
+        let cost = (raw.len() + MESSAGE_OVERHEAD).min(LANE_BUDGET) as u32;
         let full = || {
             ApiError::RateLimit(format!(
                 "Messages for session '{session}' are still waiting to be applied; slow down and try again"
@@ -66,13 +68,13 @@ impl Lanes {
                 let permit = Arc::clone(&lane.budget)
                     .try_acquire_many_owned(cost)
                     .map_err(|_| full())?;
-                match lane.tx.send((msg, permit)) {
+                match lane.tx.send((msg, raw, permit)) {
                     Ok(()) => return Ok(()),
                     // The lane ended (idle) after this message was routed to it.
-                    Err(mpsc::error::SendError((m, _))) => m,
+                    Err(mpsc::error::SendError((m, r, _))) => (m, r),
                 }
             }
-            None => msg,
+            None => (msg, raw),
         };
         lanes.retain(|_, lane| !lane.tx.is_closed());
         if lanes.len() >= MAX_LANES {
@@ -85,7 +87,7 @@ impl Lanes {
         let permit = Arc::clone(&budget)
             .try_acquire_many_owned(cost)
             .map_err(|_| full())?;
-        let _ = tx.send((msg, permit));
+        let _ = tx.send((msg.0, msg.1, permit));
         lanes.insert(session.to_string(), LaneHandle { tx, budget });
         drop(lanes);
         let lane = Lane {
@@ -115,10 +117,10 @@ impl Lane {
                 m = tokio::time::timeout(LANE_IDLE, rx.recv()) => m,
             };
             match next {
-                Ok(Some((msg, _permit))) => {
+                Ok(Some((msg, raw, _permit))) => {
                     tokio::select! {
                         _ = self.stop.cancelled() => return,
-                        _ = handlers::handle(&self.conn, msg) => {}
+                        _ = handlers::handle_for(&self.conn, &self.session, msg, &raw) => {}
                     }
                 }
                 Ok(None) => return,

@@ -111,6 +111,7 @@ pub async fn serve(
         tx,
         kick: Kick::default(),
         current: Mutex::new(None),
+        links: Default::default(),
     });
     let metrics = &app.metrics;
     metrics.ws_connections.fetch_add(1, Ordering::Relaxed);
@@ -217,7 +218,8 @@ pub async fn serve(
                         // never waits on the engine.
                         Ok(mut m) => match handlers::lane_of(&conn, &mut m) {
                             Ok(Some(session)) => {
-                                if let Err(e) = lanes.send(&conn, &stop, &session, m, text.len()) {
+                                if let Err(e) = lanes.send(&conn, &stop, &session, m, text.clone())
+                                {
                                     conn.send_error(&e, Some(&session)).await;
                                 }
                             }
