@@ -217,14 +217,22 @@ impl Fleet {
 
     // ----- gateways -----
 
-    /// Announces (or renews) this gateway.
+    /// Announces (or renews) this gateway, and puts the fleet's secret back
+    /// if Redis lost it (a restart without persistence): every gateway
+    /// holds the same one, so whichever puts it back puts the same key.
     pub async fn register(&self) -> Result<(), FleetError> {
         let mut c = self.conn.clone();
         let (entry, index) = (self.keys.gateway(&self.gateway), self.keys.gateways());
         let url = self.url().to_string();
         let ttl = GATEWAY_TTL.as_millis() as u64;
+        let (secret_key, secret) = (self.keys.secret(), hex(&self.secret));
         self.call(async move {
             redis::pipe()
+                .cmd("SET")
+                .arg(&secret_key)
+                .arg(&secret)
+                .arg("NX")
+                .ignore()
                 .cmd("SET")
                 .arg(&entry)
                 .arg(&url)
@@ -375,10 +383,11 @@ impl Fleet {
             let json = serde_json::to_string(r).unwrap_or_default();
             pipe.cmd("EVALSHA")
                 .arg(RENEW.get_hash())
-                .arg(3)
+                .arg(4)
                 .arg(self.keys.lease(&r.session_id))
                 .arg(self.keys.session(&r.session_id))
                 .arg(self.keys.sessions())
+                .arg(self.keys.label(&r.session_id))
                 .arg(&self.gateway)
                 .arg(ttl)
                 .arg(json)
@@ -597,7 +606,8 @@ fn redact(url: &str) -> String {
 }
 
 /// Renews a lease this gateway holds or that nobody holds, and puts the
-/// record back if it is missing; 0 when another gateway holds the lease.
+/// record (and its label) back if it is missing; 0 when another gateway
+/// holds the lease.
 static RENEW: std::sync::LazyLock<Script> = std::sync::LazyLock::new(|| {
     Script::new(
         r#"
@@ -607,6 +617,7 @@ redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 if redis.call('EXISTS', KEYS[2]) == 0 then
   redis.call('SET', KEYS[2], ARGV[3])
   redis.call('SADD', KEYS[3], ARGV[4])
+  redis.call('SET', KEYS[4], ARGV[4])
 end
 return 1
 "#,

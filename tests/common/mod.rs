@@ -5,6 +5,7 @@
 //! container carrying that label, even when the test failed.
 #![allow(dead_code)]
 
+pub mod redis;
 pub mod registry;
 
 use std::net::SocketAddr;
@@ -199,7 +200,6 @@ impl Server {
         Ws::connect(&self.ws_url()).await
     }
 
-    /// Sends SIGTERM and waits for the process to end; containers are kept.
     /// The value of one `/metrics` series (a request that touches no session).
     pub async fn metric(&self, name: &str) -> u64 {
         let text = self
@@ -217,6 +217,7 @@ impl Server {
             .unwrap_or_else(|| panic!("{name} in /metrics:\n{text}"))
     }
 
+    /// Sends SIGTERM and waits for the process to end; containers are kept.
     pub async fn stop(&mut self) -> std::process::ExitStatus {
         let mut child = self.child.take().expect("server already stopped");
         let pid = child.id().unwrap() as i32;

@@ -1,0 +1,254 @@
+//! Several gateways on one Redis (`--store redis://…`): any gateway serves
+//! any session, a gateway that dies hands its sessions over within 10 s
+//! with their replay, Redis going away stops creates but not the sessions
+//! already held, and no gateway's sweep touches another's containers.
+//! Real gateways, a real engine, Debian's redis-server.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::redis::Redis;
+use common::{eventually, instance_containers, unique, Server, Ws};
+use serde_json::json;
+
+/// `n` gateways of one fleet (one instance, one Redis). The last one
+/// removes the instance's containers when dropped; the others leave them.
+async fn fleet(redis: &Redis, n: usize, extra: &[&str]) -> Vec<Server> {
+    let instance = unique("fleet");
+    let mut gateways = Vec::new();
+    for i in 0..n {
+        let mut g = Server::builder()
+            .instance(&instance)
+            .args(["--store", &redis.url()])
+            .args(extra.iter().copied())
+            .start()
+            .await;
+        if i + 1 < n {
+            g.keep_containers();
+        }
+        gateways.push(g);
+    }
+    gateways
+}
+
+async fn attach(ws: &mut Ws, sid: &str) -> (serde_json::Value, serde_json::Value) {
+    ws.send(json!({"type": "attach", "sessionId": sid})).await;
+    let attached = ws.expect("attached").await;
+    let replay = ws.expect("output").await;
+    assert_eq!(replay["replay"], true, "{replay}");
+    (attached, replay)
+}
+
+#[tokio::test]
+async fn any_gateway_serves_any_session() {
+    let redis = Redis::start().await;
+    let gw = fleet(&redis, 3, &[]).await;
+    let mut a = gw[0].ws().await;
+    let (sid, cid) = a.create(json!({})).await;
+    a.run(&sid, "echo made-on-$((0+1))").await;
+
+    // REST through the others.
+    let (status, info) = gw[1].get(&format!("/api/containers/{sid}")).await;
+    assert_eq!(status, 200, "{info}");
+    assert_eq!(info["containerId"], cid.as_str());
+    assert_eq!(info["status"], "running");
+    let (status, list) = gw[2].get("/api/containers").await;
+    assert_eq!(status, 200, "{list}");
+    let ids: Vec<&str> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|s| s["sessionId"].as_str())
+        .collect();
+    assert_eq!(ids, [sid.as_str()], "{list}");
+
+    // Attach through B: the holder's replay; type through C: every
+    // connection sees the output, whichever gateway it reached.
+    let mut b = gw[1].ws().await;
+    let (attached, replay) = attach(&mut b, &sid).await;
+    assert_eq!(attached["containerId"], cid.as_str());
+    assert!(
+        replay["data"].as_str().unwrap().contains("made-on-1"),
+        "{replay}"
+    );
+    let mut c = gw[2].ws().await;
+    c.input(&sid, "echo typed-on-$((1+2))\n").await;
+    b.read_until(&sid, "typed-on-3").await;
+    a.read_until(&sid, "typed-on-3").await;
+    c.read_until(&sid, "typed-on-3").await;
+
+    // A resize through C reaches the shell B's input runs in.
+    c.send(json!({"type": "resize", "sessionId": sid, "cols": 123, "rows": 45}))
+        .await;
+    let mut size = String::new();
+    for _ in 0..50 {
+        size = b.run(&sid, "stty size").await;
+        if size.trim() == "45 123" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(size.trim(), "45 123");
+
+    // The preview, configured through C, served through B (path) and C
+    // (host name).
+    a.run(
+        &sid,
+        "mkdir -p /tmp/www && echo preview-ok > /tmp/www/hello.txt && httpd -p 8000 -h /tmp/www",
+    )
+    .await;
+    let body = json!({"sessionId": sid, "port": 8000}).to_string();
+    let (status, configured) = gw[2].post("/api/preview/configure", &body).await;
+    assert_eq!(status, 200, "{configured}");
+    let url = gw[1].url(&format!("/preview/{sid}/hello.txt"));
+    let text = eventually("the path preview through another gateway", || async {
+        let r = reqwest::get(&url).await.ok()?;
+        (r.status() == 200).then_some(())?;
+        r.text().await.ok()
+    })
+    .await;
+    assert_eq!(text.trim(), "preview-ok");
+    let host = format!(
+        "8000-{}.localhost:{}",
+        sid.to_lowercase(),
+        gw[2].addr.port()
+    );
+    let r = gw[2]
+        .http
+        .get(gw[2].url("/hello.txt"))
+        .header("host", &host)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.text().await.unwrap().trim(), "preview-ok");
+
+    // Removed through C: gone everywhere.
+    let (status, _) = gw[2].delete(&format!("/api/containers/{sid}")).await;
+    assert_eq!(status, 200);
+    let (status, _) = gw[1].get(&format!("/api/containers/{sid}")).await;
+    assert_eq!(status, 404);
+    assert!(instance_containers(&gw[0].instance).is_empty());
+}
+
+#[tokio::test]
+async fn a_killed_gateways_sessions_move_within_ten_seconds_with_their_replay() {
+    let redis = Redis::start().await;
+    let mut gw = fleet(&redis, 3, &[]).await;
+    let mut a = gw[0].ws().await;
+    let (sid, cid) = a.create(json!({})).await;
+    a.run(&sid, "echo before-$((1+1))").await;
+    let mut b = gw[1].ws().await;
+    attach(&mut b, &sid).await;
+    // The replay mirror runs every 2 s: let it see the last output.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+
+    gw[0].kill().await;
+    let killed = Instant::now();
+    // A client attached through B, relayed to A, is told to come back.
+    let reconnect = b.expect("reconnect").await;
+    assert_eq!(reconnect["reason"], "Gateway unavailable", "{reconnect}");
+
+    // Through any gateway it attaches again: same container, its replay,
+    // a shell that answers.
+    let mut c = gw[2].ws().await;
+    let (attached, replay) = attach(&mut c, &sid).await;
+    assert_eq!(attached["containerId"], cid.as_str());
+    assert!(
+        replay["data"].as_str().unwrap().contains("before-2"),
+        "{replay}"
+    );
+    let out = c.run(&sid, "echo after-$((2+2))").await;
+    assert!(out.contains("after-4"), "{out}");
+    let moved = killed.elapsed();
+    assert!(moved < Duration::from_secs(10), "took {moved:?}");
+
+    // B serves it too, now relaying to C; nothing was lost or made.
+    let (status, info) = gw[1].get(&format!("/api/containers/{sid}")).await;
+    assert_eq!(status, 200, "{info}");
+    assert_eq!(instance_containers(&gw[1].instance), [cid.clone()]);
+}
+
+#[tokio::test]
+async fn a_gateway_that_stops_hands_over_at_once_and_rejoins_when_it_starts() {
+    let redis = Redis::start().await;
+    let mut gw = fleet(&redis, 2, &[]).await;
+    let instance = gw[0].instance.clone();
+    let mut a = gw[0].ws().await;
+    let (sid, _) = a.create(json!({})).await;
+    gw[0].stop().await;
+    // A graceful stop releases the leases: B takes over without waiting
+    // for them to run out.
+    let started = Instant::now();
+    let mut b = gw[1].ws().await;
+    attach(&mut b, &sid).await;
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "took {:?}",
+        started.elapsed()
+    );
+    // A new gateway joins the fleet: it serves the session (relaying to B)
+    // and creates its own.
+    let mut again = Server::builder()
+        .instance(&instance)
+        .args(["--store", &redis.url()])
+        .start()
+        .await;
+    again.keep_containers();
+    let (status, _) = again.get(&format!("/api/containers/{sid}")).await;
+    assert_eq!(status, 200);
+    let mut n = again.ws().await;
+    let (sid2, _) = n.create(json!({})).await;
+    let (status, _) = gw[1].get(&format!("/api/containers/{sid2}")).await;
+    assert_eq!(status, 200);
+}
+
+#[tokio::test]
+async fn with_redis_down_held_sessions_go_on_creates_wait_and_the_fleet_recovers() {
+    let mut redis = Redis::start().await;
+    let gw = fleet(&redis, 2, &[]).await;
+    let mut a = gw[0].ws().await;
+    let (sid, _) = a.create(json!({})).await;
+
+    redis.stop().await;
+    let out = a.run(&sid, "echo still-$((3+3))").await;
+    assert!(out.contains("still-6"), "{out}");
+    let (status, err) = gw[0].post("/api/containers", "{}").await;
+    assert_eq!(status, 503, "{err}");
+    assert_eq!(err["error"], "DockerDaemonError");
+    assert_eq!(err["retryable"], true);
+    assert!(err["message"].as_str().unwrap().contains("Redis"), "{err}");
+    a.send(json!({"type": "create"})).await;
+    let refused = a.expect("error").await;
+    assert_eq!(refused["error"], "DockerDaemonError", "{refused}");
+    assert_eq!(refused["retryable"], true);
+
+    // Redis comes back empty (no persistence): the gateways put back what
+    // they hold, and the fleet serves and creates again by itself.
+    redis.start_again().await;
+    eventually("the session through the other gateway again", || async {
+        let (status, _) = gw[1].get(&format!("/api/containers/{sid}")).await;
+        (status == 200).then_some(())
+    })
+    .await;
+    let mut b = gw[1].ws().await;
+    b.create(json!({})).await;
+    assert_eq!(instance_containers(&gw[0].instance).len(), 2);
+}
+
+#[tokio::test]
+async fn no_gateways_sweep_touches_another_gateways_containers() {
+    let redis = Redis::start().await;
+    let gw = fleet(&redis, 2, &["--cleanup-interval", "300ms"]).await;
+    let mut a = gw[0].ws().await;
+    let (sid, cid) = a.create(json!({})).await;
+    let swept = gw[1].metric("studio_sweeps_total").await;
+    eventually("three sweeps on the other gateway", || async {
+        (gw[1].metric("studio_sweeps_total").await >= swept + 3).then_some(())
+    })
+    .await;
+    assert_eq!(instance_containers(&gw[0].instance), [cid]);
+    let out = a.run(&sid, "echo alive-$((4+4))").await;
+    assert!(out.contains("alive-8"), "{out}");
+}
