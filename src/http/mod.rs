@@ -101,12 +101,12 @@ impl Front {
         let preview_host = crate::hosts::request_host(req.uri(), req.headers())
             .and_then(|h| crate::hosts::parse(h, &app.settings.preview_domain));
         let route = route::classify(req.method(), req.uri().path(), upgrade, preview_host);
-        let admitted = match guard::admit(app, &req, &route, self.peer) {
+        let admitted = match guard::admit(app, &req, &route, self.peer).await {
             Ok(a) => a,
             Err(refusal) => return close(refusal),
         };
         let previewed = matches!(route, Route::PathPreview | Route::HostPreview(_));
-        let mut resp = match limits::check(&app.limits, route.limit(), admitted.ip) {
+        let mut resp = match limits::check(&app.limits, route.limit(), admitted.ip).await {
             Err(refused) => close(refused),
             Ok(limit) => {
                 let mut resp = self

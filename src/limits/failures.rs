@@ -25,13 +25,13 @@ impl AuthFailures {
     }
 
     /// Checked before looking at the token: `Some` while `ip` is locked out.
-    pub fn blocked(&self, ip: IpAddr) -> Option<RateInfo> {
+    pub async fn blocked(&self, ip: IpAddr) -> Option<RateInfo> {
         self.limiter.as_ref()?.peek_refusal(&ip)
     }
 
     /// Counts a failed check: `Ok` (answer 401) while budget was left,
     /// `Err` (answer 429) once it is used up. `None` when the limit is off.
-    pub fn failed(&self, ip: IpAddr) -> Option<Result<RateInfo, RateInfo>> {
+    pub async fn failed(&self, ip: IpAddr) -> Option<Result<RateInfo, RateInfo>> {
         Some(self.limiter.as_ref()?.check(&ip))
     }
 
@@ -51,28 +51,28 @@ impl AuthFailures {
 mod tests {
     use super::*;
 
-    #[test]
-    fn five_failures_then_locked_out() {
+    #[tokio::test]
+    async fn five_failures_then_locked_out() {
         let f = AuthFailures::new(RateLimit::new(5, 900), 100);
         let ip = IpAddr::from([10, 1, 1, 1]);
         for left in (0..5).rev() {
-            assert!(f.blocked(ip).is_none());
-            assert_eq!(f.failed(ip).unwrap().unwrap().remaining, left);
+            assert!(f.blocked(ip).await.is_none());
+            assert_eq!(f.failed(ip).await.unwrap().unwrap().remaining, left);
         }
-        let locked = f.blocked(ip).expect("locked after five failures");
+        let locked = f.blocked(ip).await.expect("locked after five failures");
         assert_eq!(locked.remaining, 0);
         assert!(
             locked.retry_after_secs() > 890 && locked.retry_after_secs() <= 900,
             "locked until the 15-minute window ends: {locked:?}"
         );
-        assert!(f.failed(ip).unwrap().is_err());
-        assert!(f.blocked(IpAddr::from([10, 1, 1, 2])).is_none());
+        assert!(f.failed(ip).await.unwrap().is_err());
+        assert!(f.blocked(IpAddr::from([10, 1, 1, 2])).await.is_none());
     }
 
-    #[test]
-    fn off_counts_nothing() {
+    #[tokio::test]
+    async fn off_counts_nothing() {
         let f = AuthFailures::new(RateLimit(None), 100);
-        assert!(f.failed(IpAddr::from([10, 1, 1, 1])).is_none());
-        assert!(f.blocked(IpAddr::from([10, 1, 1, 1])).is_none());
+        assert!(f.failed(IpAddr::from([10, 1, 1, 1])).await.is_none());
+        assert!(f.blocked(IpAddr::from([10, 1, 1, 1])).await.is_none());
     }
 }

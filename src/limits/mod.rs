@@ -15,6 +15,9 @@
 //! (`crate::http::route`); WebSocket `create` and `configure_preview` are
 //! counted by the message handlers through [`Limits::container`] and
 //! [`Limits::preview`].
+//!
+//! The checks are `async` so that a gateway of a fleet can ask a shared
+//! store; a lone one answers at once.
 
 pub mod client_ip;
 pub mod failures;
@@ -58,13 +61,6 @@ pub struct Limits {
     session_hash: RandomState,
 }
 
-fn count<K: std::hash::Hash + Eq + Clone>(l: &Option<WindowLimiter<K>>, key: &K) -> Outcome {
-    match l {
-        None => Ok(None),
-        Some(l) => l.check(key).map(Some),
-    }
-}
-
 impl Limits {
     pub fn new(cfg: &RateLimits) -> Limits {
         Self::with_cap(cfg, MAX_TRACKED_KEYS)
@@ -85,22 +81,34 @@ impl Limits {
         }
     }
 
-    pub fn general(&self, ip: ClientIp) -> Outcome {
-        count(&self.general, &ip.key())
+    /// Counts one request against `limit` as `key`.
+    async fn count<K: std::hash::Hash + Eq + Clone>(
+        &self,
+        limit: &Option<WindowLimiter<K>>,
+        key: &K,
+    ) -> Outcome {
+        match limit {
+            None => Ok(None),
+            Some(limit) => limit.check(key).map(Some),
+        }
+    }
+
+    pub async fn general(&self, ip: ClientIp) -> Outcome {
+        self.count(&self.general, &ip.key()).await
     }
 
     /// Container operations: per IP and session, per IP when there is none yet.
-    pub fn container(&self, ip: ClientIp, session_id: Option<&str>) -> Outcome {
+    pub async fn container(&self, ip: ClientIp, session_id: Option<&str>) -> Outcome {
         let session = session_id.map(|s| self.session_hash.hash_one(s));
-        count(&self.container, &(ip.key(), session))
+        self.count(&self.container, &(ip.key(), session)).await
     }
 
-    pub fn preview(&self, ip: ClientIp) -> Outcome {
-        count(&self.preview, &ip.key())
+    pub async fn preview(&self, ip: ClientIp) -> Outcome {
+        self.count(&self.preview, &ip.key()).await
     }
 
-    pub fn ws(&self, ip: ClientIp) -> Outcome {
-        count(&self.ws, &ip.key())
+    pub async fn ws(&self, ip: ClientIp) -> Outcome {
+        self.count(&self.ws, &ip.key()).await
     }
 
     /// Keys currently tracked, all limits together.
@@ -151,25 +159,26 @@ mod tests {
 
     use super::*;
 
-    #[test]
-    fn container_operations_count_per_ip_and_session() {
+    #[tokio::test]
+    async fn container_operations_count_per_ip_and_session() {
         let l = Limits::new(&RateLimits {
             container: RateLimit::new(2, 60),
             ..Default::default()
         });
         let ip = ClientIp(IpAddr::from([10, 0, 0, 1]));
-        assert!(l.container(ip, None).is_ok());
-        assert!(l.container(ip, None).is_ok());
-        assert!(l.container(ip, None).is_err());
-        assert!(l.container(ip, Some("session-a")).is_ok());
-        assert!(l.container(ip, Some("session-b")).is_ok());
+        assert!(l.container(ip, None).await.is_ok());
+        assert!(l.container(ip, None).await.is_ok());
+        assert!(l.container(ip, None).await.is_err());
+        assert!(l.container(ip, Some("session-a")).await.is_ok());
+        assert!(l.container(ip, Some("session-b")).await.is_ok());
         assert!(l
             .container(ClientIp(IpAddr::from([10, 0, 0, 2])), None)
+            .await
             .is_ok());
     }
 
-    #[test]
-    fn off_means_no_limit_and_no_headers() {
+    #[tokio::test]
+    async fn off_means_no_limit_and_no_headers() {
         let off = RateLimits {
             general: RateLimit(None),
             container: RateLimit(None),
@@ -180,24 +189,24 @@ mod tests {
         let l = Limits::new(&off);
         let ip = ClientIp(IpAddr::from([10, 0, 0, 1]));
         for _ in 0..1000 {
-            assert_eq!(l.general(ip), Ok(None));
+            assert_eq!(l.general(ip).await, Ok(None));
         }
     }
 
     /// A million distinct client IPs through every per-IP limit, as the
     /// front door calls them, with the pruner running as it does in the
     /// server: the number of tracked keys stays under the cap.
-    #[test]
-    fn memory_stays_bounded_under_a_million_ips() {
+    #[tokio::test]
+    async fn memory_stays_bounded_under_a_million_ips() {
         const CAP: usize = 20_000;
         let rss_before = rss_kib();
         let l = Limits::with_cap(&RateLimits::default(), CAP);
         let mut most = 0;
         for i in 0..1_000_000u32 {
             let ip = ClientIp(IpAddr::V4(Ipv4Addr::from(0x0b00_0000 + i)));
-            let _ = l.general(ip);
-            let _ = l.ws(ip);
-            let _ = l.container(ip, Some("session-x"));
+            let _ = l.general(ip).await;
+            let _ = l.ws(ip).await;
+            let _ = l.container(ip, Some("session-x")).await;
             if i % 50_000 == 0 {
                 l.prune();
                 most = most.max(l.tracked_keys());
