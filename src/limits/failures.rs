@@ -4,16 +4,24 @@
 //! attempt from it is refused with 429 until its window ends, the right
 //! token included. Otherwise a guesser would still see which guess is right
 //! (200 instead of 429) and the limit would not slow guessing at all.
+//!
+//! In a fleet the failures are counted in Redis like the other limits
+//! (`super::shared`), so a guesser cannot spread guesses over gateways.
 
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use super::headers::RateInfo;
+use super::shared::SharedWindows;
 use super::spec::RateLimit;
 use super::window::WindowLimiter;
 
 pub struct AuthFailures {
     limiter: Option<WindowLimiter<IpAddr>>,
+    shared: Option<Arc<SharedWindows>>,
 }
+
+const SLUG: &str = "auth";
 
 impl AuthFailures {
     pub fn new(limit: RateLimit, cap: usize) -> AuthFailures {
@@ -21,18 +29,32 @@ impl AuthFailures {
             limiter: limit
                 .0
                 .map(|spec| WindowLimiter::new("authentication", spec, cap)),
+            shared: None,
         }
+    }
+
+    /// Counts failures fleet-wide from now on.
+    pub(super) fn share(&mut self, shared: Arc<SharedWindows>) {
+        self.shared = Some(shared);
     }
 
     /// Checked before looking at the token: `Some` while `ip` is locked out.
     pub async fn blocked(&self, ip: IpAddr) -> Option<RateInfo> {
-        self.limiter.as_ref()?.peek_refusal(&ip)
+        let limiter = self.limiter.as_ref()?;
+        match &self.shared {
+            Some(s) => s.peek_refusal(limiter, SLUG, &ip.to_string(), &ip).await,
+            None => limiter.peek_refusal(&ip),
+        }
     }
 
     /// Counts a failed check: `Ok` (answer 401) while budget was left,
     /// `Err` (answer 429) once it is used up. `None` when the limit is off.
     pub async fn failed(&self, ip: IpAddr) -> Option<Result<RateInfo, RateInfo>> {
-        Some(self.limiter.as_ref()?.check(&ip))
+        let limiter = self.limiter.as_ref()?;
+        Some(match &self.shared {
+            Some(s) => s.check(limiter, SLUG, &ip.to_string(), &ip).await,
+            None => limiter.check(&ip),
+        })
     }
 
     pub fn prune(&self) {

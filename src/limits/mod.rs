@@ -7,6 +7,8 @@
 //! - `window`: one keyed limit, `N` per window, answering with header data;
 //!   its key map is hard-capped so memory stays bounded.
 //! - `failures`: the authentication limit (failed token checks).
+//! - `shared`: the same windows in Redis, for a fleet of gateways, with
+//!   the local ones as the fallback while Redis does not answer.
 //! - `client_ip`: which address a request is counted against.
 //! - `headers`: `X-RateLimit-*`, `Retry-After` and the 429 body.
 //! - `size`: the bound on a request's head.
@@ -16,12 +18,13 @@
 //! counted by the message handlers through [`Limits::container`] and
 //! [`Limits::preview`].
 //!
-//! The checks are `async` so that a gateway of a fleet can ask a shared
-//! store; a lone one answers at once.
+//! The checks are `async`: a gateway of a fleet ([`Limits::shared`]) asks
+//! Redis, within a bound; a lone one answers at once.
 
 pub mod client_ip;
 pub mod failures;
 pub mod headers;
+pub mod shared;
 pub mod size;
 pub mod spec;
 pub mod window;
@@ -29,14 +32,17 @@ pub mod window;
 use std::collections::hash_map::RandomState;
 use std::hash::BuildHasher;
 use std::net::IpAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
+use redis::aio::ConnectionManager;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 pub use client_ip::ClientIp;
 pub use failures::AuthFailures;
 pub use headers::RateInfo;
+use shared::SharedWindows;
 pub use spec::{RateLimit, RateLimits};
 use window::WindowLimiter;
 
@@ -59,6 +65,9 @@ pub struct Limits {
     ws: Option<WindowLimiter<IpAddr>>,
     pub auth: AuthFailures,
     session_hash: RandomState,
+    /// The fleet's windows; the local ones above then count only while
+    /// Redis does not answer.
+    shared: Option<Arc<SharedWindows>>,
 }
 
 impl Limits {
@@ -78,37 +87,67 @@ impl Limits {
             ws: make("WebSocket connections", cfg.ws),
             auth: AuthFailures::new(cfg.auth, cap),
             session_hash: RandomState::new(),
+            shared: None,
         }
     }
 
-    /// Counts one request against `limit` as `key`.
+    /// The limits of one gateway of a fleet: counted in the Redis behind
+    /// `conn` under keys starting `{prefix}:`, so they hold for a client
+    /// across every gateway with that prefix.
+    pub fn shared(cfg: &RateLimits, conn: ConnectionManager, prefix: String) -> Limits {
+        let shared = Arc::new(SharedWindows::new(conn, prefix));
+        let mut limits = Self::new(cfg);
+        limits.auth.share(Arc::clone(&shared));
+        limits.shared = Some(shared);
+        limits
+    }
+
+    /// Counts one request against `limit`, known to the fleet as `slug`
+    /// and `client`, to this gateway as `key`.
     async fn count<K: std::hash::Hash + Eq + Clone>(
         &self,
         limit: &Option<WindowLimiter<K>>,
         key: &K,
+        slug: &str,
+        client: impl FnOnce() -> String,
     ) -> Outcome {
-        match limit {
-            None => Ok(None),
-            Some(limit) => limit.check(key).map(Some),
+        let Some(limit) = limit else {
+            return Ok(None);
+        };
+        match &self.shared {
+            Some(shared) => shared.check(limit, slug, &client(), key).await,
+            None => limit.check(key),
         }
+        .map(Some)
     }
 
     pub async fn general(&self, ip: ClientIp) -> Outcome {
-        self.count(&self.general, &ip.key()).await
+        let ip = ip.key();
+        self.count(&self.general, &ip, "general", || ip.to_string())
+            .await
     }
 
     /// Container operations: per IP and session, per IP when there is none yet.
     pub async fn container(&self, ip: ClientIp, session_id: Option<&str>) -> Outcome {
+        let ip = ip.key();
         let session = session_id.map(|s| self.session_hash.hash_one(s));
-        self.count(&self.container, &(ip.key(), session)).await
+        let client = || match session_id {
+            None => ip.to_string(),
+            Some(s) => format!("{ip}:{}", shared::session_digest(s)),
+        };
+        self.count(&self.container, &(ip, session), "container", client)
+            .await
     }
 
     pub async fn preview(&self, ip: ClientIp) -> Outcome {
-        self.count(&self.preview, &ip.key()).await
+        let ip = ip.key();
+        self.count(&self.preview, &ip, "preview", || ip.to_string())
+            .await
     }
 
     pub async fn ws(&self, ip: ClientIp) -> Outcome {
-        self.count(&self.ws, &ip.key()).await
+        let ip = ip.key();
+        self.count(&self.ws, &ip, "ws", || ip.to_string()).await
     }
 
     /// Keys currently tracked, all limits together.
