@@ -109,7 +109,9 @@ fn limiter_ns_per_check() -> f64 {
         let ip = ClientIp(std::net::IpAddr::from(
             (0x0a00_0000u32 + i % 1000).to_be_bytes(),
         ));
-        let info = l.general(ip).unwrap().unwrap();
+        // A lone gateway's check is ready at once: no runtime needed.
+        let outcome = futures_util::FutureExt::now_or_never(l.general(ip));
+        let info = outcome.expect("ready at once").unwrap().unwrap();
         std::hint::black_box(info.reset_at());
     }
     started.elapsed().as_nanos() as f64 / f64::from(N)

@@ -47,6 +47,9 @@ impl App {
         let shutdown = CancellationToken::new();
         let tasks = TaskTracker::new();
         let access = Access::new(&settings, fleet.as_ref().map(|f| f.secret()));
+        let fleet_limits = fleet
+            .as_ref()
+            .map(|f| (f.connection(), format!("{}rl", f.prefix())));
         let watches = crate::watch::Hub::new(tasks.clone(), shutdown.clone());
         let sessions = Arc::new(SessionManager::new(
             Arc::clone(&settings),
@@ -59,7 +62,14 @@ impl App {
         )?);
         Ok(Arc::new(App {
             access,
-            limits: Arc::new(Limits::new(&settings.rate_limits())),
+            // In a fleet the limits are counted in Redis, once for all
+            // gateways.
+            limits: Arc::new(match &fleet_limits {
+                Some((conn, prefix)) => {
+                    Limits::shared(&settings.rate_limits(), conn.clone(), prefix.clone())
+                }
+                None => Limits::new(&settings.rate_limits()),
+            }),
             settings,
             sessions,
             runtime,

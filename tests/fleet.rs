@@ -252,3 +252,39 @@ async fn no_gateways_sweep_touches_another_gateways_containers() {
     let out = a.run(&sid, "echo alive-$((4+4))").await;
     assert!(out.contains("alive-8"), "{out}");
 }
+
+#[tokio::test]
+async fn rate_limits_are_counted_once_for_the_whole_fleet() {
+    let redis = Redis::start().await;
+    let gw = fleet(&redis, 3, &["--rate-limit-general", "6/1m"]).await;
+    let mut a = gw[0].ws().await;
+    let (sid, _) = a.create(json!({})).await;
+    let remaining = |r: &reqwest::Response| -> u64 {
+        r.headers()["x-ratelimit-remaining"]
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    // Each request counts once, whichever gateway it reaches, and a
+    // request relayed to the session's holder is not counted there again.
+    let mut left = Vec::new();
+    for (g, path) in [
+        (0, "/api/containers".to_string()),
+        (1, format!("/api/containers/{sid}")),
+        (2, format!("/api/containers/{sid}")),
+        (1, "/api/containers".to_string()),
+        (2, "/api/containers".to_string()),
+        (0, format!("/api/containers/{sid}")),
+    ] {
+        let r = gw[g].http.get(gw[g].url(&path)).send().await.unwrap();
+        assert_eq!(r.status(), 200);
+        left.push(remaining(&r));
+    }
+    assert_eq!(left, [5, 4, 3, 2, 1, 0]);
+    for g in &gw {
+        let r = g.http.get(g.url("/api/containers")).send().await.unwrap();
+        assert_eq!(r.status(), 429);
+        assert!(r.headers().contains_key("retry-after"));
+    }
+}

@@ -106,6 +106,20 @@ impl Server {
         static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
         let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let instance = format!("{}-{n}", guard.bench_label);
+        Server::start_in(guard, features, image, &instance, &instance, extra).await
+    }
+
+    /// A server with the given `--instance` (the gateways of a fleet share
+    /// one); `name` tells its log apart (`bench-server-NAME.log`).
+    pub async fn start_in(
+        guard: &Cleanup,
+        features: &Features,
+        image: &str,
+        instance: &str,
+        name: &str,
+        extra: &[String],
+    ) -> Result<Server> {
+        let instance = instance.to_string();
         guard.instances.lock().unwrap().push(instance.clone());
         let mut cmd = Command::new(BIN);
         cmd.args([
@@ -128,7 +142,7 @@ impl Server {
             cmd.args(["--max-sessions-per-owner", "100000"]);
         }
         let log_dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"));
-        let log = std::fs::File::create(log_dir.join(format!("bench-server-{instance}.log")))?;
+        let log = std::fs::File::create(log_dir.join(format!("bench-server-{name}.log")))?;
         cmd.args(extra)
             .env(
                 "RUST_LOG",

@@ -28,16 +28,7 @@ pub async fn echo(server: &Server, engine: &Engine, n: usize) -> Result<(Samples
     let warmup = 20;
     for i in 0..n + warmup {
         let deadline = Instant::now() + STEP;
-        let t = Instant::now();
-        ws.input(&sid, "x").await?;
-        ws.output_containing(&sid, "x", deadline).await?;
-        let s = t.elapsed();
-        ws.input(&sid, "\x7f").await?;
-        ws.until(deadline, |m| {
-            let ours = m.kind == "output" && m.session_id.as_deref() == Some(sid.as_str());
-            (ours && m.data.as_deref().is_some_and(|d| erased(d.as_bytes()))).then_some(())
-        })
-        .await?;
+        let s = studio_echo(&mut ws, &sid).await?;
 
         let t = Instant::now();
         sh.write(b"x").await?;
@@ -54,6 +45,23 @@ pub async fn echo(server: &Server, engine: &Engine, n: usize) -> Result<(Samples
     server.delete_session(&sid).await?;
     engine.remove(&sh.container).await?;
     Ok((studio, raw))
+}
+
+/// One keystroke's echo through the server (the time to it), then the
+/// line erased again. Shared with the fleet bench.
+pub async fn studio_echo(ws: &mut Ws, sid: &str) -> Result<Duration> {
+    let deadline = Instant::now() + STEP;
+    let t = Instant::now();
+    ws.input(sid, "x").await?;
+    ws.output_containing(sid, "x", deadline).await?;
+    let took = t.elapsed();
+    ws.input(sid, "\x7f").await?;
+    ws.until(deadline, |m| {
+        let ours = m.kind == "output" && m.session_id.as_deref() == Some(sid);
+        (ours && m.data.as_deref().is_some_and(|d| erased(d.as_bytes()))).then_some(())
+    })
+    .await?;
+    Ok(took)
 }
 
 #[derive(Debug, Default)]
@@ -77,7 +85,7 @@ pub struct Throughput {
 
 /// Makes /tmp/mb (1 MB of `a`, no newline) in a shell, untimed: the flood
 /// then only `cat`s it, so the producer is never the bottleneck.
-const MB_FILE: &str = "head -c 1000000 /dev/zero | tr '\\000' a > /tmp/mb";
+pub const MB_FILE: &str = "head -c 1000000 /dev/zero | tr '\\000' a > /tmp/mb";
 
 /// Prints `bytes` (a multiple of 1 MB) of `a`.
 fn flood(bytes: u64, n: u32) -> (String, String) {
@@ -88,12 +96,12 @@ fn flood(bytes: u64, n: u32) -> (String, String) {
     )
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
+pub fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
     v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
 }
 
-async fn studio_flood(
+pub async fn studio_flood(
     mut ws: Ws,
     sid: String,
     bytes: u64,
@@ -170,7 +178,7 @@ fn check_bytes(got: u64, want: u64, what: &str) -> Result<()> {
     Ok(())
 }
 
-fn mbps(bytes: u64, d: Duration) -> f64 {
+pub fn mbps(bytes: u64, d: Duration) -> f64 {
     bytes as f64 / 1e6 / d.as_secs_f64()
 }
 

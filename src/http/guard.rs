@@ -150,14 +150,75 @@ impl Admission {
     }
 }
 
+/// What step 5 needs of the request, read before anything is awaited (a
+/// request's body is not `Sync`, so the request itself cannot be held
+/// across the authentication limit's `await`).
+enum TokenCheck {
+    /// Admitted as is: no tokens configured, or a public route.
+    None,
+    /// A preview request, and the bearer token it carries, if any.
+    Preview(Option<String>),
+    /// The token presented, and how else the route would have taken one.
+    Token {
+        presented: Option<String>,
+        hint: &'static str,
+    },
+}
+
 /// Steps 3 to 5 for a request classified as `route`; `Err` is the refusal.
+/// The request is read at once; the future holds only what step 5 needs.
+pub fn admit<'a>(
+    app: &'a App,
+    req: &Request,
+    route: &Route,
+    peer: Option<SocketAddr>,
+) -> impl std::future::Future<Output = Result<Admission, Response>> + Send + 'a {
+    let read = read(app, req, route, peer);
+    async move {
+        let (mut admitted, check) = read?;
+        let ip = admitted.ip;
+        match check {
+            TokenCheck::None | TokenCheck::Preview(None) => Ok(admitted),
+            TokenCheck::Preview(Some(t)) => {
+                if let Some(locked) = app.limits.auth.blocked(ip.key()).await {
+                    return Err(ApiError::Limited(locked).into_response());
+                }
+                if app.access.tokens.verify(&t).is_none() {
+                    return Err(invalid_token(app, &ip, "").await);
+                }
+                Ok(admitted)
+            }
+            TokenCheck::Token { presented, hint } => {
+                if let Some(locked) = app.limits.auth.blocked(ip.key()).await {
+                    return Err(ApiError::Limited(locked).into_response());
+                }
+                match presented.as_deref().map(|t| app.access.tokens.verify(t)) {
+                    Some(Some(owner)) => {
+                        admitted.owner = Some(owner);
+                        Ok(admitted)
+                    }
+                    // No token at all is not a guess: 401 without using up the
+                    // failure budget (a client that forgot its token must not
+                    // lock itself out).
+                    None => Err(ApiError::Authentication(format!(
+                        "Missing API token: send 'Authorization: Bearer TOKEN'{hint}"
+                    ))
+                    .into_response()),
+                    Some(None) => Err(invalid_token(app, &ip, hint).await),
+                }
+            }
+        }
+    }
+}
+
+/// Steps 3 and 4, and what step 5 will check.
 #[allow(clippy::result_large_err)]
-pub fn admit(
+fn read(
     app: &App,
     req: &Request,
     route: &Route,
     peer: Option<SocketAddr>,
-) -> Result<Admission, Response> {
+) -> Result<(Admission, TokenCheck), Response> {
     let access = &app.access;
     let cors_origin = access.cors.allowed(req.headers()).cloned();
     let ip = ClientIp::resolve(peer, req.headers(), access.trust_proxy);
@@ -185,56 +246,33 @@ pub fn admit(
     }
 
     if !access.tokens.enabled() {
-        return Ok(admitted(Some(Owner::default())));
+        return Ok((admitted(Some(Owner::default())), TokenCheck::None));
     }
-    match route.auth() {
-        Auth::Public => Ok(admitted(None)),
-        Auth::Preview => {
-            if let Some(t) = bearer(req.headers()) {
-                if let Some(locked) = app.limits.auth.blocked(ip.key()) {
-                    return Err(ApiError::Limited(locked).into_response());
-                }
-                if access.tokens.verify(t).is_none() {
-                    return Err(invalid_token(app, &ip, ""));
-                }
-            }
-            Ok(admitted(None))
-        }
-        Auth::Token => {
-            if let Some(locked) = app.limits.auth.blocked(ip.key()) {
-                return Err(ApiError::Limited(locked).into_response());
-            }
-            let presented = bearer(req.headers()).map(String::from).or_else(|| {
+    let check = match route.auth() {
+        Auth::Public => TokenCheck::None,
+        Auth::Preview => TokenCheck::Preview(bearer(req.headers()).map(String::from)),
+        Auth::Token => TokenCheck::Token {
+            presented: bearer(req.headers()).map(String::from).or_else(|| {
                 if terminal {
                     protocol_token(req).or_else(|| query_token(req))
                 } else {
                     None
                 }
-            });
-            let hint = if terminal {
+            }),
+            hint: if terminal {
                 " (or, on the upgrade, '?token=TOKEN' or the subprotocol 'claude-studio.bearer.' + base64url(TOKEN))"
             } else {
                 ""
-            };
-            match presented.as_deref().map(|t| access.tokens.verify(t)) {
-                Some(Some(owner)) => Ok(admitted(Some(owner))),
-                // No token at all is not a guess: 401 without using up the
-                // failure budget (a client that forgot its token must not
-                // lock itself out).
-                None => Err(ApiError::Authentication(format!(
-                    "Missing API token: send 'Authorization: Bearer TOKEN'{hint}"
-                ))
-                .into_response()),
-                Some(None) => Err(invalid_token(app, &ip, hint)),
-            }
-        }
-    }
+            },
+        },
+    };
+    Ok((admitted(None), check))
 }
 
 /// A presented token that is not valid: counted against the
 /// authentication limit; `401`, or `429` once the budget is spent.
-fn invalid_token(app: &App, ip: &ClientIp, hint: &str) -> Response {
-    match app.limits.auth.failed(ip.key()) {
+async fn invalid_token(app: &App, ip: &ClientIp, hint: &str) -> Response {
+    match app.limits.auth.failed(ip.key()).await {
         Some(Err(refused)) => ApiError::Limited(refused).into_response(),
         outcome => {
             let mut resp = ApiError::Authentication(format!(

@@ -10,20 +10,20 @@ use crate::limits::{ClientIp, Limits, RateInfo};
 
 /// `Ok` carries the tightest limit's headers for the response; `Err` is the 429.
 #[allow(clippy::result_large_err)]
-pub fn check(
+pub async fn check(
     limits: &Limits,
     limit: Limit<'_>,
     ip: ClientIp,
 ) -> Result<Option<RateInfo>, Response> {
     let outcomes = match limit {
         Limit::None => return Ok(None),
-        Limit::WebSocket => [Some(limits.ws(ip)), None],
+        Limit::WebSocket => [Some(limits.ws(ip).await), None],
         Limit::General | Limit::Container(_) | Limit::Preview => {
-            let general = limits.general(ip);
+            let general = limits.general(ip).await;
             let specific = match (&general, limit) {
                 (Err(_), _) => None,
-                (_, Limit::Container(session)) => Some(limits.container(ip, session)),
-                (_, Limit::Preview) => Some(limits.preview(ip)),
+                (_, Limit::Container(session)) => Some(limits.container(ip, session).await),
+                (_, Limit::Preview) => Some(limits.preview(ip).await),
                 _ => None,
             };
             [Some(general), specific]

@@ -121,7 +121,7 @@ impl Front {
                 owner: Some(owner),
                 cors_origin: None,
             },
-            None => match guard::admit(app, &req, &route, self.peer) {
+            None => match guard::admit(app, &req, &route, self.peer).await {
                 Ok(a) => a,
                 Err(refusal) => return close(refusal),
             },
@@ -129,7 +129,7 @@ impl Front {
         let previewed = matches!(route, Route::PathPreview | Route::HostPreview(_));
         let counted = match relayed {
             Some(_) => Ok(None),
-            None => limits::check(&app.limits, route.limit(), admitted.ip),
+            None => limits::check(&app.limits, route.limit(), admitted.ip).await,
         };
         let mut resp = match counted {
             Err(refused) => close(refused),

@@ -7,6 +7,8 @@
 //! - `window`: one keyed limit, `N` per window, answering with header data;
 //!   its key map is hard-capped so memory stays bounded.
 //! - `failures`: the authentication limit (failed token checks).
+//! - `shared`: the same windows in Redis, for a fleet of gateways, with
+//!   the local ones as the fallback while Redis does not answer.
 //! - `client_ip`: which address a request is counted against.
 //! - `headers`: `X-RateLimit-*`, `Retry-After` and the 429 body.
 //! - `size`: the bound on a request's head.
@@ -15,10 +17,14 @@
 //! (`crate::http::route`); WebSocket `create` and `configure_preview` are
 //! counted by the message handlers through [`Limits::container`] and
 //! [`Limits::preview`].
+//!
+//! The checks are `async`: a gateway of a fleet ([`Limits::shared`]) asks
+//! Redis, within a bound; a lone one answers at once.
 
 pub mod client_ip;
 pub mod failures;
 pub mod headers;
+pub mod shared;
 pub mod size;
 pub mod spec;
 pub mod window;
@@ -26,14 +32,17 @@ pub mod window;
 use std::collections::hash_map::RandomState;
 use std::hash::BuildHasher;
 use std::net::IpAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
+use redis::aio::ConnectionManager;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 pub use client_ip::ClientIp;
 pub use failures::AuthFailures;
 pub use headers::RateInfo;
+use shared::SharedWindows;
 pub use spec::{RateLimit, RateLimits};
 use window::WindowLimiter;
 
@@ -56,13 +65,9 @@ pub struct Limits {
     ws: Option<WindowLimiter<IpAddr>>,
     pub auth: AuthFailures,
     session_hash: RandomState,
-}
-
-fn count<K: std::hash::Hash + Eq + Clone>(l: &Option<WindowLimiter<K>>, key: &K) -> Outcome {
-    match l {
-        None => Ok(None),
-        Some(l) => l.check(key).map(Some),
-    }
+    /// The fleet's windows; the local ones above then count only while
+    /// Redis does not answer.
+    shared: Option<Arc<SharedWindows>>,
 }
 
 impl Limits {
@@ -82,25 +87,67 @@ impl Limits {
             ws: make("WebSocket connections", cfg.ws),
             auth: AuthFailures::new(cfg.auth, cap),
             session_hash: RandomState::new(),
+            shared: None,
         }
     }
 
-    pub fn general(&self, ip: ClientIp) -> Outcome {
-        count(&self.general, &ip.key())
+    /// The limits of one gateway of a fleet: counted in the Redis behind
+    /// `conn` under keys starting `{prefix}:`, so they hold for a client
+    /// across every gateway with that prefix.
+    pub fn shared(cfg: &RateLimits, conn: ConnectionManager, prefix: String) -> Limits {
+        let shared = Arc::new(SharedWindows::new(conn, prefix));
+        let mut limits = Self::new(cfg);
+        limits.auth.share(Arc::clone(&shared));
+        limits.shared = Some(shared);
+        limits
+    }
+
+    /// Counts one request against `limit`, known to the fleet as `slug`
+    /// and `client`, to this gateway as `key`.
+    async fn count<K: std::hash::Hash + Eq + Clone>(
+        &self,
+        limit: &Option<WindowLimiter<K>>,
+        key: &K,
+        slug: &str,
+        client: impl FnOnce() -> String,
+    ) -> Outcome {
+        let Some(limit) = limit else {
+            return Ok(None);
+        };
+        match &self.shared {
+            Some(shared) => shared.check(limit, slug, &client(), key).await,
+            None => limit.check(key),
+        }
+        .map(Some)
+    }
+
+    pub async fn general(&self, ip: ClientIp) -> Outcome {
+        let ip = ip.key();
+        self.count(&self.general, &ip, "general", || ip.to_string())
+            .await
     }
 
     /// Container operations: per IP and session, per IP when there is none yet.
-    pub fn container(&self, ip: ClientIp, session_id: Option<&str>) -> Outcome {
+    pub async fn container(&self, ip: ClientIp, session_id: Option<&str>) -> Outcome {
+        let ip = ip.key();
         let session = session_id.map(|s| self.session_hash.hash_one(s));
-        count(&self.container, &(ip.key(), session))
+        let client = || match session_id {
+            None => ip.to_string(),
+            Some(s) => format!("{ip}:{}", shared::session_digest(s)),
+        };
+        self.count(&self.container, &(ip, session), "container", client)
+            .await
     }
 
-    pub fn preview(&self, ip: ClientIp) -> Outcome {
-        count(&self.preview, &ip.key())
+    pub async fn preview(&self, ip: ClientIp) -> Outcome {
+        let ip = ip.key();
+        self.count(&self.preview, &ip, "preview", || ip.to_string())
+            .await
     }
 
-    pub fn ws(&self, ip: ClientIp) -> Outcome {
-        count(&self.ws, &ip.key())
+    pub async fn ws(&self, ip: ClientIp) -> Outcome {
+        let ip = ip.key();
+        self.count(&self.ws, &ip, "ws", || ip.to_string()).await
     }
 
     /// Keys currently tracked, all limits together.
@@ -151,25 +198,26 @@ mod tests {
 
     use super::*;
 
-    #[test]
-    fn container_operations_count_per_ip_and_session() {
+    #[tokio::test]
+    async fn container_operations_count_per_ip_and_session() {
         let l = Limits::new(&RateLimits {
             container: RateLimit::new(2, 60),
             ..Default::default()
         });
         let ip = ClientIp(IpAddr::from([10, 0, 0, 1]));
-        assert!(l.container(ip, None).is_ok());
-        assert!(l.container(ip, None).is_ok());
-        assert!(l.container(ip, None).is_err());
-        assert!(l.container(ip, Some("session-a")).is_ok());
-        assert!(l.container(ip, Some("session-b")).is_ok());
+        assert!(l.container(ip, None).await.is_ok());
+        assert!(l.container(ip, None).await.is_ok());
+        assert!(l.container(ip, None).await.is_err());
+        assert!(l.container(ip, Some("session-a")).await.is_ok());
+        assert!(l.container(ip, Some("session-b")).await.is_ok());
         assert!(l
             .container(ClientIp(IpAddr::from([10, 0, 0, 2])), None)
+            .await
             .is_ok());
     }
 
-    #[test]
-    fn off_means_no_limit_and_no_headers() {
+    #[tokio::test]
+    async fn off_means_no_limit_and_no_headers() {
         let off = RateLimits {
             general: RateLimit(None),
             container: RateLimit(None),
@@ -180,24 +228,24 @@ mod tests {
         let l = Limits::new(&off);
         let ip = ClientIp(IpAddr::from([10, 0, 0, 1]));
         for _ in 0..1000 {
-            assert_eq!(l.general(ip), Ok(None));
+            assert_eq!(l.general(ip).await, Ok(None));
         }
     }
 
     /// A million distinct client IPs through every per-IP limit, as the
     /// front door calls them, with the pruner running as it does in the
     /// server: the number of tracked keys stays under the cap.
-    #[test]
-    fn memory_stays_bounded_under_a_million_ips() {
+    #[tokio::test]
+    async fn memory_stays_bounded_under_a_million_ips() {
         const CAP: usize = 20_000;
         let rss_before = rss_kib();
         let l = Limits::with_cap(&RateLimits::default(), CAP);
         let mut most = 0;
         for i in 0..1_000_000u32 {
             let ip = ClientIp(IpAddr::V4(Ipv4Addr::from(0x0b00_0000 + i)));
-            let _ = l.general(ip);
-            let _ = l.ws(ip);
-            let _ = l.container(ip, Some("session-x"));
+            let _ = l.general(ip).await;
+            let _ = l.ws(ip).await;
+            let _ = l.container(ip, Some("session-x")).await;
             if i % 50_000 == 0 {
                 l.prune();
                 most = most.max(l.tracked_keys());

@@ -53,6 +53,15 @@ impl<K: Hash + Eq + Clone> WindowLimiter<K> {
         }
     }
 
+    /// Which limit this is, as the refusal names it.
+    pub fn name(&self) -> &'static str {
+        self.name
+    }
+
+    pub fn spec(&self) -> RateSpec {
+        self.spec
+    }
+
     /// Counts one request for `key`: `Ok` with the budget left in its
     /// window, or `Err` with the wait until the window ends.
     pub fn check(&self, key: &K) -> Result<RateInfo, RateInfo> {

@@ -88,7 +88,7 @@ pub async fn handle(conn: &Arc<Connection>, msg: ClientMessage) {
             Ok(())
         }
         ClientMessage::Create(c) => {
-            if let Err(refused) = conn.app.limits.container(conn.ip, None) {
+            if let Err(refused) = conn.app.limits.container(conn.ip, None).await {
                 conn.send_error(&ApiError::Limited(refused), None).await;
                 return;
             }
@@ -312,6 +312,7 @@ async fn configure_preview(conn: &Arc<Connection>, m: ConfigurePreview) -> Resul
     conn.app
         .limits
         .preview(conn.ip)
+        .await
         .map_err(ApiError::Limited)?;
     let c = ops::configure_preview(
         &conn.app,
