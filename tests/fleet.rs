@@ -167,7 +167,7 @@ async fn a_killed_gateways_sessions_move_within_ten_seconds_with_their_replay() 
     // B serves it too, now relaying to C; nothing was lost or made.
     let (status, info) = gw[1].get(&format!("/api/containers/{sid}")).await;
     assert_eq!(status, 200, "{info}");
-    assert_eq!(instance_containers(&gw[1].instance), [cid.clone()]);
+    assert_eq!(instance_containers(&gw[1].instance), [cid]);
 }
 
 #[tokio::test]
