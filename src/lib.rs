@@ -16,6 +16,11 @@
 //!    (the studio page, built into the binary).
 //! 4. [`ops`]: the operations both doors offer (create, configure preview,
 //!    remove, inspect, commands, files, events), each written once.
+//!    [`relay`]: in a fleet, the doors' way to a session another gateway
+//!    holds: `http` passes the whole request to that gateway, `ws` its
+//!    terminal messages over one WebSocket link per client connection and
+//!    session; the holder trusts a relay by a proof derived from the
+//!    fleet's secret.
 //! 5. [`app`]: the shared state handlers get: settings, sessions, runtime,
 //!    access, limits, metrics, tasks.
 //! 6. [`session`]: the session table and its life cycle (create, look up by
@@ -32,10 +37,14 @@
 //!    local or remote engine, `runtime::files` and `runtime::procfs` reach
 //!    a container's files, ports and processes through the host's `/proc`
 //!    when the engine is on this machine); [`store`]: the state store
-//!    (what a session keeps across restarts), behind `SessionStore`.
+//!    (what a session keeps across restarts), behind `SessionStore`;
+//!    [`fleet`]: the fleet's shared state in Redis (`--store redis://…`):
+//!    session records (it is the store then), leases, gateways, replay
+//!    tails, the fleet's secret (the rate limits' windows beside them are
+//!    `limits`'). Who holds what, and taking over, is `session`'s business.
 //! 9. Leaves: [`auth`] (tokens, owners, allowed names and origins, signed
 //!    preview access), [`limits`] (the rate limits: N per window, per client
-//!    IP), [`protocol`] (the messages and checks both doors share),
+//!    IP, in the fleet's Redis when there is one), [`protocol`] (the messages and checks both doors share),
 //!    [`config`], [`error`] (the one error enum, mapping 1:1 to the
 //!    documented names), [`metrics`], [`hosts`], [`mime`], [`image`],
 //!    [`workspace`], [`clock`].
@@ -47,6 +56,9 @@
 //! `ws::handlers::input` → `terminal::Terminal::input` → the exec's raw
 //! stream. Output goes back the other way: the terminal's pump task reads the
 //! exec, decodes UTF-8, records the replay, and queues one frame per client.
+//! In a fleet, a message for a session another gateway holds leaves at
+//! `ws::handlers::handle_for` through `relay::link` to that gateway, whose
+//! output comes back the same way.
 
 pub mod api;
 pub mod app;
