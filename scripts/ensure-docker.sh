@@ -26,7 +26,8 @@ fi
 
 log "starting dockerd"
 mkdir -p /var/log
-nohup dockerd >/var/log/claude-studio-dockerd.log 2>&1 &
+# In a session of its own: it outlives the shell (or tool) that started it.
+setsid nohup dockerd >/var/log/claude-studio-dockerd.log 2>&1 < /dev/null &
 for _ in $(seq 1 120); do
   if docker info >/dev/null 2>&1; then
     log "engine is up"

@@ -5,11 +5,13 @@
 //! Real gateways, a real engine, Debian's redis-server.
 
 mod common;
+mod remote_engine_support;
 
 use std::time::{Duration, Instant};
 
 use common::redis::Redis;
 use common::{eventually, instance_containers, unique, Server, Ws};
+use remote_engine_support::RemoteEngine;
 use serde_json::json;
 
 /// `n` gateways of one fleet (one instance, one Redis). The last one
@@ -287,4 +289,85 @@ async fn rate_limits_are_counted_once_for_the_whole_fleet() {
         assert_eq!(r.status(), 429);
         assert!(r.headers().contains_key("retry-after"));
     }
+}
+
+#[tokio::test]
+async fn a_session_on_a_remote_engine_moves_only_to_a_gateway_that_reaches_that_engine() {
+    let engine = RemoteEngine::start();
+    let redis = Redis::start().await;
+    let instance = unique("fleet");
+    let tls = engine.tls.display().to_string();
+    let key = |k: &str| format!("studio:{instance}:{k}");
+    // B makes its sessions on the remote engine, over TLS; C only reaches
+    // the local engine.
+    let mut b = Server::builder()
+        .instance(&instance)
+        .args(["--store", &redis.url(), "--docker-host", &engine.tcp()])
+        .args(["--docker-tls-dir", &tls, "--egress", "unfiltered"])
+        .start()
+        .await;
+    b.keep_containers();
+    let mut c = Server::builder()
+        .instance(&instance)
+        .args(["--store", &redis.url()])
+        .start()
+        .await;
+    c.keep_containers();
+    let mut on_b = b.ws().await;
+    let (sid, cid) = on_b.create(json!({})).await;
+    on_b.run(&sid, "echo on-remote-$((5+5))").await;
+    assert_eq!(engine.instance_containers(&instance), std::slice::from_ref(&cid));
+    let mut on_c = c.ws().await;
+    attach(&mut on_c, &sid).await;
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+
+    // B dies. C cannot reach the session's engine: it neither takes the
+    // session over nor takes it for gone.
+    b.kill().await;
+    on_c.expect("reconnect").await;
+    let lease = key(&format!("lease:{sid}"));
+    eventually("B's lease to run out", || async {
+        redis
+            .command(&format!("GET {lease}"))
+            .await
+            .filter(|r| r.starts_with("$-1"))
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let record = redis
+        .command(&format!("EXISTS {}", key(&format!("session:{sid}"))))
+        .await;
+    assert_eq!(record.as_deref().map(str::trim), Some(":1"));
+    assert_eq!(engine.instance_containers(&instance), std::slice::from_ref(&cid));
+
+    // A gateway that reaches it (--fleet-engine) joins and takes it over;
+    // through C the client gets it back: same container, its replay.
+    let a = Server::builder()
+        .instance(&instance)
+        .args(["--store", &redis.url(), "--fleet-engine", &engine.tcp()])
+        .args(["--docker-tls-dir", &tls])
+        .start()
+        .await;
+    let mut again = c.ws().await;
+    let (attached, replay) = attach(&mut again, &sid).await;
+    assert_eq!(attached["containerId"], cid.as_str());
+    assert!(
+        replay["data"].as_str().unwrap().contains("on-remote-10"),
+        "{replay}"
+    );
+    let host = again.run(&sid, "hostname").await;
+    assert!(
+        cid.starts_with(host.trim()),
+        "hostname {host:?}, container {cid}"
+    );
+    let holder = redis.command(&format!("GET {lease}")).await.unwrap();
+    let (_, health) = a.get("/api/health").await;
+    assert_eq!(health["docker"], "connected");
+    assert!(!holder.starts_with("$-1"), "{holder}");
+    assert_eq!(engine.instance_containers(&instance), std::slice::from_ref(&cid));
+    assert!(instance_containers(&instance).is_empty());
+    // Removed through C (relayed to A): gone from the engine it lived on.
+    let (status, _) = c.delete(&format!("/api/containers/{sid}")).await;
+    assert_eq!(status, 200);
+    assert!(engine.instance_containers(&instance).is_empty());
 }

@@ -73,6 +73,8 @@ settings! {
     store: Option<String> = optional("store", "STUDIO_STORE", parse::text);
     /// With --store: the URL other gateways of the fleet reach this one at (its own address, not a load balancer's) [default: http:// and the listen address].
     advertise_url: Option<String> = optional("advertise-url", "STUDIO_ADVERTISE_URL", parse::text);
+    /// With --store: another engine of the fleet (repeatable), unix:///path or tcp://HOST:PORT (TLS files from --docker-tls-dir), on which this gateway serves the sessions it takes over from a gateway that is gone; it makes its own containers on --docker-host only.
+    fleet_engines: Vec<String> = many("fleet-engine", "STUDIO_FLEET_ENGINE", parse::text);
     /// General API rate limit per IP: N/DURATION or off [default: 100/1m].
     rate_limit_general: RateLimit = one("rate-limit-general", "STUDIO_RATE_LIMIT_GENERAL", RateLimit::parse, RateLimits::default().general);
     /// Container operations per IP and session: N/DURATION or off [default: 10/1m].
@@ -319,6 +321,9 @@ impl Settings {
         }
         if let Some(store) = &self.store {
             check_store_url(store).map_err(|e| format!("invalid --store: {e}"))?;
+        }
+        if !self.fleet_engines.is_empty() && self.store.is_none() {
+            return Err("--fleet-engine needs --store: it names the engines of a fleet".into());
         }
         if let Some(url) = &self.advertise_url {
             check_advertise_url(url).map_err(|e| format!("invalid --advertise-url: {e}"))?;

@@ -65,6 +65,8 @@ pub struct DockerRuntime {
     /// Each running container's init process and files, by container id,
     /// found once and kept while the process lives.
     local: std::sync::Mutex<HashMap<String, Arc<ContainerFiles>>>,
+    /// The engine's own id, once asked.
+    engine_id: std::sync::OnceLock<String>,
 }
 
 /// Maps a bollard error: engine answers keep their status, anything else
@@ -131,6 +133,7 @@ impl DockerRuntime {
             egress,
             suspect: Default::default(),
             local: Default::default(),
+            engine_id: Default::default(),
         })
     }
 
@@ -415,6 +418,22 @@ impl ContainerRuntime for DockerRuntime {
     async fn ping(&self) -> Result<(), RuntimeError> {
         let docker = self.connection().await?;
         self.probe(&docker).await
+    }
+
+    async fn engine_ids(&self) -> Result<Vec<String>, RuntimeError> {
+        if let Some(id) = self.engine_id.get() {
+            return Ok(vec![id.clone()]);
+        }
+        let docker = self.client().await?;
+        let info = docker.info().await.map_err(|e| self.fail(e))?;
+        // The daemon's id with its data root: Docker 20.10's id is its
+        // machine's trust key, which two engines on one machine share.
+        let id = info
+            .id
+            .filter(|i| !i.is_empty())
+            .map(|i| format!("{i}@{}", info.docker_root_dir.unwrap_or_default()))
+            .ok_or_else(|| RuntimeError::Unavailable("the engine gives no id".into()))?;
+        Ok(vec![self.engine_id.get_or_init(|| id).clone()])
     }
 
     async fn image_present(&self, image: &str) -> Result<bool, RuntimeError> {

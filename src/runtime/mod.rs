@@ -6,6 +6,7 @@
 pub mod dial;
 pub mod docker;
 pub mod endpoint;
+pub mod engines;
 pub mod exit;
 pub mod files;
 pub mod firewall;
@@ -250,6 +251,11 @@ pub struct ShellIo {
 pub trait ContainerRuntime: Send + Sync + 'static {
     /// Cheap liveness check of the engine.
     async fn ping(&self) -> Result<(), RuntimeError>;
+    /// The ids of the engines this runtime reaches (each engine's own,
+    /// stable across its restarts); the first is where it makes containers.
+    async fn engine_ids(&self) -> Result<Vec<String>, RuntimeError> {
+        Ok(Vec::new())
+    }
     async fn image_present(&self, image: &str) -> Result<bool, RuntimeError>;
     /// The references (`name:tag`) of the images the engine holds.
     async fn list_images(&self) -> Result<Vec<String>, RuntimeError>;

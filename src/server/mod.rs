@@ -52,7 +52,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         })?;
     }
     let settings = Arc::new(settings);
-    let runtime: Arc<dyn ContainerRuntime> = Arc::new(
+    let own: Arc<dyn ContainerRuntime> = Arc::new(
         DockerRuntime::new(
             settings.docker_host.as_deref(),
             settings.docker_tls_dir.as_deref(),
@@ -61,6 +61,29 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         )
         .map_err(anyhow::Error::msg)?,
     );
+    // A fleet's other engines: this gateway only serves sessions there
+    // (taken over from a gateway that is gone), never makes containers or
+    // networks, so no egress rules of its own apply.
+    let runtime: Arc<dyn ContainerRuntime> = if settings.fleet_engines.is_empty() {
+        own
+    } else {
+        let mut others: Vec<Arc<dyn ContainerRuntime>> = Vec::new();
+        for host in &settings.fleet_engines {
+            others.push(Arc::new(
+                DockerRuntime::new(
+                    Some(host),
+                    settings.docker_tls_dir.as_deref(),
+                    &settings.network,
+                    crate::runtime::firewall::Egress {
+                        mode: EgressMode::Unfiltered,
+                        allow: Vec::new(),
+                    },
+                )
+                .map_err(|e| anyhow::anyhow!("--fleet-engine {host}: {e}"))?,
+            ));
+        }
+        Arc::new(crate::runtime::engines::Engines::new(own, others))
+    };
     // A fleet keeps its state in Redis; one server in its state directory.
     let fleet = match &settings.store {
         Some(url) => Some(Arc::new(

@@ -172,6 +172,7 @@ impl SessionManager {
                     created,
                     preview_port: None,
                     removing: false,
+                    engine: self.engine_of_new().await,
                 },
                 terminal,
                 "created",
@@ -328,6 +329,7 @@ impl SessionManager {
             created,
             preview_port: None,
             removing: false,
+            engine: self.engine_of_new().await,
         };
         if let Err(e) = self.store.put(&record).await {
             tracing::warn!(container = %pooled.container_id, error = %e, "could not record a pooled container's owner; discarding it");

@@ -108,8 +108,48 @@ impl SessionManager {
         fleet.session_for_label(label).await.ok().flatten()
     }
 
+    /// In a fleet: starts a session's terminal taken from another gateway
+    /// with the output that gateway mirrored.
+    pub(super) async fn seed_replay(&self, terminal: &crate::terminal::Terminal, id: &str) {
+        let Some(fleet) = &self.fleet else {
+            return;
+        };
+        match fleet.load_replay(id).await {
+            Ok(Some(past)) => terminal.seed_replay(&past).await,
+            Ok(None) => {}
+            Err(e) => tracing::debug!(session = %id, error = %e, "no replay to take over"),
+        }
+    }
+
+    /// In a fleet, the id of the engine this gateway makes containers on
+    /// (recorded with each session it makes); `None` outside a fleet.
+    pub(super) async fn engine_of_new(&self) -> Option<String> {
+        self.fleet.as_ref()?;
+        if let Some(id) = self.own_engine.get() {
+            return Some(id.clone());
+        }
+        let ids = self.runtime.engine_ids().await.ok()?;
+        let own = ids.into_iter().next()?;
+        Some(self.own_engine.get_or_init(|| own).clone())
+    }
+
+    /// Whether this gateway reaches the engine a record says its container
+    /// lives on (a record without one: it may be anywhere, so yes).
+    pub(super) async fn reaches(&self, record: &SessionRecord) -> bool {
+        match &record.engine {
+            None => true,
+            Some(e) => self
+                .runtime
+                .engine_ids()
+                .await
+                .is_ok_and(|ids| ids.contains(e)),
+        }
+    }
+
     /// Takes a session nobody holds: its lease, then the session itself, as
-    /// a restart re-adopts one. `None` if another gateway took it first.
+    /// a restart re-adopts one. `None` if another gateway took it first, or
+    /// if its container lives on an engine this gateway does not reach
+    /// (one that does takes it; nothing is removed for want of reaching it).
     async fn take_over(
         &self,
         fleet: &Fleet,
@@ -119,6 +159,10 @@ impl SessionManager {
         let _one_at_a_time = self.adopting.lock().await;
         if let Some(s) = self.sessions.read().unwrap().get(&id).cloned() {
             return Ok(Some(s));
+        }
+        if !self.reaches(&record).await {
+            tracing::debug!(session = %id, engine = ?record.engine, "not taking over a session on an engine this gateway does not reach");
+            return Ok(None);
         }
         if !fleet
             .claim(&id)
@@ -156,11 +200,7 @@ impl SessionManager {
             return Err(ApiError::session_not_found(&id));
         }
         let terminal = self.new_terminal(&id, &record.container_id, Vec::new());
-        match fleet.load_replay(&id).await {
-            Ok(Some(past)) => terminal.seed_replay(&past).await,
-            Ok(None) => {}
-            Err(e) => tracing::debug!(session = %id, error = %e, "no replay to take over"),
-        }
+        self.seed_replay(&terminal, &id).await;
         let session = self.insert(record, terminal, "restored").await;
         tracing::info!(session = %id, gateway = %fleet.gateway, "session taken over");
         Ok(Some(session))

@@ -104,6 +104,7 @@ impl SessionManager {
             // A pooled session's client env was given to its shells, not its
             // container, and is not kept across a restart.
             let terminal = self.new_terminal(&sid, &c.id, Vec::new());
+            self.seed_replay(&terminal, &sid).await;
             let image = record
                 .as_ref()
                 .map_or_else(|| label(LABEL_IMAGE), |r| r.image.clone());
@@ -118,6 +119,7 @@ impl SessionManager {
                         created,
                         preview_port: port,
                         removing: false,
+                        engine: record.as_ref().and_then(|r| r.engine.clone()),
                     },
                     terminal,
                     "restored",
@@ -134,14 +136,17 @@ impl SessionManager {
             adopted += 1;
         }
         self.release_stale_slots();
-        for stale in records.into_keys() {
+        for (stale, record) in records {
             if self.is_pending(&stale) || self.sessions.read().unwrap().contains_key(&stale) {
                 continue;
             }
             // In a fleet, a record another gateway holds is a session made
-            // after the containers were listed.
+            // after the containers were listed, and one on an engine this
+            // gateway does not reach is not known to be gone.
             if let Some(f) = &self.fleet {
-                if !matches!(f.holder(&stale).await, Ok(crate::fleet::Holder::Nobody)) {
+                if !matches!(f.holder(&stale).await, Ok(crate::fleet::Holder::Nobody))
+                    || !self.reaches(&record).await
+                {
                     continue;
                 }
             }

@@ -76,6 +76,8 @@ pub struct SessionManager {
     pub(super) names: Arc<Names>,
     /// The fleet this gateway belongs to, if any (`fleet`).
     pub(super) fleet: Option<Arc<crate::fleet::Fleet>>,
+    /// In a fleet: the id of the engine this gateway makes containers on.
+    pub(super) own_engine: std::sync::OnceLock<String>,
 }
 
 /// Sets the session's preview port and records it (see
@@ -160,6 +162,7 @@ impl SessionManager {
                 |f| f.gateway.clone(),
             ),
             fleet,
+            own_engine: Default::default(),
             tasks,
             shutdown,
             pool: WarmPool::default(),
@@ -250,6 +253,7 @@ impl SessionManager {
             ended,
             preview_tunnels: Arc::new(tokio::sync::Semaphore::new(super::PREVIEW_TUNNELS)),
             ports: Mutex::default(),
+            engine: record.engine,
         });
         session
             .terminal

@@ -63,6 +63,8 @@ pub struct Session {
     pub preview_tunnels: Arc<Semaphore>,
     /// The TCP ports something in the container listened on at the last look.
     ports: Mutex<BTreeSet<u16>>,
+    /// In a fleet: the engine the container lives on (`SessionRecord::engine`).
+    engine: Option<String>,
 }
 
 /// Preview WebSockets one session may hold open at once (a browser tab's
@@ -126,6 +128,7 @@ impl Session {
             created: self.created,
             preview_port: self.preview_port(),
             removing: self.removing.load(Ordering::Relaxed),
+            engine: self.engine.clone(),
         }
     }
 

@@ -141,6 +141,7 @@ mod tests {
             created: 1,
             preview_port: port,
             removing: false,
+            engine: None,
         }
     }
 

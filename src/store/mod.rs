@@ -31,6 +31,10 @@ pub struct SessionRecord {
     /// than re-adopting a session whose client was told it is going.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub removing: bool,
+    /// In a fleet: the id of the engine the container lives on, so that
+    /// only a gateway that reaches that engine takes the session over.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub engine: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
