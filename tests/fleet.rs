@@ -316,7 +316,10 @@ async fn a_session_on_a_remote_engine_moves_only_to_a_gateway_that_reaches_that_
     let mut on_b = b.ws().await;
     let (sid, cid) = on_b.create(json!({})).await;
     on_b.run(&sid, "echo on-remote-$((5+5))").await;
-    assert_eq!(engine.instance_containers(&instance), std::slice::from_ref(&cid));
+    assert_eq!(
+        engine.instance_containers(&instance),
+        std::slice::from_ref(&cid)
+    );
     let mut on_c = c.ws().await;
     attach(&mut on_c, &sid).await;
     tokio::time::sleep(Duration::from_millis(2500)).await;
@@ -338,7 +341,10 @@ async fn a_session_on_a_remote_engine_moves_only_to_a_gateway_that_reaches_that_
         .command(&format!("EXISTS {}", key(&format!("session:{sid}"))))
         .await;
     assert_eq!(record.as_deref().map(str::trim), Some(":1"));
-    assert_eq!(engine.instance_containers(&instance), std::slice::from_ref(&cid));
+    assert_eq!(
+        engine.instance_containers(&instance),
+        std::slice::from_ref(&cid)
+    );
 
     // A gateway that reaches it (--fleet-engine) joins and takes it over;
     // through C the client gets it back: same container, its replay.
@@ -364,10 +370,73 @@ async fn a_session_on_a_remote_engine_moves_only_to_a_gateway_that_reaches_that_
     let (_, health) = a.get("/api/health").await;
     assert_eq!(health["docker"], "connected");
     assert!(!holder.starts_with("$-1"), "{holder}");
-    assert_eq!(engine.instance_containers(&instance), std::slice::from_ref(&cid));
+    assert_eq!(
+        engine.instance_containers(&instance),
+        std::slice::from_ref(&cid)
+    );
     assert!(instance_containers(&instance).is_empty());
     // Removed through C (relayed to A): gone from the engine it lived on.
     let (status, _) = c.delete(&format!("/api/containers/{sid}")).await;
     assert_eq!(status, 200);
     assert!(engine.instance_containers(&instance).is_empty());
+}
+
+#[tokio::test]
+async fn a_client_cannot_pass_for_a_relaying_gateway() {
+    let redis = Redis::start().await;
+    let gw = fleet(
+        &redis,
+        2,
+        &["--api-token", "alpha-token", "--api-token", "beta-token"],
+    )
+    .await;
+    let (status, created) = {
+        let r = gw[0]
+            .http
+            .post(gw[0].url("/api/containers"))
+            .bearer_auth("alpha-token")
+            .header("content-type", "application/json")
+            .body("{}")
+            .send()
+            .await
+            .unwrap();
+        (r.status(), r.json::<serde_json::Value>().await.unwrap())
+    };
+    assert_eq!(status, 200, "{created}");
+    let sid = created["sessionId"].as_str().unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let forged = [
+        ("x-studio-relay", format!("{now}.{}", "ab".repeat(32))),
+        ("x-studio-client-ip", "10.9.8.7".to_string()),
+        ("x-studio-owner", String::new()),
+    ];
+    // Without a token, relay headers of its own making admit nobody…
+    let mut r = gw[1].http.get(gw[1].url(&format!("/api/containers/{sid}")));
+    for (k, v) in &forged {
+        r = r.header(*k, v);
+    }
+    assert_eq!(r.send().await.unwrap().status(), 401);
+    // …and with another owner's token they change nothing: still 404.
+    let mut r = gw[1]
+        .http
+        .get(gw[1].url(&format!("/api/containers/{sid}")))
+        .bearer_auth("beta-token");
+    for (k, v) in &forged {
+        r = r.header(*k, v);
+    }
+    assert_eq!(r.send().await.unwrap().status(), 404);
+    // The owner gets it through either gateway; health says the store answers.
+    let r = gw[1]
+        .http
+        .get(gw[1].url(&format!("/api/containers/{sid}")))
+        .bearer_auth("alpha-token")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let (_, health) = gw[1].get("/api/health").await;
+    assert_eq!(health["store"], "connected", "{health}");
 }

@@ -103,7 +103,7 @@ impl Fleet {
         patience: Duration,
     ) -> Result<Fleet, FleetError> {
         let client = redis::Client::open(url)
-            .map_err(|e| FleetError(format!("invalid --store {url:?}: {e}")))?;
+            .map_err(|e| FleetError(format!("invalid --store {:?}: {e}", redact(url))))?;
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(Duration::from_secs(1)))
             .set_response_timeout(Some(Duration::from_secs(1)))
@@ -168,7 +168,7 @@ impl Fleet {
         self.reachable.load(Ordering::Relaxed)
     }
 
-    /// Whether Redis has answered for [`OUTAGE_GRACE`]: only then may a
+    /// Whether Redis has answered for `OUTAGE_GRACE`: only then may a
     /// gateway take over sessions whose lease is missing.
     pub fn settled(&self) -> bool {
         self.reachable()

@@ -104,10 +104,10 @@ impl Front {
         // In a fleet: a request another gateway relayed with the fleet's
         // proof was admitted and counted there. The relay's headers go no
         // further (not to a preview's app) whoever sent them.
-        let relayed = app
-            .sessions
-            .fleet()
-            .and_then(|f| crate::relay::relayed(f, req.headers()));
+        let relayed = app.sessions.fleet().and_then(|f| {
+            let target = req.uri().path_and_query().map_or("/", |p| p.as_str());
+            crate::relay::relayed(f, req.method().as_str(), target, req.headers())
+        });
         for h in [
             crate::relay::PROOF,
             crate::relay::CLIENT_IP,

@@ -94,7 +94,11 @@ pub async fn forward(
         mut sender,
         conn_task,
     } = connected;
-    let upgrade = crate::http::is_websocket_upgrade(req.headers());
+    let upgrade = req
+        .headers()
+        .get(axum::http::header::UPGRADE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("websocket"));
     let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
     let (mut parts, body) = req.into_parts();
     let path = parts
@@ -102,8 +106,16 @@ pub async fn forward(
         .path_and_query()
         .cloned()
         .unwrap_or_else(|| PathAndQuery::from_static("/"));
-    parts.uri = path.into();
-    crate::relay::stamp(fleet, &mut parts.headers, ip, owner);
+    parts.uri = path.clone().into();
+    let method = parts.method.clone();
+    crate::relay::stamp(
+        fleet,
+        method.as_str(),
+        path.as_str(),
+        &mut parts.headers,
+        ip,
+        owner,
+    );
     let mut resp = match sender
         .send_request(hyper::Request::from_parts(parts, body))
         .await

@@ -31,6 +31,10 @@ use crate::terminal::Subscriber;
 const LINK_QUEUE: usize = 256;
 /// Connecting to the holder may take this long.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// How often a quiet link pings the holder.
+const HEARTBEAT: Duration = Duration::from_secs(10);
+/// A holder that has sent nothing (not even a pong) for this long is gone.
+const SILENCE: Duration = Duration::from_secs(30);
 /// The reason a client is given when its session's gateway went away.
 pub const GATEWAY_GONE: &str = "Gateway unavailable";
 
@@ -122,7 +126,14 @@ async fn open(
     let mut req = format!("ws://{}/ws", super::http::authority(url))
         .into_client_request()
         .map_err(|e| gone(&e))?;
-    super::stamp(fleet, req.headers_mut(), client.ip, Some(client.owner));
+    super::stamp(
+        fleet,
+        "GET",
+        "/ws",
+        req.headers_mut(),
+        client.ip,
+        Some(client.owner),
+    );
     let (ws, _) = tokio::time::timeout(CONNECT_TIMEOUT, tokio_tungstenite::connect_async(req))
         .await
         .map_err(|_| gone(&"connect timed out"))?
@@ -143,9 +154,23 @@ type Ws =
 
 async fn run(ws: Ws, mut rx: mpsc::Receiver<String>, out: Subscriber, shutdown: CancellationToken) {
     let (mut sink, mut stream) = ws.split();
+    // A holder that vanished without closing (power, network) is noticed
+    // by its silence: pinged every HEARTBEAT, gone after SILENCE.
+    let mut heartbeat = tokio::time::interval(HEARTBEAT);
+    heartbeat.tick().await;
+    let mut heard = tokio::time::Instant::now();
     let reason = loop {
         tokio::select! {
             _ = shutdown.cancelled() => break None,
+            _ = heartbeat.tick() => {
+                if heard.elapsed() > SILENCE {
+                    tracing::warn!("the session's gateway went silent; the relay ends");
+                    break Some(GATEWAY_GONE);
+                }
+                if sink.send(Message::Ping(Default::default())).await.is_err() {
+                    break Some(GATEWAY_GONE);
+                }
+            }
             m = rx.recv() => match m {
                 Some(text) => {
                     if sink.send(Message::Text(text.into())).await.is_err() {
@@ -157,6 +182,7 @@ async fn run(ws: Ws, mut rx: mpsc::Receiver<String>, out: Subscriber, shutdown: 
             },
             m = stream.next() => match m {
                 Some(Ok(Message::Text(t))) => {
+                    heard = tokio::time::Instant::now();
                     if let Some(r) = reconnect_reason(t.as_str()) {
                         break Some(r);
                     }
@@ -164,11 +190,9 @@ async fn run(ws: Ws, mut rx: mpsc::Receiver<String>, out: Subscriber, shutdown: 
                         break None;
                     }
                 }
-                Some(Ok(Message::Ping(p))) => {
-                    let _ = sink.send(Message::Pong(p)).await;
-                }
                 Some(Ok(Message::Close(_))) | Some(Err(_)) | None => break Some(GATEWAY_GONE),
-                Some(Ok(_)) => {}
+                // Pings (answered by the library), pongs: the holder is there.
+                Some(Ok(_)) => heard = tokio::time::Instant::now(),
             },
         }
     };

@@ -82,6 +82,9 @@ impl SessionManager {
         loop {
             match fleet.holder(id).await.map_err(unreachable)? {
                 Holder::Gateway(url) => return Ok(Located::Elsewhere(url)),
+                // Just after Redis came back, a missing lease may be one its
+                // live holder has not renewed yet: wait for it to.
+                Holder::Nobody if !fleet.settled() => {}
                 Holder::Me | Holder::Nobody => {
                     if let Some(s) = self.take_over(&fleet, record.clone()).await? {
                         return Ok(Located::Here(s));

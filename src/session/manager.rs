@@ -134,7 +134,10 @@ impl SessionManager {
             .docker_host
             .as_deref()
             .is_none_or(|h| h.starts_with("unix://"));
+        // Not in a fleet: its gateways on one machine would share (and
+        // sweep) one instance's slots.
         let slots = (plan.max > 0
+            && fleet.is_none()
             && !settings.workspace_roots.is_empty()
             && local
             && rustix::process::geteuid().is_root())
