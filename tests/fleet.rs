@@ -126,6 +126,26 @@ async fn any_gateway_serves_any_session() {
     assert_eq!(r.status(), 200);
     assert_eq!(r.text().await.unwrap().trim(), "preview-ok");
 
+    // Through a gateway that does not hold the session, request after
+    // request (on kept-alive connections to the holder), bodies both ways.
+    for _ in 0..30 {
+        let r = reqwest::get(&url).await.unwrap();
+        assert_eq!(r.status(), 200);
+        assert_eq!(r.text().await.unwrap().trim(), "preview-ok");
+    }
+    let file = format!("/api/containers/{sid}/files/content?path=/workspace/note.txt");
+    let put = gw[1]
+        .http
+        .put(gw[1].url(&file))
+        .body("x".repeat(300_000))
+        .send()
+        .await
+        .unwrap();
+    assert!(put.status().is_success(), "{}", put.status());
+    let got = gw[2].http.get(gw[2].url(&file)).send().await.unwrap();
+    assert_eq!(got.status(), 200);
+    assert_eq!(got.bytes().await.unwrap().len(), 300_000);
+
     // Removed through C: gone everywhere.
     let (status, _) = gw[2].delete(&format!("/api/containers/{sid}")).await;
     assert_eq!(status, 200);

@@ -2,6 +2,8 @@
 //! streams the answer back; a WebSocket upgrade (a preview's hot reload)
 //! becomes a byte tunnel between the client and that gateway.
 
+use std::collections::HashMap;
+use std::sync::{LazyLock, Mutex};
 use std::time::Duration;
 
 use axum::body::Body;
@@ -38,19 +40,62 @@ pub fn unavailable(url: &str, e: impl std::fmt::Display) -> Response {
     .into_response()
 }
 
+/// Idle connections kept per gateway of the fleet.
+const IDLE_PER_GATEWAY: usize = 32;
+
+/// Kept-alive connections to the other gateways, by URL: a relayed request
+/// (a page's every asset, through a gateway that does not hold the
+/// session) reuses one rather than paying for a connection each.
+static IDLE: LazyLock<Mutex<HashMap<String, Vec<http1::SendRequest<Body>>>>> =
+    LazyLock::new(Default::default);
+
+fn take_idle(url: &str) -> Option<http1::SendRequest<Body>> {
+    let mut idle = IDLE.lock().unwrap();
+    let list = idle.get_mut(url)?;
+    while let Some(s) = list.pop() {
+        if s.is_ready() && !s.is_closed() {
+            return Some(s);
+        }
+    }
+    None
+}
+
+/// Puts a connection back once it can take the next request (its answer
+/// was read to the end; one cut short is closed instead, never reused).
+fn give_back(url: String, mut sender: http1::SendRequest<Body>) {
+    tokio::spawn(async move {
+        let ready = tokio::time::timeout(Duration::from_secs(5), sender.ready()).await;
+        if matches!(ready, Ok(Ok(()))) {
+            let mut idle = IDLE.lock().unwrap();
+            let list = idle.entry(url).or_default();
+            if list.len() < IDLE_PER_GATEWAY {
+                list.push(sender);
+            }
+        }
+    });
+}
+
 /// A connection to another gateway, ready for one request.
 pub struct Connected {
     sender: http1::SendRequest<Body>,
-    conn_task: tokio::task::JoinHandle<()>,
+    /// A fresh connection's task (`None` for a kept-alive one).
+    conn_task: Option<tokio::task::JoinHandle<()>>,
 }
 
-/// Connects to the gateway at `url`; `Err` when nothing answers there (it
-/// stopped or died: its sessions move to another gateway shortly).
+/// A connection to the gateway at `url`: a kept-alive one, else a new one;
+/// `Err` when nothing answers there (it stopped or died: its sessions move
+/// to another gateway shortly).
 pub async fn connect(
     url: &str,
     tasks: &TaskTracker,
     shutdown: &CancellationToken,
 ) -> Result<Connected, String> {
+    if let Some(sender) = take_idle(url) {
+        return Ok(Connected {
+            sender,
+            conn_task: None,
+        });
+    }
     let stream = match tokio::time::timeout(
         CONNECT_TIMEOUT,
         tokio::net::TcpStream::connect(authority(url)),
@@ -74,7 +119,10 @@ pub async fn connect(
             }
         }
     });
-    Ok(Connected { sender, conn_task })
+    Ok(Connected {
+        sender,
+        conn_task: Some(conn_task),
+    })
 }
 
 /// Sends `req` on `connected` (to the gateway at `url`) and returns its
@@ -122,29 +170,73 @@ pub async fn forward(
     {
         Ok(r) => r,
         Err(e) => {
-            conn_task.abort();
+            if let Some(t) = conn_task {
+                t.abort();
+            }
             return unavailable(url, e);
         }
     };
-    if resp.status() == hyper::StatusCode::SWITCHING_PROTOCOLS {
-        if let Some(client) = client_upgrade {
-            let upstream = hyper::upgrade::on(&mut resp);
-            let shutdown = shutdown.clone();
-            tasks.spawn(async move {
-                let (c, u) = match tokio::join!(client, upstream) {
-                    (Ok(c), Ok(u)) => (c, u),
-                    _ => return,
-                };
-                let (mut c, mut u) = (TokioIo::new(c), TokioIo::new(u));
-                tokio::select! {
-                    _ = tokio::io::copy_bidirectional(&mut c, &mut u) => {}
-                    _ = shutdown.cancelled() => {}
-                }
-            });
-        }
+    if resp.status() != hyper::StatusCode::SWITCHING_PROTOCOLS {
+        let (parts, body) = resp.into_parts();
+        let body = Returning {
+            inner: body,
+            back: Some((url.to_string(), sender)),
+        };
+        return Response::from_parts(parts, Body::new(body));
+    }
+    // A WebSocket: the connection is the tunnel now, never kept.
+    if let Some(client) = client_upgrade {
+        let upstream = hyper::upgrade::on(&mut resp);
+        let shutdown = shutdown.clone();
+        tasks.spawn(async move {
+            let (c, u) = match tokio::join!(client, upstream) {
+                (Ok(c), Ok(u)) => (c, u),
+                _ => return,
+            };
+            let (mut c, mut u) = (TokioIo::new(c), TokioIo::new(u));
+            tokio::select! {
+                _ = tokio::io::copy_bidirectional(&mut c, &mut u) => {}
+                _ = shutdown.cancelled() => {}
+            }
+        });
     }
     let (parts, body) = resp.into_parts();
     Response::from_parts(parts, Body::new(body))
+}
+
+/// An answer's body that gives its connection back when it is dropped
+/// (read to the end, or not: `give_back` tells).
+struct Returning {
+    inner: hyper::body::Incoming,
+    back: Option<(String, http1::SendRequest<Body>)>,
+}
+
+impl http_body::Body for Returning {
+    type Data = bytes::Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        std::pin::Pin::new(&mut self.inner).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+impl Drop for Returning {
+    fn drop(&mut self) {
+        if let Some((url, sender)) = self.back.take() {
+            give_back(url, sender);
+        }
+    }
 }
 
 #[cfg(test)]
