@@ -17,10 +17,11 @@
 //! 4. [`ops`]: the operations both doors offer (create, configure preview,
 //!    remove, inspect, commands, files, events), each written once.
 //!    [`relay`]: in a fleet, the doors' way to a session another gateway
-//!    holds: `http` passes the whole request to that gateway, `ws` its
+//!    holds: `http` passes the whole request to that gateway, `link` its
 //!    terminal messages over one WebSocket link per client connection and
-//!    session; the holder trusts a relay by a proof derived from the
-//!    fleet's secret.
+//!    session; the holder trusts a relay by a proof, an HMAC keyed with
+//!    the fleet's secret over the time, the request line and the client
+//!    and owner it names.
 //! 5. [`app`]: the shared state handlers get: settings, sessions, runtime,
 //!    access, limits, metrics, tasks.
 //! 6. [`session`]: the session table and its life cycle (create, look up by
@@ -36,7 +37,10 @@
 //!    the hardening every container gets, `runtime::endpoint` reaches a
 //!    local or remote engine, `runtime::files` and `runtime::procfs` reach
 //!    a container's files, ports and processes through the host's `/proc`
-//!    when the engine is on this machine); [`store`]: the state store
+//!    when the engine is on this machine, `runtime::engines` puts a fleet
+//!    gateway's own engine and its `--fleet-engine`s behind the one trait:
+//!    calls about a container go to the engine that has it, containers are
+//!    made on the own engine only); [`store`]: the state store
 //!    (what a session keeps across restarts), behind `SessionStore`;
 //!    [`fleet`]: the fleet's shared state in Redis (`--store redis://…`):
 //!    session records (it is the store then), leases, gateways, replay
