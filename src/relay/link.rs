@@ -63,6 +63,16 @@ pub struct Client<'a> {
 }
 
 impl Links {
+    /// Whether this connection has an open link for the session: its
+    /// messages go there without asking the fleet where the session is.
+    pub fn open_for(&self, session_id: &str) -> bool {
+        self.links
+            .lock()
+            .unwrap()
+            .get(session_id)
+            .is_some_and(|tx| !tx.is_closed())
+    }
+
     /// Sends one client message (`text`, for `session_id`) to the gateway
     /// at `url`, opening the link first if there is none. `Unreachable`:
     /// nothing answers at `url` (the holder stopped or died).
@@ -118,7 +128,10 @@ async fn open(
     client: Client<'_>,
 ) -> Result<mpsc::Sender<String>, ApiError> {
     let gone = |e: &dyn std::fmt::Display| {
-        tracing::warn!(gateway = %url, error = %e, "could not reach the session's gateway");
+        // Retried while a dead holder's lease runs out: not worth a warning
+        // each time (the relay's end is logged, and a client that finally
+        // gets the error sees it).
+        tracing::debug!(gateway = %url, error = %e, "could not reach the session's gateway");
         ApiError::DockerDaemon(
             "The gateway holding this session did not answer; try again shortly".into(),
         )

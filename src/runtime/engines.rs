@@ -6,8 +6,10 @@
 //! knows the id) and remembered. Ids are the engines' own random 256-bit
 //! ids: two engines never share one.
 //!
-//! Listing asks every engine and fails if any fails: adoption and the sweep
-//! must never take a container of an engine that did not answer for gone.
+//! Listing asks every engine; one of the others that does not answer is
+//! left out (this gateway's own must answer), so the sessions on it are
+//! neither listed nor, since `engine_ids` leaves it out too, taken for
+//! gone: adoption and the sweep leave what they cannot see alone.
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
@@ -94,7 +96,12 @@ impl ContainerRuntime for Engines {
     async fn engine_ids(&self) -> Result<Vec<String>, RuntimeError> {
         let mut ids = self.engines[0].engine_ids().await?;
         for e in &self.engines[1..] {
-            match e.engine_ids().await {
+            // Only an engine that answers now counts as reached.
+            let answers = async {
+                e.ping().await?;
+                e.engine_ids().await
+            };
+            match answers.await {
                 Ok(more) => ids.extend(more),
                 Err(err) => tracing::debug!(error = %err, "a fleet engine gives no id now"),
             }
@@ -153,7 +160,15 @@ impl ContainerRuntime for Engines {
     async fn list_managed(&self, instance: &str) -> Result<Vec<ManagedContainer>, RuntimeError> {
         let mut all = Vec::new();
         for (i, e) in self.engines.iter().enumerate() {
-            for c in e.list_managed(instance).await? {
+            let listed = match e.list_managed(instance).await {
+                Ok(l) => l,
+                Err(err) if i > 0 => {
+                    tracing::debug!(error = %err, "a fleet engine does not answer; its containers are left out");
+                    continue;
+                }
+                Err(err) => return Err(err),
+            };
+            for c in listed {
                 self.remember(&c.id, i);
                 all.push(c);
             }

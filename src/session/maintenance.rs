@@ -208,7 +208,14 @@ impl SessionManager {
         // that is gone ends its session here.
         let existing: HashSet<&str> = listed.iter().map(|c| c.id.as_str()).collect();
         for s in &snapshot {
-            if !existing.contains(s.container_id.as_str()) {
+            // Not listed, and the engine says so when asked about it (an
+            // engine of the fleet that did not answer lists nothing).
+            if !existing.contains(s.container_id.as_str())
+                && matches!(
+                    self.runtime.container_status(&s.container_id).await,
+                    Ok(None)
+                )
+            {
                 tracing::info!(session = %s.id, "container is gone; session dropped");
                 self.remove_orphan(&s.container_id).await;
                 self.forget(s, "Session expired").await;

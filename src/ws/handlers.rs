@@ -49,13 +49,17 @@ pub async fn handle_for(conn: &Arc<Connection>, session: &str, msg: ClientMessag
         + std::time::Duration::from_secs(1);
     let joins = matches!(msg, ClientMessage::Attach(_) | ClientMessage::Input(_));
     loop {
-        let url = match app.sessions.locate(session, Some(&conn.owner)).await {
-            Ok(Located::Elsewhere(url)) => url,
-            Err(e @ ApiError::DockerDaemon(_)) => {
-                return conn.send_error(&e, Some(session)).await;
-            }
-            // Here, or not found (which the handler says as it always does).
-            _ => return handle(conn, msg).await,
+        // An open link already goes to the holder: no lookup per keystroke.
+        let url = match conn.links.open_for(session) {
+            true => String::new(),
+            false => match app.sessions.locate(session, Some(&conn.owner)).await {
+                Ok(Located::Elsewhere(url)) => url,
+                Err(e @ ApiError::DockerDaemon(_)) => {
+                    return conn.send_error(&e, Some(session)).await;
+                }
+                // Here, or not found (which the handler says as it always does).
+                _ => return handle(conn, msg).await,
+            },
         };
         let client = crate::relay::link::Client {
             ip: &conn.ip,
