@@ -104,17 +104,21 @@ impl Front {
         // In a fleet: a request another gateway relayed with the fleet's
         // proof was admitted and counted there. The relay's headers go no
         // further (not to a preview's app) whoever sent them.
-        let relayed = app.sessions.fleet().and_then(|f| {
-            let target = req.uri().path_and_query().map_or("/", |p| p.as_str());
-            crate::relay::relayed(f, req.method().as_str(), target, req.headers())
-        });
-        for h in [
-            crate::relay::PROOF,
-            crate::relay::CLIENT_IP,
-            crate::relay::OWNER,
-        ] {
-            req.headers_mut().remove(h);
-        }
+        let relayed = match app.sessions.fleet() {
+            Some(f) => {
+                let target = req.uri().path_and_query().map_or("/", |p| p.as_str());
+                let r = crate::relay::relayed(f, req.method().as_str(), target, req.headers());
+                for h in [
+                    crate::relay::PROOF,
+                    crate::relay::CLIENT_IP,
+                    crate::relay::OWNER,
+                ] {
+                    req.headers_mut().remove(h);
+                }
+                r
+            }
+            None => None,
+        };
         let admitted = match relayed.clone() {
             Some((ip, owner)) => guard::Admission {
                 ip,
@@ -134,47 +138,13 @@ impl Front {
         let mut resp = match counted {
             Err(refused) => close(refused),
             Ok(limit) => {
-                // In a fleet, a preview configuration names its session in
-                // its body: read first (it is small) to find the holder.
-                let mut named = None;
-                if route == Route::ConfigurePreview
-                    && relayed.is_none()
-                    && app.sessions.fleet().is_some()
-                {
-                    let (parts, body) = req.into_parts();
-                    let limit = crate::api::body::MAX_BODY_BYTES;
-                    let Ok(bytes) = axum::body::to_bytes(body, limit).await else {
-                        return close(
-                            ApiError::MessageTooLarge(format!(
-                                "The request body could not be read whole within {limit} bytes"
-                            ))
-                            .into_response(),
-                        );
-                    };
-                    named = serde_json::from_slice::<serde_json::Value>(&bytes)
-                        .ok()
-                        .and_then(|v| v.get("sessionId")?.as_str().map(String::from));
-                    req = Request::from_parts(parts, axum::body::Body::from(bytes));
-                }
-                let mut resp = match self
-                    .holder(
-                        &route,
-                        &admitted,
-                        relayed.is_some(),
-                        req.uri().path(),
-                        named.as_deref(),
-                    )
-                    .await
-                {
-                    Ok(None) => {
-                        self.dispatch(route, admitted.owner.clone(), admitted.ip, req)
-                            .await
-                    }
-                    Ok(Some(url)) => {
-                        self.relay(url, route, &admitted, named.as_deref(), req)
-                            .await
-                    }
-                    Err(e) => e.into_response(),
+                let mut resp = if app.sessions.fleet().is_some() {
+                    // Boxed: the fleet's steps stay out of the future a
+                    // single server's every request pays for.
+                    Box::pin(self.in_fleet(route, &admitted, relayed.is_some(), req)).await
+                } else {
+                    self.dispatch(route, admitted.owner.clone(), admitted.ip, req)
+                        .await
                 };
                 // A refusal at a cap describes the cap itself, the tightest
                 // limit there.
@@ -192,6 +162,54 @@ impl Front {
         };
         admitted.finish(app, &mut resp);
         resp
+    }
+
+    /// In a fleet: serves the request here, or relays it to the gateway
+    /// that holds its session.
+    async fn in_fleet(
+        &self,
+        route: Route,
+        admitted: &guard::Admission,
+        relayed: bool,
+        mut req: Request,
+    ) -> Response {
+        // A preview configuration names its session in its body: read first
+        // (it is small) to find the holder.
+        let mut named = None;
+        if route == Route::ConfigurePreview && !relayed {
+            let (parts, body) = req.into_parts();
+            let limit = crate::api::body::MAX_BODY_BYTES;
+            let Ok(bytes) = axum::body::to_bytes(body, limit).await else {
+                return ApiError::MessageTooLarge(format!(
+                    "The request body could not be read whole within {limit} bytes"
+                ))
+                .into_response();
+            };
+            named = serde_json::from_slice::<serde_json::Value>(&bytes)
+                .ok()
+                .and_then(|v| v.get("sessionId")?.as_str().map(String::from));
+            req = Request::from_parts(parts, axum::body::Body::from(bytes));
+        }
+        match self
+            .holder(
+                &route,
+                admitted,
+                relayed,
+                req.uri().path(),
+                named.as_deref(),
+            )
+            .await
+        {
+            Ok(None) => {
+                self.dispatch(route, admitted.owner.clone(), admitted.ip, req)
+                    .await
+            }
+            Ok(Some(url)) => {
+                self.relay(url, route, admitted, named.as_deref(), req)
+                    .await
+            }
+            Err(e) => e.into_response(),
+        }
     }
 
     /// In a fleet: the URL of the gateway that holds the request's session,
