@@ -107,6 +107,14 @@ pub async fn connect(
         Err(_) => return Err("connect timed out".into()),
     };
     let _ = stream.set_nodelay(true);
+    // A holder that vanishes without closing (power, a partition) ends its
+    // connections within about 25 s rather than leaving a kept-alive one,
+    // and a request on it, waiting forever.
+    let keepalive = socket2::TcpKeepalive::new()
+        .with_time(Duration::from_secs(10))
+        .with_interval(Duration::from_secs(5))
+        .with_retries(3);
+    let _ = socket2::SockRef::from(&stream).set_tcp_keepalive(&keepalive);
     let (sender, conn) = http1::handshake(TokioIo::new(stream))
         .await
         .map_err(|e| e.to_string())?;
