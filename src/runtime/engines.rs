@@ -57,20 +57,27 @@ impl Engines {
         self.known.lock().unwrap().get(id).copied()
     }
 
+    /// The first engine that knows container `id` (remembered from then
+    /// on), with the container's state.
+    async fn find(&self, id: &str) -> Result<Option<(usize, ContainerStatus)>, RuntimeError> {
+        for (i, e) in self.engines.iter().enumerate() {
+            if let Some(s) = e.container_status(id).await? {
+                self.remember(id, i);
+                return Ok(Some((i, s)));
+            }
+        }
+        Ok(None)
+    }
+
     /// The engine that holds container `id`: remembered, else the first
     /// that knows it; the own engine when none does (it answers "no such
     /// container" as it always has).
     async fn engine_of(&self, id: &str) -> Result<&Arc<dyn ContainerRuntime>, RuntimeError> {
-        if let Some(i) = self.remembered(id) {
-            return Ok(&self.engines[i]);
-        }
-        for (i, e) in self.engines.iter().enumerate() {
-            if e.container_status(id).await?.is_some() {
-                self.remember(id, i);
-                return Ok(e);
-            }
-        }
-        Ok(&self.engines[0])
+        let i = match self.remembered(id) {
+            Some(i) => i,
+            None => self.find(id).await?.map_or(0, |(i, _)| i),
+        };
+        Ok(&self.engines[i])
     }
 
     /// The engine a shell or command was started on (`exec_id`).
@@ -140,13 +147,7 @@ impl ContainerRuntime for Engines {
         if let Some(i) = self.remembered(id) {
             return self.engines[i].container_status(id).await;
         }
-        for (i, e) in self.engines.iter().enumerate() {
-            if let Some(s) = e.container_status(id).await? {
-                self.remember(id, i);
-                return Ok(Some(s));
-            }
-        }
-        Ok(None)
+        Ok(self.find(id).await?.map(|(_, s)| s))
     }
     async fn container_pid(&self, id: &str) -> Result<Option<u32>, RuntimeError> {
         self.engine_of(id).await?.container_pid(id).await

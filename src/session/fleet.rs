@@ -212,14 +212,7 @@ impl SessionManager {
     /// Lets go of a session another gateway holds now: out of this table,
     /// its clients told to reconnect; its container and record stay.
     async fn let_go(&self, session: &Arc<Session>) {
-        let removed = {
-            let mut map = self.sessions.write().unwrap();
-            match map.get(&session.id) {
-                Some(s) if Arc::ptr_eq(s, session) => map.remove(&session.id).is_some(),
-                _ => false,
-            }
-        };
-        if removed {
+        if self.take_out(session) {
             tracing::warn!(session = %session.id, "another gateway holds the session now; letting it go");
             session.ended.cancel();
             session.terminal.close(MOVED).await;

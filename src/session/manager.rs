@@ -375,17 +375,20 @@ impl SessionManager {
         Ok(())
     }
 
+    /// Takes `session` out of the table if it is still the one there;
+    /// whether it was.
+    pub(super) fn take_out(&self, session: &Arc<Session>) -> bool {
+        let mut map = self.sessions.write().unwrap();
+        match map.get(&session.id) {
+            Some(s) if Arc::ptr_eq(s, session) => map.remove(&session.id).is_some(),
+            _ => false,
+        }
+    }
+
     /// Takes a session whose container is gone (or going) out of the table
     /// and the store, and tells its clients why.
     pub(super) async fn forget(&self, session: &Arc<Session>, reason: &'static str) {
-        let removed = {
-            let mut map = self.sessions.write().unwrap();
-            match map.get(&session.id) {
-                Some(s) if Arc::ptr_eq(s, session) => map.remove(&session.id).is_some(),
-                _ => false,
-            }
-        };
-        if removed {
+        if self.take_out(session) {
             let state = if reason == "Session removed" {
                 "removed"
             } else {
